@@ -1,0 +1,77 @@
+"""crmsync: a social-CRM connector framework.
+
+This module is the public API plugins may use; everything else is internal.
+
+* ``hookimpl``: mark hook implementations (see :mod:`crmsync.hookspecs`).
+* ``Source``, ``Sink``, ``Enricher``: plugin base classes.
+* ``Interaction``, ``Identity`` and the other record types, ``make_interaction_id``.
+* ``Checkpoint``, ``Rejected``, ``Delivery``, ``Receipt``, ``Context``: what flows between plugins and the runner.
+* The errors: ``CrmsyncError`` and its branches.
+* Helpers: ``sanitize_html``, ``html_to_text``, ``retrying``, ``Secret``.
+* The conformance kit lives in :mod:`crmsync.testing`.
+"""
+
+from __future__ import annotations
+
+from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, Source
+from .config import Secret
+from .errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
+from .hookspecs import hookimpl
+from .retry import call_with_retries, retrying
+from .schema import (
+    SCHEMA_VERSION,
+    Attachment,
+    Identity,
+    Interaction,
+    ItemReviewed,
+    Provenance,
+    Rating,
+    Sentiment,
+    content_hash,
+    is_globally_unique,
+    make_identity_id,
+    make_interaction_id,
+)
+from .text import html_to_text, neutralize_formula, normalize_text, sanitize_html, truncate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Attachment",
+    "Checkpoint",
+    "ConfigError",
+    "Context",
+    "CrmsyncError",
+    "Delivery",
+    "Enricher",
+    "FatalError",
+    "Identity",
+    "Interaction",
+    "ItemReviewed",
+    "PluginError",
+    "Provenance",
+    "Rating",
+    "Receipt",
+    "Record",
+    "Rejected",
+    "RetriableError",
+    "Secret",
+    "Sentiment",
+    "Sink",
+    "SkippableError",
+    "Source",
+    "__version__",
+    "call_with_retries",
+    "content_hash",
+    "hookimpl",
+    "html_to_text",
+    "is_globally_unique",
+    "make_identity_id",
+    "make_interaction_id",
+    "neutralize_formula",
+    "normalize_text",
+    "retrying",
+    "sanitize_html",
+    "truncate",
+]

@@ -1,0 +1,228 @@
+"""Base classes for plugins: :class:`Source`, :class:`Sink` and :class:`Enricher`.
+
+A plugin class sets class attributes (``name``, ``description``,
+``config_schema``) and overrides one method: :meth:`Source.read`,
+:meth:`Sink.write` or :meth:`Enricher.enrich`. The runner does the rest:
+config validation, batching, the store, bookmarks, the delivery ledger,
+retries and quarantine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from .errors import ConfigError
+from .schema import Identity, Interaction
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A bookmark a source yields once everything before it is emitted.
+
+    The runner stores ``state`` only after every record yielded before it is
+    committed to the store, and hands it back to :meth:`Source.read` next run.
+    ``state`` must be JSON-serializable and must not hold secrets.
+    """
+
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input record that could not be processed: it goes to the quarantine.
+
+    ``ref`` locates it (``feeds/a.xml``, ``reviews.csv:17``, ``INBOX:UID 42``),
+    ``reason`` says what is wrong, ``raw`` is the payload to replay later.
+    """
+
+    ref: str
+    reason: str
+    raw: bytes | None = None
+    error_type: str = "SkippableError"
+
+
+#: What :meth:`Source.read` may yield.
+Record = Interaction | Identity | Checkpoint | Rejected
+
+
+@dataclass
+class Context:
+    """What the host gives a plugin instance.
+
+    ``config_dir`` is the directory of the config file (relative paths in
+    config are relative to it); ``run_started`` is the run's start in UTC;
+    ``state_dir`` is a directory the plugin may keep files in.
+    """
+
+    config_dir: Path = field(default_factory=Path.cwd)
+    state_dir: Path | None = None
+    run_started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    run_id: str | None = None
+    dry_run: bool = False
+
+
+class _Plugin:
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: JSON Schema (draft 2020-12) of the instance's options. Mark secret
+    #: strings with ``"secret": true``: they must be given as ``env:NAME`` or
+    #: ``file:PATH`` references and arrive as :class:`crmsync.Secret`.
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+
+    def __init__(self, instance: str, config: Mapping[str, Any], context: Context | None = None) -> None:
+        self.instance = instance
+        self.config = dict(config)
+        self.context = context or Context()
+        self.log = logging.getLogger(f"crmsync.{self._role}.{instance}")
+        self.notes: list[str] = []
+
+    _role = "plugin"
+
+    def note(self, message: str) -> None:
+        """Add a line to this instance's part of the run report (e.g. truncated fields)."""
+        if message not in self.notes:
+            self.notes.append(message)
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from config, relative to the config file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.context.config_dir / p)
+
+
+class Source(_Plugin):
+    """Reads interactions (and identities) from somewhere.
+
+    Override :meth:`read`. Set ``channel`` to the family your ids belong to.
+    """
+
+    _role = "source"
+    #: Channel family of this source's interactions (``feed``, ``email``, ``review``).
+    channel: ClassVar[str] = "other"
+
+    def read(self, state: dict[str, Any] | None) -> Iterator[Record]:
+        """Yield records, :class:`Rejected` inputs and :class:`Checkpoint` bookmarks.
+
+        ``state`` is the last committed checkpoint's state, or ``None`` on the
+        first run and with ``--full-refresh``. Yield :class:`Rejected` for bad
+        input instead of raising; raise :class:`crmsync.RetriableError` for
+        transient failures and :class:`crmsync.FatalError` when the whole
+        source cannot go on.
+        """
+        raise NotImplementedError
+
+    def replay(self, ref: str, raw: bytes) -> Iterator[Record]:
+        """Process one quarantined input again (``crmsync quarantine replay``).
+
+        ``ref`` and ``raw`` are what the :class:`Rejected` carried. The default
+        says the source cannot replay; file-based sources re-parse ``raw``.
+        """
+        msg = f"source plugin {self.name!r} cannot replay quarantined records"
+        raise ConfigError(msg, plugin=self.instance)
+        yield  # pragma: no cover
+
+    # helpers -------------------------------------------------------------
+    def interaction(self, *, native_id: str, kind: str, scope: str | None = None, **fields: Any) -> Interaction:
+        """Build an :class:`Interaction` of this source with a derived id."""
+        fields.setdefault("fetched", self.context.run_started)
+        return Interaction.create(source=self.instance, channel=self.channel, native_id=native_id, scope=scope, kind=kind, **fields)
+
+    def reject(self, ref: str, reason: str, raw: bytes | str | None = None, error_type: str = "SkippableError") -> Rejected:
+        """A :class:`Rejected` record for the quarantine."""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        return Rejected(ref=ref, reason=reason, raw=raw, error_type=error_type)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A sink's word that an interaction's version is durably written.
+
+    ``external_id`` is the id the CRM gave the record, when it says.
+    """
+
+    interaction_id: str
+    version: int
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One interaction version a sink must write.
+
+    ``operation`` is ``create`` when this sink never received the interaction,
+    ``update`` when it holds an older version (then ``external_id`` is the id
+    it reported for it).
+    """
+
+    interaction: Interaction
+    version: int
+    operation: Literal["create", "update"]
+    external_id: str | None = None
+
+    def receipt(self, external_id: str | None = None) -> Receipt:
+        """A :class:`Receipt` for this delivery."""
+        return Receipt(self.interaction.interaction_id, self.version, external_id or self.external_id)
+
+
+class Sink(_Plugin):
+    """Writes interactions somewhere (a CRM, its import files, a database).
+
+    Override :meth:`write`. Writes must be idempotent (upsert by
+    ``interaction_id``): after a crash the runner delivers again whatever has
+    no receipt.
+    """
+
+    _role = "sink"
+    #: Deliveries per :meth:`write` call.
+    batch_size: ClassVar[int] = 500
+    #: Records written between :meth:`flush` calls; ``None``: flush only at the end.
+    flush_every: ClassVar[int | None] = None
+
+    def open(self) -> None:
+        """Prepare for a run (connect, create directories)."""
+
+    def write(self, deliveries: Sequence[Delivery]) -> Iterable[Receipt] | None:
+        """Write a batch.
+
+        Return receipts for what is durable now, or ``None`` when the batch is
+        buffered and its receipts come from :meth:`flush`.
+        """
+        raise NotImplementedError
+
+    def flush(self) -> Iterable[Receipt]:
+        """Make buffered writes durable and return their receipts."""
+        return ()
+
+    def abort(self) -> None:
+        """Discard writes that are not durable yet (the run failed)."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class Enricher(_Plugin):
+    """Adds fields to normalized interactions before they are stored.
+
+    Override :meth:`enrich` (or :meth:`enrich_batch` for vectorized work).
+    Enrichers write the enrichment fields (``sentiment``, ``language``,
+    ``needs_response``, ``priority``, ``mentions``) or ``extra``; they must not
+    change content fields a source owns.
+    """
+
+    _role = "enricher"
+
+    def enrich(self, interaction: Interaction) -> Interaction:
+        """Return the interaction with fields added."""
+        raise NotImplementedError
+
+    def enrich_batch(self, interactions: list[Interaction]) -> list[Interaction]:
+        """Enrich a batch; the default calls :meth:`enrich` on each."""
+        return [self.enrich(i) for i in interactions]
+
+
+__all__ = ["Checkpoint", "Context", "Delivery", "Enricher", "Receipt", "Record", "Rejected", "Sink", "Source"]

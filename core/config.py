@@ -1,0 +1,338 @@
+"""Loading and validating ``crmsync.toml``.
+
+The file names source, sink and enricher *instances*; each has a ``plugin``
+and that plugin's options, validated against the plugin's ``config_schema``.
+Errors name the file, the key and the valid choices. Secret options are
+references (``env:NAME``, ``file:PATH``) resolved when the instance starts;
+their values are never printed, logged or stored.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import ConfigError
+from .plugins import PluginHost
+
+DEFAULT_CONFIG_NAME = "crmsync.toml"
+DEFAULT_STORE_PATH = ".crmsync/crmsync.db"
+
+_TOP_KEYS = {"store", "run", "sources", "sinks", "enrichers"}
+_STORE_KEYS = {"url", "path"}
+_RUN_KEYS = {"batch_size", "concurrency", "retry_attempts", "retry_max_wait"}
+#: Keys every instance may have besides its plugin's own options.
+COMMON_KEYS = {
+    "sources": {"plugin", "enabled", "enrichers"},
+    "sinks": {"plugin", "enabled", "sources"},
+    "enrichers": {"plugin", "enabled"},
+}
+_SINGULAR = {"sources": "source", "sinks": "sink", "enrichers": "enricher"}
+
+
+class Secret:
+    """A secret option's value. Prints as its reference, never as the value.
+
+    Call :meth:`get` where the value is needed (a login), nowhere else.
+    """
+
+    __slots__ = ("_value", "reference")
+
+    def __init__(self, value: str, reference: str) -> None:
+        self._value = value
+        self.reference = reference
+        register_secret_value(value)
+
+    def get(self) -> str:
+        """The secret value."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.reference!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self.reference)
+
+
+_secret_values: set[str] = set()
+_secret_lock = threading.Lock()
+
+
+def register_secret_value(value: str) -> None:
+    """Remember a value to redact from logs, reports and errors."""
+    if value and len(value) >= 3:
+        with _secret_lock:
+            _secret_values.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret value replaced by ``***``."""
+    if not _secret_values or not text:
+        return text
+    for value in sorted(_secret_values, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password hidden."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def resolve_reference(ref: str, *, where: str, host: PluginHost | None = None, base: Path | None = None) -> str:
+    """Resolve ``env:NAME``, ``file:PATH`` or a plugin-provided scheme."""
+    scheme, _, rest = ref.partition(":")
+    if not rest:
+        msg = f"{where}: a secret must be a reference like 'env:NAME' or 'file:PATH', not a literal value"
+        raise ConfigError(msg)
+    if scheme == "env":
+        if rest not in os.environ:
+            msg = f"{where}: environment variable {rest} is not set"
+            raise ConfigError(msg)
+        return os.environ[rest]
+    if scheme == "file":
+        p = Path(rest).expanduser()
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        try:
+            return p.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            msg = f"{where}: cannot read secret file {p}: {exc.strerror}"
+            raise ConfigError(msg) from None
+    if host is not None:
+        value = host.resolve_secret(scheme, rest)
+        if value is not None:
+            return str(value)
+    msg = f"{where}: unknown secret scheme {scheme!r}; use 'env:NAME' or 'file:PATH'"
+    raise ConfigError(msg)
+
+
+@dataclass
+class InstanceConfig:
+    """One configured source, sink or enricher."""
+
+    kind: str  # sources, sinks, enrichers
+    name: str
+    plugin: str
+    options: dict[str, Any]
+    enabled: bool = True
+    sources: list[str] | None = None  # sinks: which sources feed it
+    enrichers: list[str] | None = None  # sources: which enrichers apply
+    secret_keys: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"[{self.kind}.{self.name}]"
+
+
+@dataclass
+class Config:
+    """A validated configuration."""
+
+    path: Path | None
+    directory: Path
+    store_url: str
+    sources: dict[str, InstanceConfig] = field(default_factory=dict)
+    sinks: dict[str, InstanceConfig] = field(default_factory=dict)
+    enrichers: dict[str, InstanceConfig] = field(default_factory=dict)
+    batch_size: int = 500
+    concurrency: int = 4
+    retry_attempts: int = 5
+    retry_max_wait: float = 60.0
+    host: PluginHost | None = None
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else "<config>"
+
+    def resolved_options(self, inst: InstanceConfig) -> dict[str, Any]:
+        """The instance's options with secret references resolved to :class:`Secret`."""
+        opts = copy.deepcopy(inst.options)
+        for key in inst.secret_keys:
+            if key in opts and isinstance(opts[key], str):
+                value = resolve_reference(opts[key], where=f"{self.where}: {inst.label} key {key!r}", host=self.host, base=self.directory)
+                opts[key] = Secret(value, opts[key])
+        return opts
+
+
+def find_config(path: str | Path | None) -> Path:
+    """The config file to use: ``path``, else ``./crmsync.toml``."""
+    p = Path(path) if path else Path(DEFAULT_CONFIG_NAME)
+    if not p.exists():
+        hint = "" if path else " (run 'crmsync init' to write a starter config, or pass --config)"
+        msg = f"config file {p} not found{hint}"
+        raise ConfigError(msg)
+    return p
+
+
+def load_config(path: str | Path | None, host: PluginHost, *, store_url: str | None = None) -> Config:
+    """Read and validate a config file against the plugins in ``host``."""
+    p = find_config(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{p}: not valid TOML: {exc}"
+        raise ConfigError(msg) from None
+    except UnicodeDecodeError as exc:
+        msg = f"{p}: not UTF-8 text: {exc}"
+        raise ConfigError(msg) from None
+    return parse_config(data, host, path=p.resolve(), store_url=store_url)
+
+
+def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = None, store_url: str | None = None) -> Config:
+    """Validate parsed config data (see :func:`load_config`)."""
+    where = str(path) if path else "<config>"
+    directory = path.parent if path else Path.cwd()
+    _check_keys(data, _TOP_KEYS, where, "top level")
+    store = data.get("store", {})
+    _check_table(store, where, "[store]")
+    _check_keys(store, _STORE_KEYS, where, "[store]")
+    run = data.get("run", {})
+    _check_table(run, where, "[run]")
+    _check_keys(run, _RUN_KEYS, where, "[run]")
+
+    url = store_url or os.environ.get("CRMSYNC_STORE_URL") or store.get("url")
+    if url and url.startswith(("env:", "file:")):
+        url = resolve_reference(url, where=f"{where}: [store] key 'url'", host=host, base=directory)
+        register_secret_value(url)
+    if not url:
+        db = Path(store.get("path", DEFAULT_STORE_PATH)).expanduser()
+        if not db.is_absolute():
+            db = directory / db
+        url = f"sqlite:///{db}"
+
+    cfg = Config(path=path, directory=directory, store_url=url, host=host)
+    for key, typ in (("batch_size", int), ("concurrency", int), ("retry_attempts", int), ("retry_max_wait", (int, float))):
+        if key in run:
+            if not isinstance(run[key], typ) or isinstance(run[key], bool) or run[key] <= 0:
+                msg = f"{where}: [run] key {key!r} must be a positive number, got {run[key]!r}"
+                raise ConfigError(msg)
+            setattr(cfg, key, run[key])
+
+    host.collect()
+    for kind in ("sources", "sinks", "enrichers"):
+        section = data.get(kind, {})
+        _check_table(section, where, f"[{kind}]")
+        registry = getattr(host, kind)
+        for name, table in section.items():
+            label = f"[{kind}.{name}]"
+            _check_table(table, where, label)
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name):
+                msg = f"{where}: {label}: instance names may use letters, digits, '_', '-' and '.'"
+                raise ConfigError(msg)
+            plugin = table.get("plugin")
+            if not plugin:
+                msg = f"{where}: {label}: missing key 'plugin'; available {kind}: {_choices(registry)}"
+                raise ConfigError(msg)
+            if plugin not in registry:
+                msg = f"{where}: {label} key 'plugin': unknown {_SINGULAR[kind]} plugin {plugin!r}; available: {_choices(registry)}"
+                raise ConfigError(msg)
+            cls = registry[plugin]
+            options = {k: v for k, v in table.items() if k not in COMMON_KEYS[kind]}
+            options = validate_options(cls.config_schema, options, where=f"{where}: {label}")
+            inst = InstanceConfig(
+                kind=kind,
+                name=name,
+                plugin=plugin,
+                options=options,
+                enabled=bool(table.get("enabled", True)),
+                secret_keys=tuple(k for k, s in cls.config_schema.get("properties", {}).items() if s.get("secret")),
+            )
+            if kind == "sinks" and "sources" in table:
+                inst.sources = list(table["sources"])
+            if kind == "sources" and "enrichers" in table:
+                inst.enrichers = list(table["enrichers"])
+            for key in inst.secret_keys:
+                value = options.get(key)
+                if value is not None and not (isinstance(value, str) and ":" in value and value.split(":", 1)[0].isidentifier()):
+                    msg = f"{where}: {label} key {key!r} is a secret: give a reference like 'env:NAME' or 'file:PATH', not the value"
+                    raise ConfigError(msg)
+            getattr(cfg, kind)[name] = inst
+
+    for sink in cfg.sinks.values():
+        for src in sink.sources or []:
+            if src not in cfg.sources:
+                msg = f"{where}: {sink.label} key 'sources': unknown source {src!r}; configured sources: {_choices(cfg.sources)}"
+                raise ConfigError(msg)
+    for source in cfg.sources.values():
+        for enr in source.enrichers or []:
+            if enr not in cfg.enrichers:
+                msg = f"{where}: {source.label} key 'enrichers': unknown enricher {enr!r}; configured enrichers: {_choices(cfg.enrichers)}"
+                raise ConfigError(msg)
+    return cfg
+
+
+def validate_options(schema: dict[str, Any], options: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """Validate ``options`` against a plugin's JSON Schema; fill defaults.
+
+    Unknown keys are errors (with the valid keys listed) unless the schema
+    sets ``additionalProperties``. Raises :class:`ConfigError` listing every problem.
+    """
+    schema = dict(schema)
+    schema.setdefault("type", "object")
+    schema.setdefault("additionalProperties", False)
+    props = schema.get("properties", {})
+    filled = copy.deepcopy(options)
+    for key, sub in props.items():
+        if key not in filled and "default" in sub:
+            filled[key] = copy.deepcopy(sub["default"])
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path)):
+        problems.append(_format_error(err, props))
+    if problems:
+        msg = f"{where}: " + "; ".join(problems)
+        raise ConfigError(msg)
+    return filled
+
+
+def _format_error(err: jsonschema.ValidationError, props: dict[str, Any]) -> str:
+    path = ".".join(str(p) for p in err.absolute_path)
+    key = f"key {path!r}: " if path else ""
+    secret = bool(err.absolute_path) and props.get(str(err.absolute_path[0]), {}).get("secret")
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        valid = ", ".join(sorted(err.schema.get("properties", {}))) or "(none)"
+        return f"{key}unknown key(s) {', '.join(map(repr, extra))}; valid keys: {valid}"
+    if err.validator == "required":
+        return f"{key}{err.message.replace('is a required property', 'is required')}"
+    if err.validator == "enum":
+        shown = "the given value" if secret else repr(err.instance)
+        return f"{key}{shown} is not a valid choice; valid choices: {', '.join(map(str, err.validator_value))}"
+    if secret:
+        return f"{key}invalid value ({err.validator})"
+    return f"{key}{err.message}"
+
+
+def _check_table(value: Any, where: str, label: str) -> None:
+    if not isinstance(value, dict):
+        msg = f"{where}: {label} must be a table, got {type(value).__name__}"
+        raise ConfigError(msg)
+
+
+def _check_keys(table: dict[str, Any], valid: set[str], where: str, label: str) -> None:
+    extra = sorted(set(table) - valid)
+    if extra:
+        msg = f"{where}: {label}: unknown key(s) {', '.join(map(repr, extra))}; valid keys: {', '.join(sorted(valid))}"
+        raise ConfigError(msg)
+
+
+def _choices(names: Any) -> str:
+    return ", ".join(sorted(names)) or "(none)"
+
+
+__all__ = ["Config", "InstanceConfig", "Secret", "find_config", "load_config", "parse_config", "redact", "validate_options"]

@@ -1,0 +1,451 @@
+"""The sync loop: sources into the store, the store into each sink, exactly once.
+
+* Sources run concurrently, each in isolation. Their records are enriched and
+  upserted in batches; a source's bookmark is stored in the same transaction
+  as the records before it, so it never runs ahead of the data.
+* Each sink then gets what its ledger says it lacks, in pages. A ledger entry
+  is written only after the sink says the write is durable, and sinks upsert
+  by ``interaction_id``; so a crash anywhere, followed by a re-run, leaves the
+  sink with every interaction exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Rejected, Sink, Source
+from .config import Config, InstanceConfig, redact
+from .errors import ConfigError, CrmsyncError, FatalError, RetriableError, SkippableError
+from .failpoints import failpoint
+from .plugins import PluginHost
+from .retry import retrying
+from .schema import Identity, Interaction
+from .store import Store
+
+log = logging.getLogger("crmsync.runner")
+
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+
+@dataclass
+class SourceReport:
+    """What one source did in a run."""
+
+    name: str
+    plugin: str
+    status: str = "pending"  # ok, failed
+    read: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    identities: int = 0
+    quarantined: int = 0
+    restarts: int = 0
+    duration: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SinkReport:
+    """What one sink did in a run."""
+
+    name: str
+    plugin: str
+    status: str = "pending"
+    created: int = 0
+    updated: int = 0
+    delivered: int = 0
+    backlog: int = 0
+    duration: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    """The outcome of ``crmsync run`` (``--json`` prints it)."""
+
+    run_id: str
+    started_at: str
+    dry_run: bool = False
+    full_refresh: bool = False
+    finished_at: str | None = None
+    duration: float = 0.0
+    status: str = "running"
+    exit_code: int = 0
+    sources: list[SourceReport] = field(default_factory=list)
+    sinks: list[SinkReport] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return _redact_tree(data)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {
+            "read": sum(s.read for s in self.sources),
+            "new": sum(s.new for s in self.sources),
+            "updated": sum(s.updated for s in self.sources),
+            "quarantined": sum(s.quarantined for s in self.sources),
+            "delivered": sum(s.delivered for s in self.sinks),
+        }
+
+
+def _redact_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_tree(v) for v in value]
+    return value
+
+
+class Runner:
+    """Runs configured sources and sinks over one store."""
+
+    def __init__(self, config: Config, store: Store, host: PluginHost, *, progress: bool = False) -> None:
+        self.config = config
+        self.store = store
+        self.host = host
+        self.progress = progress
+
+    # --------------------------------------------------------------------
+    def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
+        """The enabled instances of ``kind``, or the named ones (which must exist)."""
+        configured: dict[str, InstanceConfig] = getattr(self.config, kind)
+        if not names:
+            return [i for i in configured.values() if i.enabled]
+        out = []
+        for n in names:
+            if n not in configured:
+                msg = f"unknown {kind[:-1]} {n!r}; configured: {', '.join(sorted(configured)) or '(none)'}"
+                raise ConfigError(msg)
+            out.append(configured[n])
+        return out
+
+    def run(
+        self,
+        *,
+        sources: Sequence[str] | None = None,
+        sinks: Sequence[str] | None = None,
+        dry_run: bool = False,
+        full_refresh: bool = False,
+        wait: bool = False,
+        command: str = "run",
+    ) -> RunReport:
+        """One run: every selected source, then every selected sink."""
+        src_insts = self.select("sources", sources)
+        sink_insts = self.select("sinks", sinks)
+        run_id = str(uuid.uuid4())
+        started = time.monotonic()
+        report = RunReport(run_id=run_id, started_at=datetime.now(UTC).isoformat(), dry_run=dry_run, full_refresh=full_refresh)
+        context = Context(config_dir=self.config.directory, run_id=run_id, dry_run=dry_run, state_dir=self._state_dir())
+        if not dry_run:
+            self.store.acquire_lock(run_id, wait=wait)
+        try:
+            if not dry_run:
+                self.store.start_run(run_id, command)
+            report.sources = [SourceReport(i.name, i.plugin) for i in src_insts]
+            dry: dict[str, dict[str, Interaction]] = {}
+            workers = max(1, min(self.config.concurrency, len(src_insts)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="source") as pool:
+                futures = [
+                    pool.submit(self._run_source, inst, rep, context, full_refresh, dry, pos)
+                    for pos, (inst, rep) in enumerate(zip(src_insts, report.sources, strict=True))
+                ]
+                for f in futures:
+                    f.result()
+            report.sinks = [SinkReport(i.name, i.plugin) for i in sink_insts]
+            if dry_run:
+                for inst, rep in zip(sink_insts, report.sinks, strict=True):
+                    self._dry_sink(inst, rep, dry)
+            else:
+                with ThreadPoolExecutor(max_workers=max(1, len(sink_insts)), thread_name_prefix="sink") as pool:
+                    futures = [pool.submit(self._run_sink, inst, rep, context) for inst, rep in zip(sink_insts, report.sinks, strict=True)]
+                    for f in futures:
+                        f.result()
+            failed = any(r.status == "failed" for r in [*report.sources, *report.sinks])
+            quarantined = any(r.quarantined for r in report.sources)
+            report.exit_code = EXIT_PARTIAL if (failed or quarantined) else EXIT_OK
+            report.status = "failed" if failed else ("ok" if not quarantined else "ok_with_quarantine")
+        finally:
+            report.duration = round(time.monotonic() - started, 3)
+            report.finished_at = datetime.now(UTC).isoformat()
+            if not dry_run:
+                if report.status == "running":
+                    report.status = "crashed"
+                self.store.finish_run(run_id, report.status, report.as_dict())
+                self.store.release_lock()
+        return report
+
+    def _state_dir(self):  # noqa: ANN202
+        d = self.config.directory / ".crmsync" / "plugins"
+        return d
+
+    # sources ------------------------------------------------------------
+    def _make_enrichers(self, inst: InstanceConfig, context: Context) -> list[Enricher]:
+        names = inst.enrichers if inst.enrichers is not None else [n for n, e in self.config.enrichers.items() if e.enabled]
+        out = []
+        for n in names:
+            e = self.config.enrichers[n]
+            cls = self.host.get("enrichers", e.plugin)
+            out.append(cls(n, self.config.resolved_options(e), context))
+        return out
+
+    def _run_source(self, inst: InstanceConfig, rep: SourceReport, context: Context, full_refresh: bool, dry: dict, pos: int) -> None:
+        t0 = time.monotonic()
+        bar = _bar(f"source {inst.name}", self.progress, pos)
+        try:
+            cls: type[Source] = self.host.get("sources", inst.plugin)
+            source = cls(inst.name, self.config.resolved_options(inst), context)
+            enrichers = [] if context.dry_run else self._make_enrichers(inst, context)
+            if full_refresh and not context.dry_run:
+                self.store.reset_bookmark(inst.name)
+            state = None if full_refresh else self.store.get_bookmark(inst.name)
+            attempts = self.config.retry_attempts
+            for attempt in retrying(attempts=attempts, max_wait=self.config.retry_max_wait, name=f"source {inst.name}"):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        rep.restarts += 1
+                        state = None if (full_refresh and rep.read == 0) else self.store.get_bookmark(inst.name)
+                    self._consume(source, source.read(state), inst, rep, enrichers, context, bar, dry)
+            rep.status = "ok"
+        except SkippableError as exc:
+            rep.status = "failed"
+            rep.errors.append(f"stopped at bad input {exc.ref or ''}: {exc}")
+            if not context.dry_run:
+                self.store.write_batch(inst.name, [], rejected=[Rejected(exc.ref or inst.name, str(exc), _raw(exc.raw), "SkippableError")], run_id=context.run_id)
+                rep.quarantined += 1
+        except (CrmsyncError, Exception) as exc:  # noqa: BLE001 - one source never breaks the run
+            rep.status = "failed"
+            rep.errors.append(_describe(exc))
+            log.error("source %s failed: %s", inst.name, _describe(exc))
+            if not isinstance(exc, CrmsyncError):
+                log.debug("".join(traceback.format_exception(exc)))
+        finally:
+            rep.duration = round(time.monotonic() - t0, 3)
+            bar.close()
+
+    def _consume(self, source: Source, stream: Iterable[Any], inst: InstanceConfig, rep: SourceReport, enrichers: list[Enricher], context: Context, bar: Any, dry: dict) -> None:
+        batch_size = self.config.batch_size
+        recs: list[Interaction] = []
+        people: list[Identity] = []
+        bad: list[Rejected] = []
+        checkpoint: dict[str, Any] | None = None
+
+        def flush(final: bool = False) -> None:
+            nonlocal recs, people, bad, checkpoint
+            if not (recs or people or bad or checkpoint is not None):
+                return
+            if context.dry_run:
+                mine = dry.setdefault(inst.name, {})
+                for iid, status in self.store.classify(recs).items():
+                    if status == "new":
+                        rep.new += 1
+                    elif status == "edit":
+                        rep.updated += 1
+                    else:
+                        rep.unchanged += 1
+                for r in recs:
+                    mine[r.interaction_id] = r
+                rep.quarantined += len(bad)
+            else:
+                if enrichers and recs:
+                    recs = self._enrich(enrichers, recs, rep)
+                failpoint("source.before_commit")
+                res = self.store.write_batch(inst.name, recs, identities_=people, rejected=bad, bookmark=checkpoint, run_id=context.run_id)
+                failpoint("source.after_commit")
+                rep.new += res.new
+                rep.updated += res.updated
+                rep.unchanged += res.unchanged
+                rep.identities += res.identities
+                rep.quarantined += res.quarantined
+                for r in bad:
+                    log.warning("source %s: quarantined %s: %s", inst.name, r.ref, r.reason)
+            recs, people, bad, checkpoint = [], [], [], None
+
+        try:
+            for item in stream:
+                if isinstance(item, Interaction):
+                    if item.source != inst.name:
+                        msg = f"yielded an interaction of source {item.source!r}; build records with Source.interaction()"
+                        raise FatalError(msg, plugin=inst.name)
+                    recs.append(item)
+                    rep.read += 1
+                    bar.update(1)
+                elif isinstance(item, Identity):
+                    people.append(item)
+                    rep.read += 1
+                    bar.update(1)
+                elif isinstance(item, Rejected):
+                    bad.append(item)
+                elif isinstance(item, Checkpoint):
+                    # every record before this checkpoint is in the buffer or committed
+                    checkpoint = item.state
+                else:
+                    msg = f"yielded {type(item).__name__}; a source yields Interaction, Identity, Rejected or Checkpoint"
+                    raise FatalError(msg, plugin=inst.name)
+                if len(recs) + len(people) + len(bad) >= batch_size:
+                    flush()
+        except BaseException:
+            # keep what was read before the failure (and the last checkpoint before it)
+            flush()
+            raise
+        flush(final=True)
+
+    def _enrich(self, enrichers: list[Enricher], recs: list[Interaction], rep: SourceReport) -> list[Interaction]:
+        for enricher in enrichers:
+            try:
+                out = enricher.enrich_batch(recs)
+                if len(out) != len(recs):
+                    msg = f"enricher {enricher.instance!r} returned {len(out)} records for {len(recs)}"
+                    raise FatalError(msg)
+                recs = out
+            except Exception as exc:  # noqa: BLE001 - records are kept unenriched
+                msg = f"enricher {enricher.instance} failed, records stored without it: {_describe(exc)}"
+                if msg not in rep.errors:
+                    rep.errors.append(msg)
+                    log.error("source %s: %s", rep.name, msg)
+        return recs
+
+    # sinks --------------------------------------------------------------
+    def _run_sink(self, inst: InstanceConfig, rep: SinkReport, context: Context) -> None:
+        t0 = time.monotonic()
+        sink: Sink | None = None
+        try:
+            cls: type[Sink] = self.host.get("sinks", inst.plugin)
+            sink = cls(inst.name, self.config.resolved_options(inst), context)
+            total = self.store.backlog(inst.name, inst.sources)
+            bar = _bar(f"sink {inst.name}", self.progress, 0, total=total)
+            sink.open()
+            after = ""
+            since_flush = 0
+            policy = {"attempts": self.config.retry_attempts, "max_wait": self.config.retry_max_wait}
+            try:
+                while True:
+                    page = self.store.pending(inst.name, sources=inst.sources, after=after, limit=cls.batch_size)
+                    if not page:
+                        break
+                    batch = [Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id) for p in page]
+                    receipts = retrying(name=f"sink {inst.name}", **policy)(sink.write, batch)
+                    failpoint("sink.after_write")
+                    if receipts is not None:
+                        self._ledger(inst, rep, receipts, batch, context)
+                    since_flush += len(batch)
+                    after = page[-1].interaction.interaction_id
+                    bar.update(len(batch))
+                    if cls.flush_every and since_flush >= cls.flush_every:
+                        self._ledger(inst, rep, retrying(name=f"sink {inst.name}", **policy)(sink.flush), None, context)
+                        since_flush = 0
+                receipts = retrying(name=f"sink {inst.name}", **policy)(sink.flush)
+                failpoint("sink.after_flush")
+                self._ledger(inst, rep, receipts, None, context)
+            finally:
+                bar.close()
+            rep.status = "ok"
+        except (CrmsyncError, Exception) as exc:  # noqa: BLE001 - one sink never breaks another
+            rep.status = "failed"
+            rep.errors.append(_describe(exc))
+            log.error("sink %s failed: %s", inst.name, _describe(exc))
+            if sink is not None:
+                try:
+                    sink.abort()
+                except Exception as abort_exc:  # noqa: BLE001
+                    rep.errors.append(f"abort failed: {_describe(abort_exc)}")
+        finally:
+            if sink is not None:
+                rep.notes.extend(sink.notes)
+                try:
+                    sink.close()
+                except Exception as exc:  # noqa: BLE001
+                    rep.errors.append(f"close failed: {_describe(exc)}")
+            rep.duration = round(time.monotonic() - t0, 3)
+            try:
+                rep.backlog = self.store.backlog(inst.name, inst.sources)
+            except Exception:  # noqa: BLE001
+                rep.backlog = -1
+
+    def _ledger(self, inst: InstanceConfig, rep: SinkReport, receipts: Iterable[Receipt] | None, batch: list[Delivery] | None, context: Context) -> None:
+        receipts = list(receipts or [])
+        if not receipts:
+            return
+        ops = {d.interaction.interaction_id: d.operation for d in batch} if batch else None
+        self.store.record_receipts(inst.name, receipts, context.run_id)
+        failpoint("sink.after_ledger")
+        for r in receipts:
+            op = ops.get(r.interaction_id) if ops is not None else ("update" if r.version > 1 else "create")
+            if op == "update":
+                rep.updated += 1
+            else:
+                rep.created += 1
+        rep.delivered += len(receipts)
+
+    def _dry_sink(self, inst: InstanceConfig, rep: SinkReport, dry: dict[str, dict[str, Interaction]]) -> None:
+        """Count what the sink would create or update, writing nothing."""
+        ledger = self.store.ledger(inst.name)
+        seen: set[str] = set()
+        after = ""
+        while True:
+            page = self.store.pending(inst.name, sources=inst.sources, after=after, limit=1000)
+            if not page:
+                break
+            for p in page:
+                seen.add(p.interaction.interaction_id)
+                if p.delivered_version is None:
+                    rep.created += 1
+                else:
+                    rep.updated += 1
+            after = page[-1].interaction.interaction_id
+        for src, recs in dry.items():
+            if inst.sources is not None and src not in inst.sources:
+                continue
+            stored = self.store.classify(list(recs.values()))
+            for iid, status in stored.items():
+                if iid in seen or status == "same":
+                    continue
+                if iid in ledger:
+                    rep.updated += 1
+                else:
+                    rep.created += 1
+        rep.backlog = rep.created + rep.updated
+        rep.status = "dry-run"
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(desc: str, enabled: bool, position: int, total: int | None = None) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, total=total, unit="rec", position=position, leave=True, dynamic_ncols=True)
+
+
+def _raw(raw: bytes | str | None) -> bytes | None:
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return raw
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CrmsyncError):
+        return redact(f"{type(exc).__name__}: {exc}")
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+__all__ = ["EXIT_CONFIG", "EXIT_LOCKED", "EXIT_OK", "EXIT_PARTIAL", "RunReport", "Runner", "SinkReport", "SourceReport"]

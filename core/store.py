@@ -1,0 +1,618 @@
+"""The crmsync store: interactions, identities, bookmarks, the delivery ledger,
+the quarantine and run history, behind any SQLAlchemy URL.
+
+SQLite (the default, one file) and PostgreSQL (shared by a team) are tested.
+The schema is created and upgraded by Alembic migrations on open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from .base import Receipt, Rejected
+from .config import redact_url
+from .errors import ConfigError, FatalError, LockedError
+from .schema import Identity, Interaction
+from .tables import bookmarks, deliveries, identities, interactions, quarantine, runs
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@dataclass
+class BatchResult:
+    """What one committed batch changed."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    identities: int = 0
+    quarantined: int = 0
+
+
+@dataclass
+class PendingItem:
+    """An interaction version a sink has not received yet."""
+
+    interaction: Interaction
+    version: int
+    delivered_version: int | None
+    external_id: str | None
+
+
+@dataclass
+class QuarantineItem:
+    """A quarantined input."""
+
+    id: int
+    source: str
+    ref: str
+    reason: str
+    error_type: str
+    raw: bytes | None
+    status: str
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    run_id: str | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "ref": self.ref,
+            "reason": self.reason,
+            "error_type": self.error_type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "raw_bytes": len(self.raw or b""),
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+        }
+
+
+class Store:
+    """Access to one crmsync store. Thread-safe: each call uses its own connection."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except Exception as exc:  # noqa: BLE001
+            msg = f"store URL {redact_url(url)!r} is not a valid SQLAlchemy URL: {exc}"
+            raise ConfigError(msg) from None
+        self.dialect = parsed.get_backend_name()
+        self.sqlite_path: Path | None = None
+        if self.dialect == "sqlite":
+            db = parsed.database
+            if db and db != ":memory:":
+                self.sqlite_path = Path(db)
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": 60})
+            _sqlite_setup(self.engine)
+        else:
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                msg = f"store URL {redact_url(url)!r} needs the database driver {exc.name!r}: pip install 'crmsync[postgres]'"
+                raise ConfigError(msg) from None
+        self._lock_handle: Any = None
+        if migrate:
+            self.migrate()
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+    # schema --------------------------------------------------------------
+    def _alembic_config(self):  # noqa: ANN202
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", "crmsync:migrations")
+        return cfg
+
+    def migrate(self) -> None:
+        """Create or upgrade the store's schema to the latest migration."""
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = self._alembic_config()
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        try:
+            with self.engine.connect() as conn:
+                current = MigrationContext.configure(conn, opts={"version_table": "crmsync_alembic_version"}).get_current_revision()
+        except Exception as exc:  # noqa: BLE001
+            msg = f"cannot open the store {self.display_url}: {_first_line(exc)}"
+            raise ConfigError(msg) from None
+        if current == head:
+            return
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.release_lock()
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # lock ----------------------------------------------------------------
+    def acquire_lock(self, run_id: str, *, wait: bool = False, timeout: float | None = None) -> None:
+        """Take the store's run lock or raise :class:`LockedError` naming the holder.
+
+        SQLite: an OS file lock beside the database (released by the OS even on
+        SIGKILL). PostgreSQL: a session advisory lock on a held connection.
+        """
+        holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "started": utcnow().isoformat()}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._try_lock(holder):
+                return
+            if not wait or (deadline is not None and time.monotonic() > deadline):
+                info = self.lock_holder()
+                who = f"run {info.get('run_id')} (pid {info.get('pid')} on {info.get('host')}, started {info.get('started')})" if info else "another run"
+                msg = f"the store {self.display_url} is locked by {who}; wait for it to finish or use --wait"
+                raise LockedError(msg)
+            time.sleep(0.5)
+
+    def _try_lock(self, holder: dict[str, Any]) -> bool:
+        if self.dialect == "sqlite":
+            if self.sqlite_path is None:
+                return True
+            import fcntl
+
+            path = self.sqlite_path.with_name(self.sqlite_path.name + ".lock")
+            fh = open(path, "a+")  # noqa: SIM115 - held for the run
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                return False
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps(holder))
+            fh.flush()
+            self._lock_handle = fh
+            return True
+        if self.dialect == "postgresql":
+            conn = self.engine.connect()
+            got = conn.exec_driver_sql("SELECT pg_try_advisory_lock(7436910021)").scalar()
+            conn.commit()
+            if not got:
+                conn.close()
+                return False
+            self._lock_handle = conn
+            return True
+        return True
+
+    def lock_holder(self) -> dict[str, Any]:
+        """Who holds the lock, as far as the store knows."""
+        if self.dialect == "sqlite" and self.sqlite_path is not None:
+            path = self.sqlite_path.with_name(self.sqlite_path.name + ".lock")
+            with contextlib.suppress(OSError, ValueError):
+                return json.loads(path.read_text() or "{}")
+            return {}
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.status == "running").order_by(runs.c.started_at.desc()).limit(1)).first()
+        if row is None:
+            return {}
+        return {"run_id": row.run_id, "pid": row.pid, "host": row.host, "started": _aware(row.started_at).isoformat()}
+
+    def release_lock(self) -> None:
+        handle, self._lock_handle = self._lock_handle, None
+        if handle is None:
+            return
+        if self.dialect == "postgresql":
+            with contextlib.suppress(Exception):
+                handle.exec_driver_sql("SELECT pg_advisory_unlock(7436910021)")
+            handle.close()
+        else:
+            handle.close()
+
+    # writing a source's batch --------------------------------------------
+    def write_batch(
+        self,
+        source: str,
+        records: Sequence[Interaction],
+        *,
+        identities_: Sequence[Identity] = (),
+        rejected: Sequence[Rejected] = (),
+        bookmark: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> BatchResult:
+        """Upsert a batch and move the bookmark, in one transaction.
+
+        An interaction whose content hash is unchanged is left alone; a new hash
+        is an edit and bumps ``version``. ``bookmark`` (if given) is stored in
+        the same transaction, so it never gets ahead of the records.
+        """
+        result = BatchResult()
+        now = utcnow()
+        # the last occurrence of an id in a batch wins
+        latest: dict[str, Interaction] = {}
+        for rec in records:
+            latest[rec.interaction_id] = rec
+        with self.begin() as conn:
+            existing = self._existing(conn, list(latest))
+            new_rows, upd_rows = [], []
+            for iid, rec in latest.items():
+                prev = existing.get(iid)
+                if prev is None:
+                    new_rows.append(_interaction_row(rec, 1, now, now))
+                elif prev[0] != rec.content_hash:
+                    upd_rows.append({"b_id": iid, **_interaction_update(rec, prev[1] + 1, now)})
+                else:
+                    result.unchanged += 1
+            if new_rows:
+                conn.execute(insert(interactions), new_rows)
+            if upd_rows:
+                stmt = (
+                    update(interactions)
+                    .where(interactions.c.interaction_id == _bind("b_id"))
+                    .values({k: _bind(k) for k in upd_rows[0] if k != "b_id"})
+                )
+                conn.execute(stmt, upd_rows)
+            result.new, result.updated = len(new_rows), len(upd_rows)
+            people = {i.identity_id: i for i in identities_ if i.identity_id}
+            for rec in latest.values():
+                if rec.author is not None and rec.author.identity_id:
+                    people.setdefault(rec.author.identity_id, rec.author)
+            result.identities = self._upsert_identities(conn, source, list(people.values()), now)
+            for rej in rejected:
+                self._quarantine(conn, source, rej, run_id, now)
+            result.quarantined = len(rejected)
+            if bookmark is not None:
+                self._set_bookmark(conn, source, bookmark, run_id, now)
+        return result
+
+    def classify(self, records: Sequence[Interaction]) -> dict[str, str]:
+        """``new``, ``edit`` or ``same`` per interaction id, without writing (dry runs)."""
+        with self.engine.connect() as conn:
+            existing = self._existing(conn, [r.interaction_id for r in records])
+        out = {}
+        for rec in records:
+            prev = existing.get(rec.interaction_id)
+            out[rec.interaction_id] = "new" if prev is None else ("same" if prev[0] == rec.content_hash else "edit")
+        return out
+
+    def _existing(self, conn: Connection, ids: list[str]) -> dict[str, tuple[str, int]]:
+        found: dict[str, tuple[str, int]] = {}
+        for chunk in _chunks(ids, 500):
+            q = select(interactions.c.interaction_id, interactions.c.content_hash, interactions.c.version).where(interactions.c.interaction_id.in_(chunk))
+            for row in conn.execute(q):
+                found[row[0]] = (row[1], row[2])
+        return found
+
+    def _upsert_identities(self, conn: Connection, source: str, people: list[Identity], now: datetime) -> int:
+        if not people:
+            return 0
+        ids = [p.identity_id for p in people]
+        current = {}
+        for chunk in _chunks(ids, 500):
+            for row in conn.execute(select(identities.c.identity_id, identities.c.record).where(identities.c.identity_id.in_(chunk))):
+                current[row[0]] = row[1]
+        new_rows, upd_rows = [], []
+        for person in people:
+            old = current.get(person.identity_id)
+            if old is None:
+                new_rows.append({"identity_id": person.identity_id, "name": person.name, "source": source, "record": person.model_dump_json(), "updated_at": now})
+                continue
+            merged = _merge_identity(Identity.model_validate_json(old), person)
+            record = merged.model_dump_json()
+            if record != old:
+                upd_rows.append({"b_id": person.identity_id, "name": merged.name, "record": record, "updated_at": now})
+        if new_rows:
+            conn.execute(insert(identities), new_rows)
+        if upd_rows:
+            stmt = update(identities).where(identities.c.identity_id == _bind("b_id")).values(name=_bind("name"), record=_bind("record"), updated_at=_bind("updated_at"))
+            conn.execute(stmt, upd_rows)
+        return len(new_rows) + len(upd_rows)
+
+    def _quarantine(self, conn: Connection, source: str, rej: Rejected, run_id: str | None, now: datetime) -> None:
+        raw_hash = hashlib.sha256(rej.raw).hexdigest() if rej.raw is not None else None
+        fingerprint = hashlib.sha256(f"{source}\n{rej.ref}\n{raw_hash}".encode()).hexdigest()
+        row = conn.execute(select(quarantine.c.id, quarantine.c.attempts).where(quarantine.c.fingerprint == fingerprint)).first()
+        if row is None:
+            conn.execute(
+                insert(quarantine).values(
+                    fingerprint=fingerprint, source=source, ref=rej.ref, reason=rej.reason, error_type=rej.error_type,
+                    raw=rej.raw, raw_hash=raw_hash, status="open", attempts=1, run_id=run_id, first_seen=now, last_seen=now,
+                )
+            )
+        else:
+            conn.execute(
+                update(quarantine).where(quarantine.c.id == row.id).values(
+                    reason=rej.reason, error_type=rej.error_type, status="open", attempts=row.attempts + 1, run_id=run_id, last_seen=now
+                )
+            )
+
+    # bookmarks -----------------------------------------------------------
+    def _set_bookmark(self, conn: Connection, source: str, state: dict[str, Any], run_id: str | None, now: datetime) -> None:
+        data = json.dumps(state, sort_keys=True, default=str)
+        done = conn.execute(update(bookmarks).where(bookmarks.c.source == source).values(state=data, run_id=run_id, updated_at=now))
+        if done.rowcount == 0:
+            conn.execute(insert(bookmarks).values(source=source, state=data, run_id=run_id, updated_at=now))
+
+    def get_bookmark(self, source: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(bookmarks.c.state).where(bookmarks.c.source == source)).scalar()
+        return None if value is None else json.loads(value)
+
+    def set_bookmark(self, source: str, state: dict[str, Any], run_id: str | None = None) -> None:
+        with self.begin() as conn:
+            self._set_bookmark(conn, source, state, run_id, utcnow())
+
+    def reset_bookmark(self, source: str) -> None:
+        with self.begin() as conn:
+            conn.execute(delete(bookmarks).where(bookmarks.c.source == source))
+
+    def all_bookmarks(self) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return {
+                row.source: {"state": json.loads(row.state), "updated_at": _aware(row.updated_at).isoformat()}
+                for row in conn.execute(select(bookmarks))
+            }
+
+    # sinks ---------------------------------------------------------------
+    def _pending_filter(self, sink: str, sources: Sequence[str] | None):  # noqa: ANN202
+        join = interactions.outerjoin(deliveries, and_(deliveries.c.sink == sink, deliveries.c.interaction_id == interactions.c.interaction_id))
+        cond = or_(deliveries.c.version.is_(None), deliveries.c.version < interactions.c.version)
+        if sources is not None:
+            cond = and_(cond, interactions.c.source.in_(list(sources)))
+        return join, cond
+
+    def pending(self, sink: str, *, sources: Sequence[str] | None = None, after: str = "", limit: int = 500) -> list[PendingItem]:
+        """The next page of interaction versions ``sink`` has not received, by id."""
+        join, cond = self._pending_filter(sink, sources)
+        q = (
+            select(interactions.c.interaction_id, interactions.c.version, interactions.c.record, deliveries.c.version, deliveries.c.external_id)
+            .select_from(join)
+            .where(and_(cond, interactions.c.interaction_id > after))
+            .order_by(interactions.c.interaction_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [PendingItem(Interaction.model_validate_json(r[2]), r[1], r[3], r[4]) for r in rows]
+
+    def backlog(self, sink: str, sources: Sequence[str] | None = None) -> int:
+        """How many interaction versions ``sink`` has not received."""
+        join, cond = self._pending_filter(sink, sources)
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(join).where(cond)).scalar() or 0
+
+    def record_receipts(self, sink: str, receipts: Iterable[Receipt], run_id: str | None = None) -> int:
+        """Write ledger entries for durable deliveries (upsert by sink and id)."""
+        latest: dict[str, Receipt] = {}
+        for r in receipts:
+            latest[r.interaction_id] = r
+        if not latest:
+            return 0
+        now = utcnow()
+        with self.begin() as conn:
+            have = set()
+            for chunk in _chunks(list(latest), 500):
+                q = select(deliveries.c.interaction_id).where(and_(deliveries.c.sink == sink, deliveries.c.interaction_id.in_(chunk)))
+                have.update(conn.execute(q).scalars())
+            new_rows = [
+                {"sink": sink, "interaction_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
+                for r in latest.values() if r.interaction_id not in have
+            ]
+            upd_rows = [
+                {"b_sink": sink, "b_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
+                for r in latest.values() if r.interaction_id in have
+            ]
+            if new_rows:
+                conn.execute(insert(deliveries), new_rows)
+            if upd_rows:
+                stmt = (
+                    update(deliveries)
+                    .where(and_(deliveries.c.sink == _bind("b_sink"), deliveries.c.interaction_id == _bind("b_id")))
+                    .values(version=_bind("version"), external_id=_bind("external_id"), run_id=_bind("run_id"), delivered_at=_bind("delivered_at"))
+                )
+                conn.execute(stmt, upd_rows)
+        return len(latest)
+
+    def reset_ledger(self, sink: str) -> int:
+        """Forget what ``sink`` received, so it gets the whole history again."""
+        with self.begin() as conn:
+            return conn.execute(delete(deliveries).where(deliveries.c.sink == sink)).rowcount
+
+    def ledger(self, sink: str) -> dict[str, tuple[int, str | None]]:
+        """``interaction_id -> (version, external_id)`` for ``sink``."""
+        with self.engine.connect() as conn:
+            return {r[0]: (r[1], r[2]) for r in conn.execute(select(deliveries.c.interaction_id, deliveries.c.version, deliveries.c.external_id).where(deliveries.c.sink == sink))}
+
+    def ledger_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(deliveries.c.sink, func.count()).group_by(deliveries.c.sink)).all())
+
+    # reading -------------------------------------------------------------
+    def iter_interactions(self, *, sources: Sequence[str] | None = None, page: int = 1000) -> Iterator[tuple[Interaction, int]]:
+        """Every stored interaction with its version, by id, in pages."""
+        after = ""
+        while True:
+            q = select(interactions.c.interaction_id, interactions.c.record, interactions.c.version).where(interactions.c.interaction_id > after)
+            if sources is not None:
+                q = q.where(interactions.c.source.in_(list(sources)))
+            q = q.order_by(interactions.c.interaction_id).limit(page)
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).all()
+            if not rows:
+                return
+            for row in rows:
+                yield Interaction.model_validate_json(row[1]), row[2]
+            after = rows[-1][0]
+
+    def get_interaction(self, interaction_id: str) -> tuple[Interaction, int] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(interactions.c.record, interactions.c.version).where(interactions.c.interaction_id == interaction_id)).first()
+        return None if row is None else (Interaction.model_validate_json(row[0]), row[1])
+
+    def iter_identities(self) -> Iterator[Identity]:
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(identities.c.record).order_by(identities.c.identity_id)):
+                yield Identity.model_validate_json(row[0])
+
+    def counts(self) -> dict[str, Any]:
+        """Totals for ``crmsync status``."""
+        with self.engine.connect() as conn:
+            per_source = dict(conn.execute(select(interactions.c.source, func.count()).group_by(interactions.c.source)).all())
+            n_ident = conn.execute(select(func.count()).select_from(identities)).scalar() or 0
+            q_open = dict(conn.execute(select(quarantine.c.source, func.count()).where(quarantine.c.status == "open").group_by(quarantine.c.source)).all())
+        return {"interactions": per_source, "identities": n_ident, "quarantine_open": q_open}
+
+    # quarantine ----------------------------------------------------------
+    def quarantine_items(self, *, source: str | None = None, status: str | None = "open", limit: int | None = None) -> list[QuarantineItem]:
+        q = select(quarantine).order_by(quarantine.c.id)
+        if source:
+            q = q.where(quarantine.c.source == source)
+        if status:
+            q = q.where(quarantine.c.status == status)
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [_qitem(r) for r in conn.execute(q)]
+
+    def quarantine_item(self, item_id: int) -> QuarantineItem | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(quarantine).where(quarantine.c.id == item_id)).first()
+        return None if row is None else _qitem(row)
+
+    def set_quarantine_status(self, item_id: int, status: str, reason: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "last_seen": utcnow()}
+        if reason is not None:
+            values["reason"] = reason
+        with self.begin() as conn:
+            conn.execute(update(quarantine).where(quarantine.c.id == item_id).values(**values))
+
+    # runs ----------------------------------------------------------------
+    def start_run(self, run_id: str, command: str) -> None:
+        with self.begin() as conn:
+            # a run that was killed never finished: say so
+            conn.execute(update(runs).where(runs.c.status == "running").values(status="abandoned"))
+            conn.execute(insert(runs).values(run_id=run_id, started_at=utcnow(), status="running", pid=os.getpid(), host=socket.gethostname(), command=command))
+
+    def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
+        with self.begin() as conn:
+            conn.execute(update(runs).where(runs.c.run_id == run_id).values(finished_at=utcnow(), status=status, report=json.dumps(report, default=str)))
+
+    def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.started_at.desc()).limit(limit)).all()
+        return [
+            {
+                "run_id": r.run_id,
+                "started_at": _aware(r.started_at).isoformat(),
+                "finished_at": _aware(r.finished_at).isoformat() if r.finished_at else None,
+                "status": r.status,
+                "report": json.loads(r.report) if r.report else None,
+            }
+            for r in rows
+        ]
+
+
+def _bind(name: str):  # noqa: ANN202
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _interaction_row(rec: Interaction, version: int, first_seen: datetime, now: datetime) -> dict[str, Any]:
+    return {
+        "interaction_id": rec.interaction_id,
+        "first_seen": first_seen,
+        **_interaction_update(rec, version, now),
+    }
+
+
+def _interaction_update(rec: Interaction, version: int, now: datetime) -> dict[str, Any]:
+    return {
+        "source": rec.source,
+        "channel": rec.channel,
+        "kind": rec.kind,
+        "native_id": rec.native_id,
+        "published": rec.published,
+        "content_hash": rec.content_hash,
+        "version": version,
+        "record": rec.model_dump_json(),
+        "updated_at": now,
+    }
+
+
+def _merge_identity(old: Identity, new: Identity) -> Identity:
+    data = old.model_dump()
+    for key in ("emails", "verified_emails", "handles", "profile_urls"):
+        seen = list(data[key])
+        for v in getattr(new, key):
+            if v not in seen:
+                seen.append(v)
+        data[key] = seen
+    data["crm_ids"] = {**data["crm_ids"], **new.crm_ids}
+    for key in ("name", "company"):
+        if getattr(new, key):
+            data[key] = getattr(new, key)
+    return Identity.model_validate(data)
+
+
+def _qitem(r: Any) -> QuarantineItem:
+    return QuarantineItem(
+        id=r.id, source=r.source, ref=r.ref, reason=r.reason, error_type=r.error_type, raw=r.raw, status=r.status,
+        attempts=r.attempts, first_seen=_aware(r.first_seen), last_seen=_aware(r.last_seen), run_id=r.run_id,
+    )
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        # let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: writers queue on
+        # the busy timeout instead of failing on a lock upgrade
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+__all__ = ["BatchResult", "FatalError", "PendingItem", "QuarantineItem", "Store"]

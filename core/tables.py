@@ -1,0 +1,107 @@
+"""Table definitions of the crmsync store (SQLAlchemy Core).
+
+The schema is created and upgraded by the Alembic migrations in
+``crmsync/migrations``; these definitions must match the latest migration
+(a test checks that).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: Normalized interactions; ``version`` goes up on each edit (new content hash).
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("interaction_id", String(36), primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("channel", String(50), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("native_id", Text, nullable=False),
+    Column("published", DateTime(timezone=True)),
+    Column("content_hash", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_interactions_source", "source"),
+)
+
+#: Authors and CRM contacts.
+identities = Table(
+    "identities",
+    metadata,
+    Column("identity_id", String(36), primary_key=True),
+    Column("name", Text),
+    Column("source", String(200)),
+    Column("record", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Per-source bookmarks (the last committed checkpoint).
+bookmarks = Table(
+    "bookmarks",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("run_id", String(36)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Per-sink delivery ledger: which version of which interaction a sink has durably written.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("sink", String(200), primary_key=True),
+    Column("interaction_id", String(36), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("external_id", Text),
+    Column("run_id", String(36)),
+    Column("delivered_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Rejected input, kept for inspection and replay.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("source", String(200), nullable=False),
+    Column("ref", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("error_type", String(100), nullable=False),
+    Column("raw", LargeBinary),
+    Column("raw_hash", String(64)),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("run_id", String(36)),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Index("ix_quarantine_source_status", "source", "status"),
+)
+
+#: Run history.
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),
+    Column("pid", Integer),
+    Column("host", String(255)),
+    Column("command", Text),
+    Column("report", Text),
+)

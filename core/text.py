@@ -1,0 +1,140 @@
+"""Safe handling of untrusted text: HTML sanitizing and HTML-to-text.
+
+Sanitizing uses nh3 (the Python binding of the Rust ``ammonia`` sanitizer):
+scripts, event handlers, ``javascript:`` URLs, styles and unknown tags go;
+links get ``rel="noopener noreferrer nofollow"``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+#: Tags kept by :func:`sanitize_html`: what a CRM note can show.
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt",
+        "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "ol",
+        "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table", "tbody",
+        "td", "tfoot", "th", "thead", "tr", "u", "ul",
+    }
+)
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+
+_BLOCK = frozenset(
+    {
+        "p", "div", "br", "li", "ul", "ol", "tr", "table", "blockquote", "pre", "hr",
+        "h1", "h2", "h3", "h4", "h5", "h6", "dd", "dt", "dl", "section", "article",
+        "header", "footer",
+    }
+)
+_SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
+
+
+def sanitize_html(fragment: str) -> str:
+    """Return ``fragment`` with everything unsafe removed (nh3/ammonia)."""
+    if not fragment:
+        return ""
+    return nh3.clean(
+        fragment,
+        tags=set(ALLOWED_TAGS),
+        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ARG002
+        if tag in _SKIP:
+            self._skip += 1
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_NEWLINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment: tags dropped, blocks on their own lines.
+
+    Script and style contents are dropped, entities decoded, runs of blank
+    space collapsed.
+    """
+    if not fragment:
+        return ""
+    if "<" not in fragment and "&" not in fragment:
+        return normalize_text(fragment)
+    parser = _TextExtractor()
+    parser.feed(fragment)
+    parser.close()
+    return normalize_text("".join(parser.parts))
+
+
+def normalize_text(text: str) -> str:
+    """Collapse horizontal whitespace and blank-line runs; strip the ends."""
+    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n")]
+    out = "\n".join(lines)
+    return _NEWLINES.sub("\n\n", out).strip()
+
+
+def unescape(text: str) -> str:
+    """Decode HTML character references (``&amp;`` and friends)."""
+    return html.unescape(text)
+
+
+def truncate(text: str | None, limit: int, marker: str = "…[truncated]") -> tuple[str | None, bool]:
+    """Cut ``text`` to at most ``limit`` characters, ending with ``marker``.
+
+    Returns the text and whether it was cut.
+    """
+    if text is None or len(text) <= limit:
+        return text, False
+    keep = max(0, limit - len(marker))
+    return text[:keep] + marker, True
+
+
+
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_formula(value: str) -> str:
+    """Make a CSV cell safe to open in a spreadsheet (OWASP CSV injection).
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return is
+    prefixed with a single quote, so spreadsheets show it as text instead of
+    evaluating it.
+    """
+    if value and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+__all__ = ["html_to_text", "neutralize_formula", "normalize_text", "sanitize_html", "truncate", "unescape"]
