@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import crmsync
 
-from .sink import CsvSink
+from .sink import CsvSink, read_import_files
 from .source import ContactsSource
 
-__all__ = ["ContactsSource", "CsvSink"]
+__all__ = ["ContactsSource", "CsvSink", "read_import_files"]
 
 
 @crmsync.hookimpl

@@ -216,3 +216,29 @@ class CsvSink(crmsync.Sink):
                 f.discard()
             self._files = None
         self._receipts = []
+
+
+def read_import_files(output_dir: str | Path, kind: str = "interactions") -> list[dict[str, str]]:
+    """What a CRM holds after importing every complete file set in order.
+
+    Reads the manifests (a file without one is incomplete and skipped),
+    checks each file's SHA-256, and applies rows as upserts by
+    ``external_id``. Each row also gets ``interaction_id`` (= external id).
+    """
+    directory = Path(output_dir)
+    held: dict[str, dict[str, str]] = {}
+    for manifest in sorted(directory.glob("manifest-*.json")):
+        entries = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        for entry in entries:
+            if not entry["file"].startswith(kind + "-"):
+                continue
+            path = directory / entry["file"]
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                msg = f"{path}: checksum does not match {manifest.name}"
+                raise ValueError(msg)
+            with open(path, encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    row["interaction_id"] = row["external_id"]
+                    held[row["external_id"]] = row
+    return list(held.values())

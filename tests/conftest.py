@@ -1,0 +1,119 @@
+"""Shared fixtures: no installed third-party plugins, demo and corpus paths, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+# Installed third-party plugins must not change test results; tests that want
+# one (the example plugin) set CRMSYNC_LOAD_PLUGINS themselves.
+os.environ.setdefault("CRMSYNC_LOAD_PLUGINS", "")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_host():
+    from crmsync.plugins import reset_host
+
+    reset_host()
+    yield
+    reset_host()
+
+
+@pytest.fixture
+def demo_dir(tmp_path: Path) -> Path:
+    """A private copy of the bundled demo."""
+    target = tmp_path / "demo"
+    shutil.copytree(ROOT / "demo", target, ignore=shutil.ignore_patterns(".crmsync", "out"))
+    return target
+
+
+def crmsync_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "crmsync"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "crmsync"]
+
+
+# PostgreSQL ------------------------------------------------------------------
+def _pg_bin() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: [int(x) for x in p.parent.name.split(".") if x.isdigit()])
+    for c in reversed(candidates):
+        if (c / "postgres").exists():
+            return c
+    found = shutil.which("postgres")
+    return Path(found).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server (Debian's binaries), started and stopped here."""
+    pgbin = _pg_bin()
+    if pgbin is None:
+        msg = "PostgreSQL server binaries not found (apt-get install postgresql; .ci/run does this)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg not installed (pip install -e '.[test]')")
+    tmp = Path(tempfile.mkdtemp(prefix="crmsync-pg-"))
+    run_as: dict = {}
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres", "postgres")
+        run_as = {"user": "postgres", "group": "postgres"}
+    data = tmp / "data"
+    subprocess.run([str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, capture_output=True, cwd=tmp, **run_as)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(pgbin / "postgres"), "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={tmp}", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=tmp, **run_as,  # noqa: SIM115
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = subprocess.run([str(pgbin / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True)
+        if r.returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("PostgreSQL did not start: " + (tmp / "server.log").read_text())
+    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    proc.send_signal(2)  # SIGINT: fast shutdown
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(postgres_url: str):
+    """A fresh database on the session's PostgreSQL server."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
