@@ -159,8 +159,7 @@ class PluginHost:
             info.errors = [e for e in info.errors if not e.startswith("register_")]
         for kind in ("sources", "sinks", "enrichers"):
             caller = getattr(self.pm.hook, f"register_{kind}")
-            # pluggy calls the last registered first; built-ins must win name clashes
-            for impl in reversed(caller.get_hookimpls()):
+            for impl in caller.get_hookimpls():  # registration order: built-ins first
                 info = self.infos.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name, origin="registered")
                 self.infos.setdefault(impl.plugin_name, info)
                 try:
@@ -193,7 +192,7 @@ class PluginHost:
 
     def register_commands(self, cli: Any) -> None:
         """Let plugins add CLI commands; a failing plugin is reported, not fatal."""
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.infos.get(impl.plugin_name)
             before = set(cli.commands)
             try:

@@ -1,0 +1,120 @@
+"""The shared schema: deterministic ids, sanitizing, ratings, content hashes, JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from crmsync import Identity, Interaction, Rating, is_globally_unique, make_interaction_id
+from crmsync.cli import create_cli
+from crmsync.schema import SCHEMA_VERSION, schema_document
+
+
+def test_interaction_id_is_uuid5_and_stable():
+    a = make_interaction_id("feed", "guid-1", "https://blog.example/feed")
+    assert uuid.UUID(a).version == 5
+    assert a == make_interaction_id("feed", "guid-1", "https://blog.example/feed")
+    # locally unique ids are scoped
+    assert a != make_interaction_id("feed", "guid-1", "https://other.example/feed")
+    # never case-folded
+    assert make_interaction_id("feed", "Guid-1", "s") != make_interaction_id("feed", "guid-1", "s")
+    # channel families are separate namespaces
+    assert make_interaction_id("review", "guid-1", "s") != make_interaction_id("feed", "guid-1", "s")
+
+
+@pytest.mark.parametrize(
+    "native",
+    ["https://blog.example/p/1", "tag:blog.example,2026:1", "urn:uuid:0b2e5ad6-8d4f-4b4b-9d2f-5d4d4b4e0f11", "<abc.123@mail.example.org>"],
+)
+def test_globally_unique_ids_ignore_scope(native):
+    assert is_globally_unique(native)
+    # cross-posted to two feeds, or in both an mbox and a Maildir: one id
+    assert make_interaction_id("feed", native, "https://a.example/rss") == make_interaction_id("feed", native, "https://b.example/atom")
+
+
+@pytest.mark.parametrize("native", ["1234", "gp:AOqpTOF", "post-17", "abc@def", "<no-at-sign>", "12:30"])
+def test_local_ids_are_scoped(native):
+    assert not is_globally_unique(native)
+
+
+def test_missing_native_id_is_an_error():
+    with pytest.raises(ValueError, match="native id"):
+        make_interaction_id("feed", "", "scope")
+
+
+def _post(**kw):
+    base = {"source": "s", "channel": "feed", "native_id": "https://b.example/1", "kind": "post"}
+    return Interaction.create(**{**base, **kw})
+
+
+def test_html_is_sanitized_and_text_derived():
+    rec = _post(body_html='<p onclick="x()">Hi <b>there</b></p><script>alert(1)</script><a href="javascript:alert(1)">l</a><img src=x onerror=steal()>')
+    assert "script" not in rec.body_html and "onclick" not in rec.body_html and "javascript" not in rec.body_html and "onerror" not in rec.body_html
+    assert "<b>there</b>" in rec.body_html
+    assert rec.body_text == "Hi there\nl"
+
+
+def test_sanitizing_cannot_be_bypassed_by_construction():
+    rec = Interaction(interaction_id="x", source="s", channel="feed", kind="post", native_id="n", body_html="<script>bad()</script>ok")
+    assert rec.body_html == "ok"
+    again = Interaction.model_validate_json(rec.model_dump_json().replace("ok", "<script>x()</script>ok"))
+    assert "<script>" not in again.body_html
+
+
+def test_times_are_utc():
+    rec = _post(published=datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=5))), updated=datetime(2026, 1, 1, 12, 0))
+    assert rec.published.isoformat() == "2026-01-01T07:00:00+00:00"
+    assert rec.updated.tzinfo is not None and rec.updated.utcoffset() == timedelta(0)
+
+
+def test_rating_normalization():
+    assert Rating(value=1, best=5, worst=1).normalized == 0.0
+    assert Rating(value=5).normalized == 1.0
+    assert Rating(value=2, best=10, worst=0).normalized == 0.2
+    assert Rating(value=4, best=5, worst=1).normalized == 0.75
+    with pytest.raises(ValueError, match="empty"):
+        Rating(value=1, best=1, worst=1)
+
+
+def test_content_hash_changes_only_with_content():
+    a = _post(title="t", body_text="b")
+    assert a.content_hash == _post(title="t", body_text="b", fetched=datetime(2030, 1, 1)).content_hash
+    assert a.content_hash != _post(title="t", body_text="b2").content_hash
+    enriched = a.model_copy(update={"needs_response": True})
+    assert enriched.compute_content_hash() == a.content_hash
+
+
+def test_caps_apply():
+    rec = _post(title="x" * 5000, body_text="y" * 1_100_000)
+    assert len(rec.title) == 2000 and rec.title.endswith("[truncated]")
+    assert len(rec.body_text) == 1_000_000
+    with pytest.raises(ValueError, match="url longer"):
+        _post(url="https://e.example/" + "a" * 5000)
+
+
+def test_identity_id_from_strongest_key():
+    assert Identity(emails=["A@Example.org"]).identity_id == Identity(emails=["a@example.org"]).identity_id
+    assert Identity(crm_ids={"sf": "003"}, emails=["a@example.org"]).identity_id != Identity(emails=["a@example.org"]).identity_id
+    assert Identity(name="Only A Name").identity_id is None
+
+
+def test_json_schema_export_covers_the_required_fields():
+    doc = schema_document()
+    props = doc["interaction"]["properties"]
+    for f in [
+        "interaction_id", "source", "channel", "kind", "native_id", "url", "title", "body_text", "body_html", "language",
+        "published", "updated", "fetched", "author", "in_reply_to", "thread_id", "rating", "item_reviewed", "mentions",
+        "tags", "sentiment", "needs_response", "priority", "provenance", "content_hash", "schema_version",
+    ]:
+        assert f in props, f
+    jsonschema.Draft202012Validator.check_schema(doc["interaction"])
+    rec = _post(title="t", rating=Rating(value=3))
+    jsonschema.validate(rec.to_json_dict(), doc["interaction"])
+    result = CliRunner().invoke(create_cli(), ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["schema_version"] == SCHEMA_VERSION
