@@ -327,12 +327,20 @@ class Runner:
             total = self.store.backlog(inst.name, inst.sources)
             bar = _bar(f"sink {inst.name}", self.progress, 0, total=total)
             sink.open()
+            # instance attributes: a sink may size its batches from its config in open()
+            page_size = min(sink.batch_size, sink.flush_every or sink.batch_size)
             after = ""
             since_flush = 0
             policy = {"attempts": self.config.retry_attempts, "max_wait": self.config.retry_max_wait}
+
+            def flush() -> None:
+                receipts = retrying(name=f"sink {inst.name}", **policy)(sink.flush)
+                failpoint("sink.after_flush")
+                self._ledger(inst, rep, receipts, None, context)
+
             try:
                 while True:
-                    page = self.store.pending(inst.name, sources=inst.sources, after=after, limit=cls.batch_size)
+                    page = self.store.pending(inst.name, sources=inst.sources, after=after, limit=page_size)
                     if not page:
                         break
                     batch = [Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id) for p in page]
@@ -343,12 +351,10 @@ class Runner:
                     since_flush += len(batch)
                     after = page[-1].interaction.interaction_id
                     bar.update(len(batch))
-                    if cls.flush_every and since_flush >= cls.flush_every:
-                        self._ledger(inst, rep, retrying(name=f"sink {inst.name}", **policy)(sink.flush), None, context)
+                    if sink.flush_every and since_flush >= sink.flush_every:
+                        flush()
                         since_flush = 0
-                receipts = retrying(name=f"sink {inst.name}", **policy)(sink.flush)
-                failpoint("sink.after_flush")
-                self._ledger(inst, rep, receipts, None, context)
+                flush()
             finally:
                 bar.close()
             rep.status = "ok"
