@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +13,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import Config, find_config, load_config, redact
-from .errors import ConfigError, CrmsyncError
+from .config import Config, load_config, redact
+from .errors import CrmsyncError
 from .logs import setup_logging
 from .plugins import PluginHost, get_host
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Rejected, Sink, Source
 from .config import Config, InstanceConfig, redact
-from .errors import ConfigError, CrmsyncError, FatalError, RetriableError, SkippableError
+from .errors import ConfigError, CrmsyncError, FatalError, SkippableError
 from .failpoints import failpoint
 from .plugins import PluginHost
 from .retry import retrying
@@ -248,7 +248,7 @@ class Runner:
                 return
             if context.dry_run:
                 mine = dry.setdefault(inst.name, {})
-                for iid, status in self.store.classify(recs).items():
+                for status in self.store.classify(recs).values():
                     if status == "new":
                         rep.new += 1
                     elif status == "edit":

@@ -158,8 +158,12 @@ class Store:
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A write transaction."""
+        """A write transaction. Writers are serialized: SQLite by BEGIN IMMEDIATE,
+        PostgreSQL by a transaction-scoped advisory lock, so concurrent sources
+        (threads or processes) never race on read-then-write upserts."""
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7436910022)")
             yield conn
 
     # lock ----------------------------------------------------------------

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

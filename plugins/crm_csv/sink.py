@@ -154,7 +154,7 @@ class CsvSink(crmsync.Sink):
 
     def _start(self) -> dict[str, _PartFile]:
         self._seq += 1
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         base = f"{stamp}-{(self.context.run_id or 'run')[:8]}-{self._seq:03d}"
         self._base = base
         return {
@@ -227,8 +227,9 @@ def read_import_files(output_dir: str | Path, kind: str = "interactions") -> lis
     """
     directory = Path(output_dir)
     held: dict[str, dict[str, str]] = {}
-    for manifest in sorted(directory.glob("manifest-*.json")):
-        entries = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    manifests = [(json.loads(m.read_text(encoding="utf-8")), m) for m in directory.glob("manifest-*.json")]
+    for data, manifest in sorted(manifests, key=lambda dm: (dm[0]["written_at"], dm[1].name)):
+        entries = data["files"]
         for entry in entries:
             if not entry["file"].startswith(kind + "-"):
                 continue

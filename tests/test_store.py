@@ -1,0 +1,72 @@
+"""The SQLite store: migrations match the table definitions, versions, ledger, quarantine dedupe."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from crmsync import Identity, Interaction, Rejected
+from crmsync.base import Receipt
+from crmsync.store import Store
+from crmsync.tables import metadata
+
+
+def _rec(n, title="t", email="a@example.org"):
+    return Interaction.create(source="s", channel="feed", native_id=f"n{n}", scope="x", kind="post", title=title, author=Identity(name="A", emails=[email]))
+
+
+def test_migrations_match_table_definitions(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"version_table": "crmsync_alembic_version"}), metadata)
+        assert diff == []
+    finally:
+        store.dispose()
+
+
+def test_versions_and_ledger(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        r = store.write_batch("s", [_rec(1), _rec(2), _rec(1)], bookmark={"b": 1})
+        assert (r.new, r.updated, r.identities) == (2, 0, 1)
+        assert store.write_batch("s", [_rec(1), _rec(2)]).unchanged == 2
+        assert store.backlog("crm") == 2
+        store.record_receipts("crm", [Receipt(p.interaction.interaction_id, p.version) for p in store.pending("crm")])
+        assert store.backlog("crm") == 0 and store.backlog("other") == 2
+        store.write_batch("s", [_rec(2, "new title")])
+        (p,) = store.pending("crm")
+        assert p.interaction.title == "new title" and (p.version, p.delivered_version) == (2, 1)
+        assert store.pending("crm", sources=["elsewhere"]) == []
+        assert store.reset_ledger("crm") == 2 and store.backlog("crm") == 2
+        # identities merge what each sighting adds
+        store.write_batch("s", [_rec(3, email="a@example.org")], identities_=[Identity(name="A", emails=["a@example.org", "a2@example.org"])])
+        (ident,) = list(store.iter_identities())
+        assert ident.emails == ["a@example.org", "a2@example.org"]
+    finally:
+        store.dispose()
+
+
+def test_quarantine_is_deduplicated(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        for _ in range(3):
+            store.write_batch("s", [], rejected=[Rejected("f.csv:3", "bad row", b"x,y")])
+        store.write_batch("s", [], rejected=[Rejected("f.csv:4", "bad row", b"x,z")])
+        items = store.quarantine_items()
+        assert [(i.ref, i.attempts) for i in items] == [("f.csv:3", 3), ("f.csv:4", 1)]
+        store.set_quarantine_status(items[0].id, "dismissed")
+        assert [i.ref for i in store.quarantine_items()] == ["f.csv:4"]
+    finally:
+        store.dispose()
+
+
+def test_killed_run_is_marked_abandoned(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        store.start_run("r1", "run")
+        store.start_run("r2", "run")  # r1 never finished: it was killed
+        runs = {r["run_id"]: r["status"] for r in store.recent_runs()}
+        assert runs == {"r1": "abandoned", "r2": "running"}
+    finally:
+        store.dispose()
