@@ -155,7 +155,7 @@ class Runner:
             if not dry_run:
                 self.store.start_run(run_id, command)
             report.sources = [SourceReport(i.name, i.plugin) for i in src_insts]
-            dry: dict[str, dict[str, Interaction]] = {}
+            dry: dict[str, dict[str, str]] = {}
             workers = max(1, min(self.config.concurrency, len(src_insts)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="source") as pool:
                 futures = [
@@ -247,16 +247,17 @@ class Runner:
             if not (recs or people or bad or checkpoint is not None):
                 return
             if context.dry_run:
+                # keep only id -> status: a dry run's memory must not grow with the input
                 mine = dry.setdefault(inst.name, {})
-                for status in self.store.classify(recs).values():
+                for iid, status in self.store.classify(recs).items():
                     if status == "new":
                         rep.new += 1
                     elif status == "edit":
                         rep.updated += 1
                     else:
                         rep.unchanged += 1
-                for r in recs:
-                    mine[r.interaction_id] = r
+                    if status != "same":
+                        mine[iid] = status
                 rep.quarantined += len(bad)
             else:
                 if enrichers and recs:
@@ -395,7 +396,7 @@ class Runner:
                 rep.created += 1
         rep.delivered += len(receipts)
 
-    def _dry_sink(self, inst: InstanceConfig, rep: SinkReport, dry: dict[str, dict[str, Interaction]]) -> None:
+    def _dry_sink(self, inst: InstanceConfig, rep: SinkReport, dry: dict[str, dict[str, str]]) -> None:
         """Count what the sink would create or update, writing nothing."""
         ledger = self.store.ledger(inst.name)
         seen: set[str] = set()
@@ -411,13 +412,13 @@ class Runner:
                 else:
                     rep.updated += 1
             after = page[-1].interaction.interaction_id
-        for src, recs in dry.items():
+        for src, changed in dry.items():
             if inst.sources is not None and src not in inst.sources:
                 continue
-            stored = self.store.classify(list(recs.values()))
-            for iid, status in stored.items():
-                if iid in seen or status == "same":
+            for iid in changed:
+                if iid in seen:
                     continue
+                seen.add(iid)
                 if iid in ledger:
                     rep.updated += 1
                 else:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ class Store:
                 msg = f"store URL {redact_url(url)!r} needs the database driver {exc.name!r}: pip install 'crmsync[postgres]'"
                 raise ConfigError(msg) from None
         self._lock_handle: Any = None
+        # one writer at a time in this process; other processes queue on the database's own lock
+        self._write_lock = threading.Lock()
         if migrate:
             self.migrate()
 
@@ -161,7 +164,7 @@ class Store:
         """A write transaction. Writers are serialized: SQLite by BEGIN IMMEDIATE,
         PostgreSQL by a transaction-scoped advisory lock, so concurrent sources
         (threads or processes) never race on read-then-write upserts."""
-        with self.engine.begin() as conn:
+        with self._write_lock, self.engine.connect().execution_options(crmsync_write=True) as conn, conn.begin():
             if self.dialect == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7436910022)")
             yield conn
@@ -604,8 +607,7 @@ def _first_line(exc: BaseException) -> str:
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
-        # let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: writers queue on
-        # the busy timeout instead of failing on a lock upgrade
+        # let SQLAlchemy's "begin" event issue BEGIN / BEGIN IMMEDIATE itself
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -616,7 +618,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # writers take the write lock up front (no failed lock upgrades); readers don't block
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("crmsync_write") else "BEGIN")
 
 
 __all__ = ["BatchResult", "FatalError", "PendingItem", "QuarantineItem", "Store"]

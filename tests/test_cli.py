@@ -83,3 +83,11 @@ def test_readme_commands_are_what_ci_runs():
     demo_cmd, test_cmd = blocks[0], blocks[1]
     assert "crmsync -c demo/crmsync.toml run" in demo_cmd
     assert test_cmd in ci.splitlines()
+
+
+def test_progress_bars_on_request(demo_dir):
+    r = invoke("-c", str(demo_dir / "crmsync.toml"), "run", "--progress")
+    assert r.exit_code == 0
+    assert "source blogs" in r.stderr and "sink crm_import" in r.stderr and "rec" in r.stderr
+    quiet = invoke("-c", str(demo_dir / "crmsync.toml"), "run")
+    assert quiet.stderr == ""  # not a terminal: no bars, no chatter

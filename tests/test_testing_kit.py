@@ -1,0 +1,77 @@
+"""The conformance kit catches broken plugins (so a green kit means something)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+import crmsync
+from crmsync.testing import get_sink_test_class, get_source_test_class
+
+_counter = itertools.count()
+
+
+class UnstableIdSource(crmsync.Source):
+    """Breaks determinism: a new native id on every read."""
+
+    name = "unstable"
+    channel = "feed"
+
+    def read(self, state):
+        yield self.interaction(native_id=f"n-{next(_counter)}", scope="s", kind="post", title="t")
+
+
+class NoQuarantineSource(crmsync.Source):
+    """Drops bad input silently instead of quarantining it."""
+
+    name = "silent"
+    channel = "feed"
+    config_schema = {"type": "object", "properties": {"bad": {"type": "boolean", "default": False}}}
+
+    def read(self, state):
+        yield self.interaction(native_id="https://s.example/1", kind="post", title="ok")
+
+
+class DuplicatingSink(crmsync.Sink):
+    """Appends instead of upserting: redelivery duplicates."""
+
+    name = "appender"
+    config_schema = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+
+    def write(self, deliveries):
+        with open(self.resolve_path(self.config["path"]), "a") as fh:
+            for d in deliveries:
+                fh.write(json.dumps({"interaction_id": d.interaction.interaction_id, "title": d.interaction.title}) + "\n")
+        return [d.receipt() for d in deliveries]
+
+
+def _read_appended(opts, tmp: Path):
+    path = tmp / opts["path"]
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines]
+
+
+def test_kit_fails_nondeterministic_ids(tmp_path):
+    kit = get_source_test_class(UnstableIdSource, {})()
+    with pytest.raises(AssertionError, match="same ids"):
+        kit.test_ids_are_deterministic(tmp_path)
+    with pytest.raises(AssertionError, match="re-run found 1 new"):
+        kit.test_incremental_rerun_yields_nothing_new(tmp_path)
+
+
+def test_kit_fails_silent_drops(tmp_path):
+    kit = get_source_test_class(NoQuarantineSource, {}, bad_config={"bad": True})()
+    with pytest.raises(AssertionError, match="quarantined"):
+        kit.test_bad_input_goes_to_quarantine(tmp_path)
+
+
+def test_kit_fails_a_non_idempotent_sink(tmp_path):
+    kit = get_sink_test_class(DuplicatingSink, {"path": "out.jsonl"}, read_back=_read_appended)()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    kit.test_delivers_everything_once(tmp_path / "a")  # a plain first delivery looks fine
+    with pytest.raises(AssertionError, match="must not duplicate"):
+        kit.test_redelivery_is_idempotent(tmp_path / "b")
