@@ -118,6 +118,7 @@ class Identity(_Model):
     company: str | None = None
     crm_ids: dict[str, str] = Field(default_factory=dict, description="CRM name -> record id")
     kind: Literal["person", "organization", "unknown"] = "person"
+    removed: bool = Field(False, description="The CRM's latest export no longer lists this record (marked, never deleted).")
 
     @model_validator(mode="after")
     def _derive_id(self) -> Identity:

@@ -585,6 +585,7 @@ def _merge_identity(old: Identity, new: Identity) -> Identity:
     for key in ("name", "company"):
         if getattr(new, key):
             data[key] = getattr(new, key)
+    data["removed"] = new.removed
     return Identity.model_validate(data)
 
 

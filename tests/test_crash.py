@@ -128,3 +128,20 @@ def test_sigkill_at_random_times_is_exactly_once(tmp_path, big_reference, seed):
         proc.wait(timeout=60)
     assert kills >= 1
     _finish_and_check(cfg, reference)
+
+
+@pytest.mark.parametrize("profile", ["salesforce", "hubspot"])
+def test_sigkill_with_crm_profiles(tmp_path, profile):
+    def dataset(name: str) -> Path:
+        cfg = _make_dataset(tmp_path / name)
+        cfg.write_text(cfg.read_text().replace('profile = "generic"', f'profile = "{profile}"'))
+        return cfg
+
+    ref, crashed = dataset("ref"), dataset("crashed")
+    assert _run(ref) == 0
+    assert _run(crashed, "sink.after_flush:2") == -signal.SIGKILL
+    assert _run(crashed) == 0
+    for kind in [None, "leads"] if profile == "salesforce" else [None]:
+        want = sorted(read_import_files(ref.parent / "out", kind=kind), key=lambda r: r["interaction_id" if kind is None else "identity_id"])
+        got = sorted(read_import_files(crashed.parent / "out", kind=kind), key=lambda r: r["interaction_id" if kind is None else "identity_id"])
+        assert got == want and len(got) > 0

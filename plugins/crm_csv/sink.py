@@ -1,10 +1,10 @@
-"""The ``crm_csv`` sink: import-ready CSV files, one set per flush.
+"""The ``crm_csv`` sink: import-ready CSV files for a CRM, one file set per flush.
 
-Each set is written to temporary files, fsynced and renamed into place, then a
-manifest (files, row counts, SHA-256) is written the same way; only then are
-receipts returned, so the ledger never moves ahead of a complete file. Re-sent
-rows carry the same external id (the interaction id), so importing them again
-updates instead of duplicating.
+Each file set is written under temporary names, fsynced and renamed into
+place, then a manifest (files, objects, upsert keys, row counts, SHA-256) is
+written the same way; only then does the sink hand back receipts, so the
+ledger never moves ahead of a complete file set. A re-sent row carries the
+same external id, so importing it again updates instead of duplicating.
 """
 
 from __future__ import annotations
@@ -20,58 +20,9 @@ from typing import Any
 
 import crmsync
 
-INTERACTION_COLUMNS = [
-    "external_id", "version", "operation", "source", "channel", "kind", "native_id", "url", "title", "body_text",
-    "published", "updated", "language", "author_identity_id", "author_name", "author_email", "author_handles",
-    "author_profile_urls", "in_reply_to", "thread_id", "rating_value", "rating_best", "rating_worst",
-    "rating_normalized", "item_reviewed", "tags", "mentions", "sentiment_label", "sentiment_score",
-    "needs_response", "priority", "content_hash",
-]
-CONTACT_COLUMNS = ["external_id", "name", "email", "emails", "handles", "profile_urls", "company"]
+from .profiles import PROFILES, FileKind, field_names, identity_fields, interaction_fields
 
-
-def _iso(dt: datetime | None) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else ""
-
-
-def interaction_row(d: crmsync.Delivery) -> dict[str, Any]:
-    """The generic profile's row for one delivery."""
-    i = d.interaction
-    a = i.author
-    return {
-        "external_id": i.interaction_id,
-        "version": d.version,
-        "operation": d.operation,
-        "source": i.source,
-        "channel": i.channel,
-        "kind": i.kind,
-        "native_id": i.native_id,
-        "url": i.url,
-        "title": i.title,
-        "body_text": i.body_text,
-        "published": _iso(i.published),
-        "updated": _iso(i.updated),
-        "language": i.language,
-        "author_identity_id": a.identity_id if a else None,
-        "author_name": a.name if a else None,
-        "author_email": a.emails[0] if a and a.emails else None,
-        "author_handles": ";".join(a.handles) if a else None,
-        "author_profile_urls": ";".join(a.profile_urls) if a else None,
-        "in_reply_to": i.in_reply_to,
-        "thread_id": i.thread_id,
-        "rating_value": i.rating.value if i.rating else None,
-        "rating_best": i.rating.best if i.rating else None,
-        "rating_worst": i.rating.worst if i.rating else None,
-        "rating_normalized": i.rating.normalized if i.rating else None,
-        "item_reviewed": (i.item_reviewed.name or i.item_reviewed.id) if i.item_reviewed else None,
-        "tags": ";".join(i.tags),
-        "mentions": ";".join(i.mentions),
-        "sentiment_label": i.sentiment.label if i.sentiment else None,
-        "sentiment_score": i.sentiment.score if i.sentiment else None,
-        "needs_response": i.needs_response,
-        "priority": i.priority,
-        "content_hash": i.content_hash,
-    }
+TRUNCATION_MARKER = "…[truncated]"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -83,24 +34,31 @@ def _fsync_dir(path: Path) -> None:
 
 
 class _PartFile:
-    """A CSV file written under a temporary name until :meth:`commit`."""
+    """One CSV file written under a temporary name until :meth:`commit`."""
 
-    def __init__(self, final: Path, columns: list[str], mode: str) -> None:
+    def __init__(self, final: Path, spec: FileKind, columns: list[tuple[str, str]], mode: str) -> None:
         self.final = final
         self.tmp = final.with_name(f".{final.name}.tmp")
+        self.spec = spec
         self.columns = columns
         self.mode = mode
         self.rows = 0
-        # newline="" lets csv write RFC 4180 CRLF row ends and keep embedded newlines
+        self.truncated: dict[str, int] = {}
+        # UTF-8 without BOM (a BOM breaks Salesforce's first header); newline=""
+        # lets csv write RFC 4180 CRLF row ends and keep embedded newlines as they are
         self.fh = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        self.writer = csv.writer(self.fh, quoting=csv.QUOTE_MINIMAL)
-        self.writer.writerow(columns)
+        self.writer = csv.writer(self.fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        self.writer.writerow([c for c, _ in columns])
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, values: dict[str, Any]) -> None:
         cells = []
-        for c in self.columns:
-            v = row.get(c)
+        for column, source in self.columns:
+            v = source[len("literal:"):] if source.startswith("literal:") else values.get(source)
             s = "" if v is None else (("true" if v else "false") if isinstance(v, bool) else str(v))
+            limit = self.spec.limits.get(column)
+            if limit is not None and len(s) > limit:
+                s = crmsync.truncate(s, limit, TRUNCATION_MARKER)[0]
+                self.truncated[column] = self.truncated.get(column, 0) + 1
             cells.append(crmsync.neutralize_formula(s) if self.mode == "spreadsheet" else s)
         self.writer.writerow(cells)
         self.rows += 1
@@ -111,7 +69,7 @@ class _PartFile:
         self.fh.close()
         os.replace(self.tmp, self.final)
         digest = hashlib.sha256(self.final.read_bytes()).hexdigest()
-        return {"file": self.final.name, "rows": self.rows, "sha256": digest}
+        return {"file": self.final.name, "object": self.spec.object, "kind": self.spec.kind, "source": self.spec.source, "key": self.spec.key, "rows": self.rows, "sha256": digest}
 
     def discard(self) -> None:
         if not self.fh.closed:
@@ -120,28 +78,67 @@ class _PartFile:
 
 
 class CsvSink(crmsync.Sink):
-    """Import-ready CSV files for a CRM (generic profile: every schema field)."""
+    """Import-ready CSV files for Salesforce, HubSpot or any CRM (generic)."""
 
     name = "crm_csv"
-    description = "CSV import files for CRMs, written atomically with a manifest per set."
+    description = "CRM import files (Salesforce, HubSpot, generic), written atomically with a manifest per file set."
     batch_size = 1000
     config_schema = {
         "type": "object",
         "properties": {
             "output_dir": {"type": "string", "description": "Directory the import files are written to."},
-            "profile": {"type": "string", "enum": ["generic"], "default": "generic", "description": "Column layout of the target CRM."},
+            "profile": {
+                "type": "string",
+                "enum": sorted(PROFILES),
+                "default": "generic",
+                "description": "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()),
+            },
             "mode": {
                 "type": "string",
                 "enum": ["spreadsheet", "raw"],
                 "default": "spreadsheet",
-                "description": "spreadsheet: neutralize cells starting with = + - @ tab CR (CSV injection); raw: write values untouched, for direct bulk loaders.",
+                "description": "spreadsheet: cells starting with = + - @ tab or CR get a leading ' (CSV injection); raw: values untouched, for direct bulk loaders (Data Loader, Bulk API) that never evaluate formulas.",
             },
-            "max_rows_per_file": {"type": "integer", "minimum": 1, "default": 50000, "description": "Start a new file set after this many rows."},
+            "columns": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
+                "default": {},
+                "description": "Per file kind (tasks, leads, notes, interactions, contacts): {Column = 'field' | 'literal:VALUE' | ''}. Adds or overrides columns; '' drops one.",
+            },
+            "new_authors": {
+                "type": "string",
+                "enum": ["create", "skip"],
+                "default": "create",
+                "description": "Authors without a CRM record id: create them (Salesforce Leads, generic contacts) or leave interactions unlinked.",
+            },
+            "max_rows_per_file": {"type": "integer", "minimum": 1, "default": 50000, "description": "Start a new file set after this many interactions."},
         },
         "required": ["output_dir"],
     }
 
     def open(self) -> None:
+        self.profile = PROFILES[self.config["profile"]]
+        self.kinds = []
+        overrides: dict[str, dict[str, str]] = self.config["columns"]
+        known = {k.kind for k in self.profile.files}
+        for kind in overrides:
+            if kind not in known:
+                msg = f"key 'columns': profile {self.profile.name!r} has no file kind {kind!r}; valid kinds: {', '.join(sorted(known))}"
+                raise crmsync.ConfigError(msg, plugin=self.instance)
+        for spec in self.profile.files:
+            cols = dict(spec.columns)
+            for column, source in overrides.get(spec.kind, {}).items():
+                if source == "":
+                    cols.pop(column, None)
+                    continue
+                if not source.startswith("literal:") and source not in field_names(spec.source):
+                    msg = f"key 'columns.{spec.kind}.{column}': unknown field {source!r}; valid fields: {', '.join(field_names(spec.source))}, or literal:VALUE"
+                    raise crmsync.ConfigError(msg, plugin=self.instance)
+                cols[column] = source
+            if spec.key not in cols:
+                msg = f"key 'columns.{spec.kind}': the upsert key column {spec.key!r} cannot be dropped"
+                raise crmsync.ConfigError(msg, plugin=self.instance)
+            self.kinds.append((spec, list(cols.items())))
         self.dir = self.resolve_path(self.config["output_dir"])
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob(".*.tmp"):
@@ -150,38 +147,34 @@ class CsvSink(crmsync.Sink):
         self._seq = 0
         self._files: dict[str, _PartFile] | None = None
         self._receipts: list[crmsync.Receipt] = []
-        self._contacts: set[str] = set()
+        self._authors: set[str] = set()
+        self._truncated: dict[str, int] = {}
 
     def _start(self) -> dict[str, _PartFile]:
         self._seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        base = f"{stamp}-{(self.context.run_id or 'run')[:8]}-{self._seq:03d}"
-        self._base = base
-        return {
-            "interactions": _PartFile(self.dir / f"interactions-{base}.csv", INTERACTION_COLUMNS, self.config["mode"]),
-            "contacts": _PartFile(self.dir / f"contacts-{base}.csv", CONTACT_COLUMNS, self.config["mode"]),
-        }
+        self._base = f"{stamp}-{(self.context.run_id or 'run')[:8]}-{self._seq:03d}"
+        self._authors = set()
+        return {spec.kind: _PartFile(self.dir / f"{spec.kind}-{self._base}.csv", spec, cols, self.config["mode"]) for spec, cols in self.kinds}
 
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> None:
         if self._files is None:
             self._files = self._start()
-            self._contacts = set()
+        crm = self.profile.crm
+        create = self.config["new_authors"] == "create"
         for d in deliveries:
-            self._files["interactions"].write(interaction_row(d))
+            values = interaction_fields(d, crm)
+            if not create:
+                values["author_new_lead_id"] = None
             a = d.interaction.author
-            if a is not None and a.identity_id and a.identity_id not in self._contacts:
-                self._contacts.add(a.identity_id)
-                self._files["contacts"].write(
-                    {
-                        "external_id": a.identity_id,
-                        "name": a.name,
-                        "email": a.emails[0] if a.emails else None,
-                        "emails": ";".join(a.emails),
-                        "handles": ";".join(a.handles),
-                        "profile_urls": ";".join(a.profile_urls),
-                        "company": a.company,
-                    }
-                )
+            for spec, _ in self.kinds:
+                f = self._files[spec.kind]
+                if spec.source == "interaction":
+                    f.write(values)
+                elif a is not None and a.identity_id and a.identity_id not in self._authors and create and not a.crm_ids.get(crm):
+                    f.write(identity_fields(a))
+            if a is not None and a.identity_id:
+                self._authors.add(a.identity_id)
             self._receipts.append(d.receipt(external_id=d.interaction.interaction_id))
         return None
 
@@ -190,9 +183,12 @@ class CsvSink(crmsync.Sink):
             return []
         files, self._files = self._files, None
         entries = [f.commit() for f in files.values()]
+        for f in files.values():
+            for column, n in f.truncated.items():
+                self.note(f"truncated {n} value(s) of {f.spec.kind}.{column} to {f.spec.limits[column]} characters")
         manifest = {
             "format": "crmsync-crm-csv-manifest/1",
-            "profile": self.config["profile"],
+            "profile": self.profile.name,
             "mode": self.config["mode"],
             "run_id": self.context.run_id,
             "sink": self.instance,
@@ -218,28 +214,29 @@ class CsvSink(crmsync.Sink):
         self._receipts = []
 
 
-def read_import_files(output_dir: str | Path, kind: str = "interactions") -> list[dict[str, str]]:
+def read_import_files(output_dir: str | Path, kind: str | None = None) -> list[dict[str, str]]:
     """What a CRM holds after importing every complete file set in order.
 
-    Reads the manifests (a file without one is incomplete and skipped),
-    checks each file's SHA-256, and applies rows as upserts by
-    ``external_id``. Each row also gets ``interaction_id`` (= external id).
+    Reads the manifests (a file without one is incomplete and skipped), checks
+    each file's SHA-256, and applies rows as upserts by the file's key column.
+    ``kind`` picks a file kind (default: the interaction file of the
+    profile). Each row gets ``interaction_id`` or ``identity_id`` (= its key).
     """
     directory = Path(output_dir)
     held: dict[str, dict[str, str]] = {}
     manifests = [(json.loads(m.read_text(encoding="utf-8")), m) for m in directory.glob("manifest-*.json")]
     for data, manifest in sorted(manifests, key=lambda dm: (dm[0]["written_at"], dm[1].name)):
-        entries = data["files"]
-        for entry in entries:
-            if not entry["file"].startswith(kind + "-"):
+        for entry in data["files"]:
+            if (kind is None and entry["source"] != "interaction") or (kind is not None and entry["kind"] != kind):
                 continue
             path = directory / entry["file"]
-            data = path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raw = path.read_bytes()
+            if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
                 msg = f"{path}: checksum does not match {manifest.name}"
                 raise ValueError(msg)
             with open(path, encoding="utf-8", newline="") as fh:
                 for row in csv.DictReader(fh):
-                    row["interaction_id"] = row["external_id"]
-                    held[row["external_id"]] = row
+                    key = row[entry["key"]]
+                    row["interaction_id" if entry["source"] == "interaction" else "identity_id"] = key
+                    held[key] = row
     return list(held.values())

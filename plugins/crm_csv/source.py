@@ -1,4 +1,11 @@
-"""The ``crm_csv`` source: the CRM's contacts export, kept for identity matching."""
+"""The ``crm_csv`` source: the CRM's contacts (leads, accounts) export, for identity matching.
+
+Reads Salesforce (Data Loader, report exports), HubSpot and generic CSV
+exports with the quirks real exports have: UTF-8 and UTF-16 with or without
+BOM, Windows-1252, Excel's ``sep=`` first line, quoted newlines and
+duplicate headers. Contacts missing from a newer export are marked
+``removed``, never deleted.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +16,124 @@ from typing import Any
 
 import crmsync
 
-DEFAULT_MAPPING = {
-    "id": "contact_id",
-    "email": "email",
-    "first_name": "first_name",
-    "last_name": "last_name",
-    "name": "name",
-    "company": "company",
-    "twitter": "twitter",
-    "url": "url",
+#: Preset header names per field (matched case-insensitively, spaces and
+#: underscores ignored); the first header present wins.
+PRESETS: dict[str, dict[str, list[str]]] = {
+    "salesforce": {
+        "id": ["Id", "Contact ID", "Lead ID", "Account ID", "Contact Id", "Lead Id"],
+        "email": ["Email"],
+        "first_name": ["FirstName", "First Name"],
+        "last_name": ["LastName", "Last Name"],
+        "name": ["Name", "Full Name", "Account Name"],
+        "company": ["Account.Name", "Company", "Account Name", "Company / Account"],
+        "twitter": ["Twitter__c", "Twitter"],
+        "url": ["Website", "LinkedIn__c"],
+    },
+    "hubspot": {
+        "id": ["Record ID", "Contact ID", "Company ID"],
+        "email": ["Email"],
+        "first_name": ["First Name"],
+        "last_name": ["Last Name"],
+        "name": ["Name"],
+        "company": ["Company Name", "Company name", "Associated Company"],
+        "twitter": ["Twitter Username"],
+        "url": ["Website URL", "LinkedIn URL", "LinkedIn Bio"],
+    },
+    "generic": {
+        "id": ["contact_id", "id"],
+        "email": ["email"],
+        "first_name": ["first_name"],
+        "last_name": ["last_name"],
+        "name": ["name"],
+        "company": ["company"],
+        "twitter": ["twitter"],
+        "url": ["url", "website"],
+    },
 }
+FIELDS = sorted(PRESETS["generic"])
+
+
+def _norm(header: str) -> str:
+    return header.strip().lower().replace(" ", "").replace("_", "")
+
+
+def decode_export(data: bytes) -> str:
+    """Text of a CSV export: UTF-16 (BOM), UTF-8 (with or without BOM), else Windows-1252."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def read_rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """Header (duplicates renamed ``Name_2``...) and ``(line, values)`` rows; honours Excel's ``sep=`` line."""
+    delimiter = ","
+    first, _, rest = text.partition("\n")
+    if first.strip().lower().startswith("sep=") and len(first.strip()) == 5:
+        delimiter = first.strip()[4]
+        text = rest
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        raw_header = next(reader)
+    except StopIteration:
+        return [], iter(())
+    header: list[str] = []
+    seen: dict[str, int] = {}
+    for h in raw_header:
+        h = h.strip()
+        seen[h] = seen.get(h, 0) + 1
+        header.append(h if seen[h] == 1 else f"{h}_{seen[h]}")
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for row in reader:
+            if row and any(c.strip() for c in row):
+                yield reader.line_num, row
+
+    return header, rows()
+
+
+def detect_format(header: list[str]) -> str | None:
+    """The export's format from its header: HubSpot's "Record ID", Salesforce's
+    "Id"/"ID" (Data Loader) or ``__c`` custom fields, the generic "contact_id"."""
+    exact = {h.strip() for h in header}
+    normalized = {_norm(h) for h in header}
+    if "recordid" in normalized:
+        return "hubspot"
+    if exact & {"Id", "ID", "Contact ID", "Lead ID", "Account ID"} or any(h.endswith("__c") for h in exact):
+        return "salesforce"
+    if "contactid" in normalized or "id" in normalized:
+        return "generic"
+    return None
 
 
 class ContactsSource(crmsync.Source):
-    """Contacts (or leads) from a CRM's CSV export, as identities with CRM ids."""
+    """Contacts, leads or accounts from a CRM's CSV export, as identities with CRM ids."""
 
     name = "crm_csv"
     channel = "crm"
-    description = "The CRM's contacts export (CSV), stored as identities for matching."
+    description = "The CRM's contacts/leads/accounts export (Salesforce, HubSpot or generic CSV), kept for identity matching."
     config_schema = {
         "type": "object",
         "properties": {
-            "file": {"type": "string", "description": "The contacts export (CSV)."},
-            "crm": {"type": "string", "default": "generic", "description": "Name of the CRM the ids belong to."},
+            "file": {"type": "string", "description": "The export (CSV)."},
+            "format": {"type": "string", "enum": ["auto", *sorted(PRESETS)], "default": "auto", "description": "Column layout; auto detects it from the header."},
+            "crm": {"type": "string", "description": "Name the record ids are kept under (Identity.crm_ids); default: the format (salesforce, hubspot, generic)."},
+            "object": {"type": "string", "enum": ["contact", "lead", "account"], "default": "contact", "description": "What the export holds; accounts become organizations."},
             "mapping": {
                 "type": "object",
-                "properties": {k: {"type": "string"} for k in sorted(DEFAULT_MAPPING)},
+                "properties": {k: {"type": "string"} for k in FIELDS},
                 "additionalProperties": False,
                 "default": {},
-                "description": "Column per field; unset fields use the defaults.",
+                "description": "Header per field, overriding the format's preset.",
             },
         },
         "required": ["file"],
@@ -50,26 +146,58 @@ class ContactsSource(crmsync.Source):
             raise crmsync.FatalError(msg, plugin=self.instance)
         st = path.stat()
         sig = f"{st.st_size}:{st.st_mtime_ns}"
-        if (state or {}).get("signature") == sig:
+        state = state or {}
+        if state.get("signature") == sig:
             return
-        m = {**DEFAULT_MAPPING, **self.config["mapping"]}
-        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig", errors="replace"), newline=""))
-        for row in reader:
-            ref = f"{path}:{reader.line_num}"
-            cid = (row.get(m["id"]) or "").strip()
-            if not cid:
-                yield self.reject(ref, f"contact row has no id in column {m['id']!r}", ",".join(v or "" for v in row.values() if isinstance(v, str)))
+        header, rows = read_rows(decode_export(path.read_bytes()))
+        fmt = self.config["format"]
+        if fmt == "auto":
+            fmt = detect_format(header) or "generic"
+        crm = self.config.get("crm") or fmt
+        index = self._columns(header, fmt, path)
+        seen: list[str] = []
+        for line, row in rows:
+            ref = f"{path}:{line}"
+            rec = {field: (row[i].strip() if i is not None and i < len(row) else "") for field, i in index.items()}
+            if len(row) > len(header):
+                yield self.reject(ref, f"row has {len(row)} fields, the header {len(header)}", _line(row))
                 continue
-            name = (row.get(m["name"]) or "").strip() or " ".join(p for p in ((row.get(m["first_name"]) or "").strip(), (row.get(m["last_name"]) or "").strip()) if p)
-            email = (row.get(m["email"]) or "").strip()
-            twitter = (row.get(m["twitter"]) or "").strip().lstrip("@")
-            url = (row.get(m["url"]) or "").strip()
-            yield crmsync.Identity(
-                name=name or None,
-                emails=[email] if email else [],
-                handles=[f"twitter:{twitter}"] if twitter else [],
-                profile_urls=[url] if url else [],
-                company=(row.get(m["company"]) or "").strip() or None,
-                crm_ids={self.config["crm"]: cid},
-            )
-        yield crmsync.Checkpoint({"signature": sig})
+            if not rec["id"]:
+                yield self.reject(ref, f"row has no record id (column {header[index['id']]!r})", _line(row))
+                continue
+            seen.append(rec["id"])
+            yield self._identity(rec, crm)
+        for gone in sorted(set(state.get("ids", [])) - set(seen)):
+            yield crmsync.Identity(crm_ids={crm: gone}, removed=True, kind="organization" if self.config["object"] == "account" else "person")
+        yield crmsync.Checkpoint({"signature": sig, "ids": sorted(set(seen))})
+
+    def _columns(self, header: list[str], fmt: str, path: Any) -> dict[str, int | None]:
+        normalized = [_norm(h) for h in header]
+        index: dict[str, int | None] = {}
+        for field in FIELDS:
+            wanted = [self.config["mapping"][field]] if field in self.config["mapping"] else PRESETS[fmt][field]
+            index[field] = next((normalized.index(_norm(w)) for w in wanted if _norm(w) in normalized), None)
+        if index["id"] is None:
+            msg = f"{path}: no record id column found for format {fmt!r} (looked for {', '.join(PRESETS[fmt]['id'])}); set mapping.id"
+            raise crmsync.FatalError(msg, plugin=self.instance)
+        return index
+
+    def _identity(self, rec: dict[str, str], crm: str) -> crmsync.Identity:
+        account = self.config["object"] == "account"
+        name = rec["name"] or " ".join(p for p in (rec["first_name"], rec["last_name"]) if p) or (rec["company"] if account else "")
+        twitter = rec["twitter"].lstrip("@")
+        return crmsync.Identity(
+            name=name or None,
+            emails=[rec["email"]] if rec["email"] else [],
+            handles=[f"twitter:{twitter}"] if twitter else [],
+            profile_urls=[rec["url"]] if rec["url"] else [],
+            company=(name if account else rec["company"]) or None,
+            crm_ids={crm: rec["id"]},
+            kind="organization" if account else "person",
+        )
+
+
+def _line(row: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    return buf.getvalue()
