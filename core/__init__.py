@@ -14,6 +14,7 @@ This module is the public API plugins may use; everything else is internal.
 from __future__ import annotations
 
 from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, Source
+from .brands import BrandRules, fold
 from .config import Secret
 from .errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
 from .hookspecs import hookimpl
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEMA_VERSION",
     "Attachment",
+    "BrandRules",
     "Checkpoint",
     "ConfigError",
     "Context",
@@ -64,6 +66,7 @@ __all__ = [
     "__version__",
     "call_with_retries",
     "content_hash",
+    "fold",
     "hookimpl",
     "html_to_text",
     "is_globally_unique",

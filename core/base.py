@@ -80,8 +80,17 @@ class _Plugin:
         self.context = context or Context()
         self.log = logging.getLogger(f"crmsync.{self._role}.{instance}")
         self.notes: list[str] = []
+        self.errors: list[str] = []
 
     _role = "plugin"
+
+    def error(self, message: str) -> None:
+        """Report a failure that spared the rest of the work (one feed of many).
+
+        It goes into the run report; the run exits 1.
+        """
+        self.errors.append(message)
+        self.log.error("%s", message)
 
     def note(self, message: str) -> None:
         """Add a line to this instance's part of the run report (e.g. truncated fields)."""

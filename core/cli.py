@@ -392,6 +392,8 @@ def _print_report(report: Any) -> None:
             click.echo(f"  {s.name:<20} {s.plugin:<10} {s.read:>6} {s.new:>6} {s.updated:>7} {s.unchanged:>6} {s.quarantined:>8}  {s.status}")
             for e in s.errors:
                 click.echo(f"      error: {e}")
+            for n in s.notes:
+                click.echo(f"      note: {n}")
     if report.sinks:
         label = "would create" if report.dry_run else "created"
         click.echo(f"  {'sink':<20} {'plugin':<10} {label:>12} {'updated':>7} {'delivered':>9} {'backlog':>7}  status")

@@ -51,6 +51,7 @@ class SourceReport:
     restarts: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Runner:
                     futures = [pool.submit(self._run_sink, inst, rep, context) for inst, rep in zip(sink_insts, report.sinks, strict=True)]
                     for f in futures:
                         f.result()
-            failed = any(r.status == "failed" for r in [*report.sources, *report.sinks])
+            failed = any(r.status in ("failed", "partial") for r in [*report.sources, *report.sinks])
             quarantined = any(r.quarantined for r in report.sources)
             report.exit_code = EXIT_PARTIAL if (failed or quarantined) else EXIT_OK
             report.status = "failed" if failed else ("ok" if not quarantined else "ok_with_quarantine")
@@ -204,6 +205,7 @@ class Runner:
     def _run_source(self, inst: InstanceConfig, rep: SourceReport, context: Context, full_refresh: bool, dry: dict, pos: int) -> None:
         t0 = time.monotonic()
         bar = _bar(f"source {inst.name}", self.progress, pos)
+        source: Source | None = None
         try:
             cls: type[Source] = self.host.get("sources", inst.plugin)
             source = cls(inst.name, self.config.resolved_options(inst), context)
@@ -218,7 +220,7 @@ class Runner:
                         rep.restarts += 1
                         state = None if (full_refresh and rep.read == 0) else self.store.get_bookmark(inst.name)
                     self._consume(source, source.read(state), inst, rep, enrichers, context, bar, dry)
-            rep.status = "ok"
+            rep.status = "partial" if source.errors else "ok"
         except SkippableError as exc:
             rep.status = "failed"
             rep.errors.append(f"stopped at bad input {exc.ref or ''}: {exc}")
@@ -232,6 +234,9 @@ class Runner:
             if not isinstance(exc, CrmsyncError):
                 log.debug("".join(traceback.format_exception(exc)))
         finally:
+            if source is not None:
+                rep.errors.extend(e for e in source.errors if e not in rep.errors)
+                rep.notes.extend(n for n in source.notes if n not in rep.notes)
             rep.duration = round(time.monotonic() - t0, 3)
             bar.close()
 

@@ -35,9 +35,9 @@ def test_unknown_plugin_lists_choices(tmp_path):
 
 
 def test_unknown_and_missing_keys(tmp_path):
-    msg = _err(tmp_path, '[sources.blog]\nplugin = "rss"\nfeedz = ["x"]\n')
-    assert "unknown key(s) 'feedz'" in msg and "valid keys: feeds, max_bytes" in msg
-    assert "'feeds' is required" in msg
+    msg = _err(tmp_path, '[sources.mail]\nplugin = "email"\npathz = ["x"]\n')
+    assert "unknown key(s) 'pathz'" in msg and "valid keys: max_bytes, own_domains, paths" in msg
+    assert "'paths' is required" in msg
     msg = _err(tmp_path, '[sinks.crm]\nplugin = "crm_csv"\noutput_dir = "o"\nmode = "excel"\n')
     assert "key 'mode'" in msg and "valid choices: spreadsheet, raw" in msg
     msg = _err(tmp_path, '[store]\nurl = "sqlite://"\n[stores]\n')
@@ -58,7 +58,7 @@ def test_sink_source_filter_must_exist(tmp_path):
 
 def test_defaults_and_relative_store(tmp_path):
     cfg = load_config(_write(tmp_path, '[sources.a]\nplugin = "rss"\nfeeds = ["f"]\n'), get_host())
-    assert cfg.sources["a"].options["max_bytes"] == 50 * 1024 * 1024
+    assert cfg.sources["a"].options["max_bytes"] == 50 * 1024 * 1024 and cfg.sources["a"].options["concurrency"] == 32
     assert cfg.store_url == f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}"
 
 

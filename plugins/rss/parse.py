@@ -51,6 +51,8 @@ class Entry:
     comments: int | None = None
     enclosures: list[dict[str, Any]] = field(default_factory=list)
     language: str | None = None
+    comments_feed: str | None = None
+    content_reply_to: str | None = None
     raw: bytes = b""
 
 
@@ -63,21 +65,57 @@ class Feed:
     link: str | None = None
     self_url: str | None = None
     language: str | None = None
+    generator: str | None = None
+    recovered: str | None = None
     entries: list[Entry] = field(default_factory=list)
 
 
-def parse_feed(data: bytes) -> Feed:
-    """Parse a feed document; raise :class:`FeedError` with the reason."""
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+def parse_feed(data: bytes, *, recover: bool = True) -> Feed:
+    """Parse a feed document; raise :class:`FeedError` with the reason.
+
+    Well-formed XML takes the fast path (ElementTree through defusedxml).
+    An ill-formed document is repaired (HTML named entities, bare ``&``,
+    junk before the root) and, failing that, read by feedparser's lenient
+    parser, as a mature reader would; ``Feed.recovered`` then says how.
+    Entity declarations are refused before any parser sees the document.
+    """
     head = data.lstrip()[:1]
     if head in (b"{", b"["):
         return _parse_json_feed(data)
+    if _ENTITY_DECL.search(data):
+        msg = "refused unsafe XML: entity declarations (billion laughs, external entities) are not allowed"
+        raise FeedError(msg)
+    try:
+        return _parse_xml(data)
+    except ParseError as exc:
+        if not recover:
+            msg = f"malformed XML: {exc}"
+            raise FeedError(msg) from None
+        first_error = str(exc)
+    repaired = _repair(data)
+    if repaired != data:
+        try:
+            feed = _parse_xml(repaired)
+            feed.recovered = f"repaired ill-formed XML ({first_error})"
+            return feed
+        except ParseError:
+            pass
+    feed = _parse_lenient(data)
+    if feed is None:
+        msg = f"malformed XML: {first_error}"
+        raise FeedError(msg)
+    feed.recovered = f"read with feedparser's lenient parser ({first_error})"
+    return feed
+
+
+def _parse_xml(data: bytes) -> Feed:
     try:
         root = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         msg = f"refused unsafe XML ({type(exc).__name__}: entity declarations and external references are not allowed)"
-        raise FeedError(msg) from None
-    except ParseError as exc:
-        msg = f"malformed XML: {exc}"
         raise FeedError(msg) from None
     tag = root.tag
     if tag == "rss" or tag.endswith("}rss"):
@@ -88,6 +126,71 @@ def parse_feed(data: bytes) -> Feed:
         return _parse_atom(root, ATOM if tag.startswith(ATOM) else ATOM03)
     msg = f"not a feed: root element is <{tag}>"
     raise FeedError(msg)
+
+
+_XML_ENTITIES = {"amp", "lt", "gt", "quot", "apos"}
+_NAMED = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+_BARE_AMP = re.compile(rb"&(?!#?[A-Za-z0-9]+;)")
+
+
+def _repair(data: bytes) -> bytes:
+    """Common ill-formedness: HTML entities, bare ampersands, junk before the root."""
+    import html.entities
+
+    start = data.find(b"<")
+    if start > 0:
+        data = data[start:]
+
+    def named(m: re.Match[bytes]) -> bytes:
+        name = m.group(1).decode("ascii")
+        if name in _XML_ENTITIES:
+            return m.group(0)
+        cp = html.entities.name2codepoint.get(name)
+        return f"&#{cp};".encode() if cp else b"&amp;" + m.group(1) + b";"
+
+    data = _NAMED.sub(named, data)
+    return _BARE_AMP.sub(b"&amp;", data)
+
+
+def _parse_lenient(data: bytes) -> Feed | None:
+    import time
+
+    import feedparser
+
+    # bytes, never a URL or path: feedparser must not fetch anything itself
+    parsed = feedparser.parse(data, resolve_relative_uris=False, sanitize_html=False)
+    if not parsed.entries and not parsed.feed:
+        return None
+    f = parsed.feed
+    feed = Feed(format=f"{parsed.version or 'unknown'}(lenient)", title=f.get("title"), link=f.get("link"), language=f.get("language"), generator=f.get("generator"))
+    for link in f.get("links", []):
+        if link.get("rel") == "self":
+            feed.self_url = link.get("href")
+
+    def when(key: str) -> datetime | None:
+        st = e.get(key)
+        return datetime.fromtimestamp(time.mktime(st) - time.timezone, UTC) if st else None
+
+    for e in parsed.entries:
+        author = e.get("author_detail") or {}
+        content = e.get("content") or []
+        entry = Entry(
+            native_id=e.get("id") or e.get("link"),
+            link=e.get("link"),
+            title=e.get("title"),
+            content_html=content[0].get("value") if content else None,
+            summary_html=e.get("summary"),
+            author_name=author.get("name") or e.get("author"),
+            author_email=author.get("email"),
+            author_uri=author.get("href"),
+            categories=[t.get("term") for t in e.get("tags", []) if t.get("term")],
+            published=when("published_parsed"),
+            updated=when("updated_parsed"),
+            comments_feed=e.get("wfw_commentrss"),
+            raw=repr(dict(e)).encode()[:65536],
+        )
+        feed.entries.append(entry)
+    return feed
 
 
 # dates -------------------------------------------------------------------
@@ -105,10 +208,22 @@ def parse_date(value: str | None) -> datetime | None:
         try:
             dt = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
-            return None
+            dt = _parse_date_lenient(value)
+            if dt is None:
+                return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
+
+
+def _parse_date_lenient(value: str) -> datetime | None:
+    """feedparser's date handlers cover the odd formats feeds use (W3C-DTF variants, Korean, Greek, ...)."""
+    import calendar
+
+    from feedparser.datetimes import _parse_date
+
+    st = _parse_date(value)
+    return datetime.fromtimestamp(calendar.timegm(st), UTC) if st else None
 
 
 # XML helpers ---------------------------------------------------------------
@@ -117,10 +232,6 @@ def _text(el: Element | None) -> str | None:
         return None
     txt = "".join(el.itertext()).strip()
     return txt or None
-
-
-def _serialize(el: Element) -> bytes:
-    return SafeET.tostring(el, encoding="utf-8") if hasattr(SafeET, "tostring") else b""
 
 
 def _raw(el: Element) -> bytes:
@@ -151,7 +262,7 @@ def _parse_rss(root: Element) -> Feed:
     if channel is None:
         msg = "RSS document has no <channel>"
         raise FeedError(msg)
-    feed = Feed(format=f"rss{root.get('version', '')}", title=_text(channel.find("title")), link=_text(channel.find("link")), language=_text(channel.find("language")))
+    feed = Feed(format=f"rss{root.get('version', '')}", title=_text(channel.find("title")), link=_text(channel.find("link")), language=_text(channel.find("language")), generator=_text(channel.find("generator")))
     for link in channel.findall(f"{ATOM}link"):
         if link.get("rel") == "self":
             feed.self_url = link.get("href")
@@ -180,12 +291,20 @@ def _rss_item(item: Element) -> Entry:
     reply = item.find(f"{THR}in-reply-to")
     if reply is not None:
         e.in_reply_to = reply.get("ref") or reply.get("href")
+    e.comments_feed = _text(item.find(f"{WFW}commentRss"))
+    m = _IN_REPLY_TO.search(e.content_html or "")
+    if m:
+        e.content_reply_to = m.group(1)
     comments = _text(item.find(f"{SLASH}comments"))
     if comments and comments.isdigit():
         e.comments = int(comments)
     for enc in item.findall("enclosure"):
         e.enclosures.append({"url": enc.get("url"), "media_type": enc.get("type"), "size": int(enc.get("length")) if (enc.get("length") or "").isdigit() else None})
     return e
+
+
+# WordPress comment feeds say "In reply to <a href="...#comment-N">" for nested replies
+_IN_REPLY_TO = re.compile(r"^\s*<p>\s*In reply to <a href=\"([^\"]+)\"", re.IGNORECASE)
 
 
 # RSS 1.0 (RDF) -------------------------------------------------------------
@@ -231,7 +350,7 @@ def _atom_content(el: Element | None) -> str | None:
 
 
 def _parse_atom(root: Element, ns: str) -> Feed:
-    feed = Feed(format="atom1.0" if ns == ATOM else "atom0.3", title=_text(root.find(f"{ns}title")))
+    feed = Feed(format="atom1.0" if ns == ATOM else "atom0.3", title=_text(root.find(f"{ns}title")), generator=_text(root.find(f"{ns}generator")))
     feed.language = root.get("{http://www.w3.org/XML/1998/namespace}lang")
     for link in root.findall(f"{ns}link"):
         rel = link.get("rel", "alternate")
@@ -267,7 +386,14 @@ def _parse_atom(root: Element, ns: str) -> Feed:
         reply = entry.find(f"{THR}in-reply-to")
         if reply is not None:
             e.in_reply_to = reply.get("ref")
+        count = entry.find(f"{THR}total")
+        if count is not None and (count.text or "").strip().isdigit():
+            e.comments = int(count.text.strip())
         for l in entry.findall(f"{ns}link"):  # noqa: E741
+            if l.get("rel") == "replies" and l.get("type", "").endswith(("atom+xml", "rss+xml")):
+                e.comments_feed = l.get("href")
+                if (l.get(f"{THR}count") or "").isdigit():
+                    e.comments = int(l.get(f"{THR}count"))
             if l.get("rel") == "enclosure":
                 e.enclosures.append({"url": l.get("href"), "media_type": l.get("type"), "size": int(l.get("length")) if (l.get("length") or "").isdigit() else None})
         feed.entries.append(e)

@@ -1,47 +1,99 @@
-"""The ``rss`` source: feed files and directories of feed files."""
+"""The ``rss`` source: feeds over HTTP(S) and from files, OPML lists, comment threads,
+platform-aware authors and brand listening."""
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import crmsync
 
+from .fetch import Fetcher, FetchError
 from .parse import Entry, Feed, FeedError, parse_feed
+from .platforms import author_of, detect_platform
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 FEED_SUFFIXES = (".xml", ".rss", ".atom", ".json", ".rdf")
 MAX_FEED_BYTES = 50 * 1024 * 1024
+MAX_MATCHED_THREADS = 50_000
+_WP_COMMENT_GUID = re.compile(r"^(.+\?p=\d+)#comment-(\d+)$")
+_COMMENT_FRAGMENT = re.compile(r"#comment-(\d+)$")
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
 
 
 class RssSource(crmsync.Source):
-    """Posts and comments from RSS 0.9x/1.0/2.0, Atom and JSON Feed documents."""
+    """Posts and comments from RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and JSON Feed 1.0/1.1."""
 
     name = "rss"
     channel = "feed"
-    description = "Blog, forum and comment feeds (RSS, Atom, JSON Feed) from files and directories."
+    description = "Blog, forum, social and comment feeds (RSS, Atom, JSON Feed) over HTTP(S) or from files, with brand listening."
     config_schema = {
         "type": "object",
         "properties": {
-            "feeds": {
-                "type": "array",
-                "items": {"type": "string"},
-                "minItems": 1,
-                "description": "Feed files, or directories whose *.xml/*.rss/*.atom/*.json/*.rdf files are feeds.",
+            "feeds": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Feed URLs, feed files, or directories of feed files."},
+            "opml": {"type": "array", "items": {"type": "string"}, "default": [], "description": "OPML subscription lists (files) whose xmlUrl outlines are feeds."},
+            "concurrency": {"type": "integer", "minimum": 1, "default": 32, "description": "Feeds fetched at the same time."},
+            "per_host": {"type": "integer", "minimum": 1, "default": 2, "description": "Requests at the same time to one host."},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 20, "description": "Seconds per request."},
+            "max_bytes": {"type": "integer", "minimum": 1, "default": MAX_FEED_BYTES, "description": "Refuse feed documents larger than this (after decompression)."},
+            "retries": {"type": "integer", "minimum": 1, "default": 4, "description": "Attempts per feed on 5xx, 429, timeouts and dropped connections."},
+            "retry_max_wait": {"type": "number", "minimum": 0, "default": 30, "description": "Longest wait between attempts (seconds); caps Retry-After."},
+            "follow_comments": {"type": "boolean", "default": True, "description": "Fetch wfw:commentRss / Atom replies feeds of posts (HTTP feeds only)."},
+            "comment_window_days": {"type": "integer", "minimum": 0, "default": 30, "description": "Keep polling a post's comment feed this many days after the post (0: forever)."},
+            "block_private_addresses": {"type": "boolean", "default": False, "description": "Refuse feed URLs (and redirects) that resolve to private or loopback addresses; turn on for URLs from untrusted input."},
+            "ca_file": {"type": "string", "description": "CA bundle for servers with a private certificate authority."},
+            "user_agent": {"type": "string", "description": "User-Agent header."},
+            "listen": {
+                "type": "object",
+                "properties": {
+                    "terms": {
+                        "anyOf": [
+                            {"type": "array", "items": {"type": "string"}},
+                            {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                        ],
+                        "description": "Brand and product names (a list, or name = [aliases]).",
+                    },
+                    "exclude": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Phrases that drop an entry."},
+                    "filter": {"type": "boolean", "default": False, "description": "Keep only entries that mention a term, and the comment threads under them."},
+                },
+                "additionalProperties": False,
+                "default": {},
+                "description": "Brand listening: matches are recorded as mentions.",
             },
-            "max_bytes": {"type": "integer", "minimum": 1, "default": MAX_FEED_BYTES, "description": "Refuse feed documents larger than this."},
         },
-        "required": ["feeds"],
     }
 
-    def _files(self) -> list[Path]:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        listen = self.config.get("listen") or {}
+        self.rules = crmsync.BrandRules(listen.get("terms") or (), listen.get("exclude") or ())
+        self.filter = bool(listen.get("filter")) and self.rules.active
+        self.filtered = 0
+
+    # feed list ----------------------------------------------------------
+    def _targets(self) -> tuple[list[str], list[Path]]:
+        urls: list[str] = []
         files: list[Path] = []
-        for entry in self.config["feeds"]:
-            if entry.startswith(("http://", "https://")):
-                msg = f"feed {entry!r}: fetching feeds over HTTP is not available in this version; save the feed to a file"
-                raise crmsync.ConfigError(msg, plugin=self.instance)
+        entries = list(self.config["feeds"])
+        for opml in self.config["opml"]:
+            entries.extend(self._opml(self.resolve_path(opml)))
+        if not entries:
+            msg = "no feeds configured: set 'feeds' (URLs, files, directories) or 'opml'"
+            raise crmsync.ConfigError(msg, plugin=self.instance)
+        for entry in entries:
+            if _is_url(entry):
+                if entry not in urls:
+                    urls.append(entry)
+                continue
             p = self.resolve_path(entry)
             if p.is_dir():
                 files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in FEED_SUFFIXES))
@@ -50,75 +102,236 @@ class RssSource(crmsync.Source):
             else:
                 msg = f"feed path {p} does not exist"
                 raise crmsync.FatalError(msg, plugin=self.instance)
-        return files
+        return urls, files
 
+    def _opml(self, path: Path) -> list[str]:
+        import defusedxml.ElementTree as SafeET
+        from defusedxml import DefusedXmlException
+
+        try:
+            root = SafeET.fromstring(path.read_bytes())
+        except (OSError, DefusedXmlException, SafeET.ParseError) as exc:
+            msg = f"cannot read OPML file {path}: {exc}"
+            raise crmsync.FatalError(msg, plugin=self.instance) from None
+        return [o.get("xmlUrl") for o in root.iter("outline") if o.get("xmlUrl")]
+
+    # reading ------------------------------------------------------------
     def read(self, state: dict[str, Any] | None) -> Iterator[crmsync.Record]:
-        seen: dict[str, str] = dict((state or {}).get("files", {}))
-        for path in self._files():
+        state = state or {}
+        # one state dict, updated for a feed only after all of its records are
+        # yielded and just before the checkpoint (the runner stores it with them)
+        out: dict[str, Any] = {
+            "files": dict(state.get("files", {})),
+            "feeds": {k: dict(v) for k, v in state.get("feeds", {}).items()},
+            "comment_feeds": dict(state.get("comment_feeds", {})),
+            "matched": list(state.get("matched", [])),
+        }
+        self._matched = set(out["matched"])
+        urls, files = self._targets()
+        for path in files:
             key = str(path)
-            stat = path.stat()
-            signature = f"{stat.st_size}:{stat.st_mtime_ns}"
-            if seen.get(key) == signature:
+            st = path.stat()
+            signature = f"{st.st_size}:{st.st_mtime_ns}"
+            if out["files"].get(key) == signature:
                 continue  # unchanged since the last committed run: costs no parsing
-            if stat.st_size > self.config["max_bytes"]:
-                yield self.reject(key, f"feed is {stat.st_size} bytes, over the {self.config['max_bytes']} byte limit")
+            if st.st_size > self.config["max_bytes"]:
+                yield self.reject(key, f"feed is {st.st_size} bytes, over the {self.config['max_bytes']} byte limit")
             else:
-                data = path.read_bytes()
-                yield from self._parse(key, data)
-            seen[key] = signature
-            yield crmsync.Checkpoint({"files": dict(seen)})
+                yield from self._document(path.read_bytes(), key, {}, out, http=False)
+            out["files"][key] = signature
+            yield crmsync.Checkpoint(out)
+        if urls or out["comment_feeds"]:
+            yield from self._fetch_all(urls, out)
+        if self.filtered:
+            self.note(f"{self.filtered} entries did not match the listen terms and were left out")
+
+    def _fetch_all(self, urls: list[str], out: dict[str, Any]) -> Iterator[crmsync.Record]:
+        fetcher = Fetcher(
+            timeout=self.config["timeout"],
+            max_bytes=self.config["max_bytes"],
+            per_host=self.config["per_host"],
+            attempts=self.config["retries"],
+            max_wait=self.config["retry_max_wait"],
+            block_private=self.config["block_private_addresses"],
+            verify=str(self.resolve_path(self.config["ca_file"])) if self.config.get("ca_file") else True,
+            **({"user_agent": self.config["user_agent"]} if self.config.get("user_agent") else {}),
+        )
+        window = self.config["comment_window_days"]
+        horizon = self.context.run_started - timedelta(days=window) if window else None
+        queue: deque[tuple[str, dict[str, Any] | None]] = deque((u, None) for u in urls)
+        queued = set(urls)
+        for url, meta in out["comment_feeds"].items():
+            published = meta.get("published")
+            if horizon is None or published is None or datetime.fromisoformat(published) >= horizon:
+                if url not in queued:
+                    queue.append((url, meta))
+                    queued.add(url)
+        limit = self.config["concurrency"]
+        pending: dict[Future[Any], tuple[str, dict[str, Any] | None]] = {}
+        try:
+            with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"rss-{self.instance}") as pool:
+
+                def submit(url: str, meta: dict[str, Any] | None) -> None:
+                    st = out["feeds"].get(url, {})
+                    target = st.get("moved_to") or url
+                    pending[pool.submit(fetcher.fetch, target, etag=st.get("etag"), last_modified=st.get("last_modified"))] = (url, meta)
+
+                while queue or pending:
+                    while queue and len(pending) < limit * 2:
+                        submit(*queue.popleft())
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        url, meta = pending.pop(fut)
+                        try:
+                            res = fut.result()
+                        except FetchError as exc:
+                            self.error(f"feed {url}: {exc}")
+                            continue
+                        st = out["feeds"].setdefault(url, {})
+                        if res.moved_to and res.moved_to != st.get("moved_to"):
+                            self.note(f"feed {url} moved permanently to {res.moved_to}; crmsync now fetches the new address (update the config)")
+                            st["moved_to"] = res.moved_to
+                        if res.status != 304:
+                            digest = hashlib.sha256(res.body or b"").hexdigest()
+                            if digest != st.get("digest"):
+                                discovered: list[tuple[str, dict[str, Any]]] = []
+                                yield from self._document(res.body or b"", url, meta or {}, out, http=True, discovered=discovered, feed_state=st)
+                                for cu, cmeta in discovered:
+                                    out["comment_feeds"][cu] = cmeta
+                                    if cu not in queued and (horizon is None or cmeta.get("published") is None or datetime.fromisoformat(cmeta["published"]) >= horizon):
+                                        queue.append((cu, cmeta))
+                                        queued.add(cu)
+                            st["digest"] = digest
+                        if res.etag:
+                            st["etag"] = res.etag
+                        if res.last_modified:
+                            st["last_modified"] = res.last_modified
+                        yield crmsync.Checkpoint(out)
+        finally:
+            fetcher.close()
 
     def replay(self, ref: str, raw: bytes) -> Iterator[crmsync.Record]:
-        yield from self._parse(ref.split("#", 1)[0], raw)
+        yield from self._document(raw, ref.split("#", 1)[0], {}, None, http=False)
 
-    def _parse(self, ref: str, data: bytes) -> Iterator[crmsync.Record]:
+    # documents ----------------------------------------------------------
+    def _document(
+        self,
+        data: bytes,
+        location: str,
+        parent: dict[str, Any],
+        out: dict[str, Any] | None,
+        *,
+        http: bool,
+        discovered: list[tuple[str, dict[str, Any]]] | None = None,
+        feed_state: dict[str, Any] | None = None,
+    ) -> Iterator[crmsync.Record]:
         try:
             feed = parse_feed(data)
         except FeedError as exc:
-            yield self.reject(ref, str(exc), data)
+            yield self.reject(location, str(exc), data)
             return
-        scope = feed.self_url or feed.link or ref
+        if feed.recovered:
+            self.note(f"feed {location}: {feed.recovered}")
+        scope = parent.get("scope") or feed.link or feed.self_url or location
+        platform = detect_platform(feed)
+        dates: list[datetime] = []
+        undated = 0
         for n, entry in enumerate(feed.entries, 1):
+            ref = f"{location}#item{n}"
             if not entry.native_id:
-                yield self.reject(f"{ref}#item{n}", "item has neither guid/id nor link, so it cannot get a stable id", entry.raw)
+                yield self.reject(ref, "item has neither guid/id nor link, so it cannot get a stable id", entry.raw)
                 continue
             try:
-                yield self._interaction(feed, entry, scope, ref)
+                rec = self._interaction(feed, entry, scope, location, platform, parent)
             except ValueError as exc:
-                yield self.reject(f"{ref}#item{n}", f"invalid item: {exc}", entry.raw)
+                yield self.reject(ref, f"invalid item: {exc}", entry.raw)
+                continue
+            if rec.published:
+                dates.append(rec.published)
+            else:
+                undated += 1
+            if not self._keep(rec):
+                continue
+            yield rec
+            if http and discovered is not None and self.config["follow_comments"] and entry.comments_feed and _is_url(entry.comments_feed):
+                discovered.append((entry.comments_feed, {"parent": rec.interaction_id, "thread": rec.thread_id or rec.interaction_id, "scope": scope, "published": rec.published.isoformat() if rec.published else None}))
+        if feed_state is not None and dates:
+            previous = feed_state.get("newest")
+            if previous and min(dates) > datetime.fromisoformat(previous) and len(feed.entries) > 1:
+                self.note(f"feed {location}: its oldest entry ({min(dates).isoformat()}) is newer than the newest seen before ({previous}); entries may have scrolled off between polls; poll this feed more often")
+            feed_state["newest"] = max([*dates, *([datetime.fromisoformat(previous)] if previous else [])]).isoformat()
 
-    def _interaction(self, feed: Feed, e: Entry, scope: str, ref: str) -> crmsync.Interaction:
-        author = None
-        if e.author_name or e.author_email or e.author_uri:
-            author = crmsync.Identity(
-                name=e.author_name,
-                emails=[e.author_email] if e.author_email else [],
-                profile_urls=[e.author_uri] if e.author_uri else [],
-            )
-        parent = crmsync.make_interaction_id("feed", e.in_reply_to, scope) if e.in_reply_to else None
+    def _keep(self, rec: crmsync.Interaction) -> bool:
+        if self.rules.excluded(rec.title, rec.body_text):
+            self.filtered += 1
+            return False
+        if not self.filter:
+            return True
+        if rec.mentions:
+            self._matched.add(rec.thread_id or rec.interaction_id)
+            self._matched.add(rec.interaction_id)
+            return True
+        if (rec.in_reply_to and rec.in_reply_to in self._matched) or (rec.thread_id and rec.thread_id in self._matched):
+            self._matched.add(rec.interaction_id)
+            return True
+        self.filtered += 1
+        return False
+
+    def _interaction(self, feed: Feed, e: Entry, scope: str, location: str, platform: str | None, parent: dict[str, Any]) -> crmsync.Interaction:
+        who = author_of(feed, e, platform)
+        author = crmsync.Identity(name=who.name, emails=[who.email] if who.email else [], handles=who.handles, profile_urls=who.profile_urls) if who else None
+        parent_id, thread_id = self._thread(e, scope, parent)
+        own = crmsync.make_interaction_id("feed", e.native_id, scope)
+        title = crmsync.html_to_text(e.title) if e.title else None
         body = e.content_html or e.summary_html
+        text = crmsync.html_to_text(body) if body else None
+        engagement = {"comments": e.comments} if e.comments is not None else {}
         return self.interaction(
             native_id=e.native_id,
             scope=scope,
-            kind="comment" if parent else "post",
+            kind="comment" if parent_id else "post",
             url=e.link,
-            title=crmsync.html_to_text(e.title) if e.title else None,
+            title=title,
             body_html=body,
+            body_text=text,
             summary=crmsync.html_to_text(e.summary_html) if e.summary_html and e.content_html else None,
             language=e.language or feed.language,
             published=e.published or e.updated,
             updated=e.updated,
             author=author,
-            in_reply_to=parent,
-            thread_id=parent,
+            in_reply_to=parent_id,
+            thread_id=thread_id or own,
             tags=e.categories,
-            engagement={"comments": e.comments} if e.comments is not None else {},
+            mentions=self.rules.mentions(title, text),
+            engagement=engagement,
             attachments=[crmsync.Attachment(**a) for a in e.enclosures],
+            extra={"platform": platform} if platform else {},
             provenance=crmsync.Provenance(
-                source_url=feed.self_url or ref,
-                record_ref=ref,
+                source_url=feed.self_url or location,
+                record_ref=location,
                 raw_hash=hashlib.sha256(e.raw).hexdigest(),
                 parser=f"crmsync_rss/{feed.format}",
                 parser_version=PARSER_VERSION,
             ),
         )
+
+    @staticmethod
+    def _thread(e: Entry, scope: str, parent: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(in_reply_to, thread_id) from RFC 4685, WordPress conventions or the followed post."""
+
+        def iid(native: str) -> str:
+            return crmsync.make_interaction_id("feed", native, scope)
+
+        wp = _WP_COMMENT_GUID.match(e.native_id or "")
+        post = iid(wp.group(1)) if wp else parent.get("thread")
+        if e.in_reply_to:
+            return iid(e.in_reply_to), post or iid(e.in_reply_to)
+        if e.content_reply_to and wp:
+            nested = _COMMENT_FRAGMENT.search(e.content_reply_to)
+            if nested:
+                return iid(f"{wp.group(1)}#comment-{nested.group(1)}"), post
+        if parent.get("parent"):
+            return parent["parent"], post
+        if wp:
+            return post, post
+        return None, None
