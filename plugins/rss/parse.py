@@ -26,6 +26,7 @@ CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 THR = "{http://purl.org/syndication/thread/1.0}"
 SLASH = "{http://purl.org/rss/1.0/modules/slash/}"
 WFW = "{http://wellformedweb.org/CommentAPI/}"
+MEDIA = "{http://search.yahoo.com/mrss/}"
 
 
 class FeedError(ValueError):
@@ -53,6 +54,7 @@ class Entry:
     language: str | None = None
     comments_feed: str | None = None
     content_reply_to: str | None = None
+    in_reply_to_href: str | None = None
     raw: bytes = b""
 
 
@@ -291,6 +293,7 @@ def _rss_item(item: Element) -> Entry:
     reply = item.find(f"{THR}in-reply-to")
     if reply is not None:
         e.in_reply_to = reply.get("ref") or reply.get("href")
+        e.in_reply_to_href = reply.get("href")
     e.comments_feed = _text(item.find(f"{WFW}commentRss"))
     m = _IN_REPLY_TO.search(e.content_html or "")
     if m:
@@ -330,6 +333,12 @@ def _parse_rdf(root: Element) -> Feed:
             )
         )
     return feed
+
+
+def _escaped(text: str | None) -> str | None:
+    import html
+
+    return html.escape(text) if text else None
 
 
 # Atom ------------------------------------------------------------------------
@@ -373,7 +382,7 @@ def _parse_atom(root: Element, ns: str) -> Feed:
             link=link,
             title=_text(entry.find(f"{ns}title")),
             content_html=_atom_content(entry.find(f"{ns}content")),
-            summary_html=_atom_content(entry.find(f"{ns}summary")),
+            summary_html=_atom_content(entry.find(f"{ns}summary")) or _escaped(_text(entry.find(f"{MEDIA}group/{MEDIA}description"))),
             author_name=_text(author.find(f"{ns}name")) if author is not None else None,
             author_email=_text(author.find(f"{ns}email")) if author is not None else None,
             author_uri=_text(author.find(f"{ns}uri")) if author is not None else None,
@@ -386,6 +395,7 @@ def _parse_atom(root: Element, ns: str) -> Feed:
         reply = entry.find(f"{THR}in-reply-to")
         if reply is not None:
             e.in_reply_to = reply.get("ref")
+            e.in_reply_to_href = reply.get("href")
         count = entry.find(f"{THR}total")
         if count is not None and (count.text or "").strip().isdigit():
             e.comments = int(count.text.strip())

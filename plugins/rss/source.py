@@ -11,6 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import crmsync
 
@@ -28,6 +29,13 @@ _COMMENT_FRAGMENT = re.compile(r"#comment-(\d+)$")
 
 def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
+
+
+def _site(url: str | None) -> str | None:
+    """The host of an http(s) URL (the scope of a site's non-URI guids)."""
+    if not url or not _is_url(url):
+        return None
+    return urlsplit(url).netloc.lower() or None
 
 
 class RssSource(crmsync.Source):
@@ -277,7 +285,11 @@ class RssSource(crmsync.Source):
         self.filtered += 1
         return False
 
-    def _interaction(self, feed: Feed, e: Entry, scope: str, location: str, platform: str | None, parent: dict[str, Any]) -> crmsync.Interaction:
+    def _interaction(self, feed: Feed, e: Entry, feed_scope: str, location: str, platform: str | None, parent: dict[str, Any]) -> crmsync.Interaction:
+        # a guid that is not a URI is unique within its site: scope it by the
+        # host the item links to, so a cross-post (same guid, same link) in
+        # another feed gets the same id; without a link, by the feed
+        scope = _site(e.link) or feed_scope
         who = author_of(feed, e, platform)
         author = crmsync.Identity(name=who.name, emails=[who.email] if who.email else [], handles=who.handles, profile_urls=who.profile_urls) if who else None
         parent_id, thread_id = self._thread(e, scope, parent)
@@ -325,7 +337,8 @@ class RssSource(crmsync.Source):
         wp = _WP_COMMENT_GUID.match(e.native_id or "")
         post = iid(wp.group(1)) if wp else parent.get("thread")
         if e.in_reply_to:
-            return iid(e.in_reply_to), post or iid(e.in_reply_to)
+            target = crmsync.make_interaction_id("feed", e.in_reply_to, _site(e.in_reply_to_href) or scope)
+            return target, post or target
         if e.content_reply_to and wp:
             nested = _COMMENT_FRAGMENT.search(e.content_reply_to)
             if nested:
