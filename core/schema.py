@@ -203,6 +203,9 @@ CONTENT_FIELDS = (
 )
 
 
+_CONTENT_SET = frozenset(CONTENT_FIELDS)
+
+
 class Interaction(_Model):
     """One post, comment, review, email or reply, normalized.
 
@@ -283,8 +286,8 @@ class Interaction(_Model):
         )
 
     def compute_content_hash(self) -> str:
-        """SHA-256 over :data:`CONTENT_FIELDS` in canonical JSON."""
-        return content_hash(self.model_dump(mode="json", include=set(CONTENT_FIELDS)))
+        """SHA-256 over :data:`CONTENT_FIELDS`, serialized as JSON in schema field order."""
+        return hashlib.sha256(self.__pydantic_serializer__.to_json(self, include=_CONTENT_SET)).hexdigest()
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record as JSON-compatible data (times as ISO 8601 UTC)."""

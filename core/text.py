@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from html.parser import HTMLParser
 
 import nh3
 
@@ -38,7 +37,6 @@ _BLOCK = frozenset(
         "header", "footer",
     }
 )
-_SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
 
 def sanitize_html(fragment: str) -> str:
@@ -55,53 +53,32 @@ def sanitize_html(fragment: str) -> str:
     )
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ARG002
-        if tag in _SKIP:
-            self._skip += 1
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
-_NEWLINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
+_EDGES = re.compile(r" ?\n ?")
+_NEWLINES = re.compile(r"\n{3,}")
+
+
+_BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCK)) + r")\b[^>]*>", re.IGNORECASE)
 
 
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: tags dropped, blocks on their own lines.
 
     Script and style contents are dropped, entities decoded, runs of blank
-    space collapsed.
+    space collapsed. (nh3 strips the tags; a regex marks block boundaries.)
     """
     if not fragment:
         return ""
     if "<" not in fragment and "&" not in fragment:
         return normalize_text(fragment)
-    parser = _TextExtractor()
-    parser.feed(fragment)
-    parser.close()
-    return normalize_text("".join(parser.parts))
+    marked = _BLOCK_TAG.sub("\n", fragment)
+    stripped = nh3.clean(marked, tags=set(), clean_content_tags={"script", "style", "template", "noscript", "title", "head"}, strip_comments=True)
+    return normalize_text(html.unescape(stripped))
 
 
 def normalize_text(text: str) -> str:
     """Collapse horizontal whitespace and blank-line runs; strip the ends."""
-    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n")]
-    out = "\n".join(lines)
+    out = _EDGES.sub("\n", _SPACES.sub(" ", text.replace("\r\n", "\n")))
     return _NEWLINES.sub("\n\n", out).strip()
 
 

@@ -55,7 +55,17 @@ class Entry:
     comments_feed: str | None = None
     content_reply_to: str | None = None
     in_reply_to_href: str | None = None
-    raw: bytes = b""
+    raw: bytes | Element | None = None
+
+    def raw_bytes(self) -> bytes:
+        """The item's own XML/JSON, serialized only when needed (quarantine)."""
+        if isinstance(self.raw, bytes):
+            return self.raw
+        if self.raw is None:
+            return b""
+        from xml.etree.ElementTree import tostring
+
+        return tostring(self.raw, encoding="utf-8")
 
 
 @dataclass
@@ -236,12 +246,6 @@ def _text(el: Element | None) -> str | None:
     return txt or None
 
 
-def _raw(el: Element) -> bytes:
-    from xml.etree.ElementTree import tostring
-
-    return tostring(el, encoding="utf-8")
-
-
 _ADDR = re.compile(r"^\s*([^\s()]+@[^\s()]+)\s*(?:\((.*)\))?\s*$")
 
 
@@ -288,7 +292,7 @@ def _rss_item(item: Element) -> Entry:
         author_email=mail,
         categories=[c for c in (_text(x) for x in item.findall("category")) if c],
         published=parse_date(_text(item.find("pubDate")) or _text(item.find(f"{DC}date"))),
-        raw=_raw(item),
+        raw=item,
     )
     reply = item.find(f"{THR}in-reply-to")
     if reply is not None:
@@ -329,7 +333,7 @@ def _parse_rdf(root: Element) -> Feed:
                 author_name=_text(item.find(f"{DC}creator")),
                 categories=[c for c in (_text(x) for x in item.findall(f"{DC}subject")) if c],
                 published=parse_date(_text(item.find(f"{DC}date"))),
-                raw=_raw(item),
+                raw=item,
             )
         )
     return feed
@@ -390,7 +394,7 @@ def _parse_atom(root: Element, ns: str) -> Feed:
             published=parse_date(_text(entry.find(f"{ns}published")) or _text(entry.find(f"{ns}issued"))),
             updated=parse_date(_text(entry.find(f"{ns}updated")) or _text(entry.find(f"{ns}modified"))),
             language=entry.get("{http://www.w3.org/XML/1998/namespace}lang"),
-            raw=_raw(entry),
+            raw=entry,
         )
         reply = entry.find(f"{THR}in-reply-to")
         if reply is not None:

@@ -242,17 +242,19 @@ class RssSource(crmsync.Source):
             self.note(f"feed {location}: {feed.recovered}")
         scope = parent.get("scope") or feed.link or feed.self_url or location
         platform = detect_platform(feed)
+        # provenance: the hash of the payload the entries came from
+        payload_hash = hashlib.sha256(data).hexdigest()
         dates: list[datetime] = []
         undated = 0
         for n, entry in enumerate(feed.entries, 1):
             ref = f"{location}#item{n}"
             if not entry.native_id:
-                yield self.reject(ref, "item has neither guid/id nor link, so it cannot get a stable id", entry.raw)
+                yield self.reject(ref, "item has neither guid/id nor link, so it cannot get a stable id", entry.raw_bytes())
                 continue
             try:
-                rec = self._interaction(feed, entry, scope, location, platform, parent)
+                rec = self._interaction(feed, entry, scope, location, platform, parent, payload_hash)
             except ValueError as exc:
-                yield self.reject(ref, f"invalid item: {exc}", entry.raw)
+                yield self.reject(ref, f"invalid item: {exc}", entry.raw_bytes())
                 continue
             if rec.published:
                 dates.append(rec.published)
@@ -285,7 +287,7 @@ class RssSource(crmsync.Source):
         self.filtered += 1
         return False
 
-    def _interaction(self, feed: Feed, e: Entry, feed_scope: str, location: str, platform: str | None, parent: dict[str, Any]) -> crmsync.Interaction:
+    def _interaction(self, feed: Feed, e: Entry, feed_scope: str, location: str, platform: str | None, parent: dict[str, Any], payload_hash: str) -> crmsync.Interaction:
         # a guid that is not a URI is unique within its site: scope it by the
         # host the item links to, so a cross-post (same guid, same link) in
         # another feed gets the same id; without a link, by the feed
@@ -321,7 +323,7 @@ class RssSource(crmsync.Source):
             provenance=crmsync.Provenance(
                 source_url=feed.self_url or location,
                 record_ref=location,
-                raw_hash=hashlib.sha256(e.raw).hexdigest(),
+                raw_hash=payload_hash,
                 parser=f"crmsync_rss/{feed.format}",
                 parser_version=PARSER_VERSION,
             ),
