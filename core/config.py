@@ -163,9 +163,13 @@ class Config:
         """The instance's options with secret references resolved to :class:`Secret`."""
         opts = copy.deepcopy(inst.options)
         for key in inst.secret_keys:
-            if key in opts and isinstance(opts[key], str):
-                value = resolve_reference(opts[key], where=f"{self.where}: {inst.label} key {key!r}", host=self.host, base=self.directory)
-                opts[key] = Secret(value, opts[key])
+            *parents, leaf = key.split(".")
+            holder: Any = opts
+            for p in parents:
+                holder = holder.get(p) if isinstance(holder, dict) else None
+            if isinstance(holder, dict) and isinstance(holder.get(leaf), str):
+                value = resolve_reference(holder[leaf], where=f"{self.where}: {inst.label} key {key!r}", host=self.host, base=self.directory)
+                holder[leaf] = Secret(value, holder[leaf])
         return opts
 
 
@@ -250,14 +254,16 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
                 plugin=plugin,
                 options=options,
                 enabled=bool(table.get("enabled", True)),
-                secret_keys=tuple(k for k, s in cls.config_schema.get("properties", {}).items() if s.get("secret")),
+                secret_keys=secret_paths(cls.config_schema),
             )
             if kind == "sinks" and "sources" in table:
                 inst.sources = list(table["sources"])
             if kind == "sources" and "enrichers" in table:
                 inst.enrichers = list(table["enrichers"])
             for key in inst.secret_keys:
-                value = options.get(key)
+                value: Any = options
+                for part in key.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
                 if value is not None and not (isinstance(value, str) and ":" in value and value.split(":", 1)[0].isidentifier()):
                     msg = f"{where}: {label} key {key!r} is a secret: give a reference like 'env:NAME' or 'file:PATH', not the value"
                     raise ConfigError(msg)
@@ -286,10 +292,7 @@ def validate_options(schema: dict[str, Any], options: dict[str, Any], *, where: 
     schema.setdefault("type", "object")
     schema.setdefault("additionalProperties", False)
     props = schema.get("properties", {})
-    filled = copy.deepcopy(options)
-    for key, sub in props.items():
-        if key not in filled and "default" in sub:
-            filled[key] = copy.deepcopy(sub["default"])
+    filled = _fill_defaults(schema, copy.deepcopy(options))
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for err in sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path)):
@@ -300,10 +303,33 @@ def validate_options(schema: dict[str, Any], options: dict[str, Any], *, where: 
     return filled
 
 
+def secret_paths(schema: dict[str, Any], prefix: str = "") -> tuple[str, ...]:
+    """Dotted paths of the options a schema marks ``"secret": true`` (nested objects included)."""
+    out: list[str] = []
+    for key, sub in schema.get("properties", {}).items():
+        if sub.get("secret"):
+            out.append(prefix + key)
+        elif sub.get("type") == "object":
+            out.extend(secret_paths(sub, f"{prefix}{key}."))
+    return tuple(out)
+
+
+def _fill_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Fill ``default`` values of object properties, nested objects included."""
+    if not isinstance(value, dict):
+        return value
+    for key, sub in schema.get("properties", {}).items():
+        if key not in value and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        if key in value and sub.get("type") == "object":
+            value[key] = _fill_defaults(sub, value[key])
+    return value
+
+
 def _format_error(err: jsonschema.ValidationError, props: dict[str, Any]) -> str:
     path = ".".join(str(p) for p in err.absolute_path)
     key = f"key {path!r}: " if path else ""
-    secret = bool(err.absolute_path) and props.get(str(err.absolute_path[0]), {}).get("secret")
+    secret = bool(err.absolute_path) and (props.get(str(err.absolute_path[0]), {}).get("secret") or "password" in path or "secret" in path or "token" in path)
     if err.validator == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         valid = ", ".join(sorted(err.schema.get("properties", {}))) or "(none)"

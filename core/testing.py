@@ -34,7 +34,7 @@ from typing import Any
 import jsonschema
 
 from .base import Checkpoint, Context, Sink, Source
-from .config import Config, InstanceConfig, validate_options
+from .config import Config, InstanceConfig, secret_paths, validate_options
 from .errors import ConfigError
 from .hookspecs import hookimpl
 from .plugins import PluginHost, PluginInfo
@@ -83,8 +83,7 @@ def kit_config(
         for name, (plugin, options) in insts.items():
             cls = getattr(host, kind)[plugin]
             opts = validate_options(cls.config_schema, options, where=f"[{kind}.{name}]")
-            secret_keys = tuple(k for k, s in cls.config_schema.get("properties", {}).items() if s.get("secret"))
-            getattr(cfg, kind)[name] = InstanceConfig(kind=kind, name=name, plugin=plugin, options=opts, secret_keys=secret_keys)
+            getattr(cfg, kind)[name] = InstanceConfig(kind=kind, name=name, plugin=plugin, options=opts, secret_keys=secret_paths(cls.config_schema))
     return cfg
 
 

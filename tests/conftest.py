@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,98 @@ def pg_database(postgres_url: str):
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# Dovecot (IMAP) --------------------------------------------------------------
+DOVECOT_CONF = """
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
+disable_plaintext_auth = no
+first_valid_uid = {uid}
+mail_location = maildir:{d}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={d}/mail/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = {tls_port}
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+{extra}
+"""
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    """A real Dovecot IMAP server (Debian's dovecot-imapd) on loopback, with TLS and STARTTLS."""
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    if not Path(binary).exists():
+        msg = "Dovecot not installed (apt-get install dovecot-imapd; .ci/run does this)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    d = Path(tempfile.mkdtemp(prefix="crmsync-dovecot-"))
+    os.chmod(d, 0o755)
+    (d / "mail").mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"),
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    users = ["alice", "bob", "carol", "dave", "erin", "frank"]
+    (d / "passwd").write_text("".join(f"{u}:{{PLAIN}}secret-{u}\n" for u in users))
+    if os.geteuid() == 0:
+        uid, gid, extra = 8, 8, ""
+        shutil.chown(d / "mail", 8, 8)
+    else:
+        import grp
+        import pwd
+
+        uid, gid = os.getuid(), os.getgid()
+        user, group = pwd.getpwuid(uid).pw_name, grp.getgrgid(gid).gr_name
+        extra = f"default_login_user = {user}\ndefault_internal_user = {user}\ndefault_internal_group = {group}\n"
+    port, tls_port = _free_port(), _free_port()
+    (d / "dovecot.conf").write_text(DOVECOT_CONF.format(d=d, uid=uid, gid=gid, port=port, tls_port=tls_port, extra=extra))
+    proc = subprocess.Popen([binary, "-F", "-c", str(d / "dovecot.conf")], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(100).startswith(b"* OK"):
+                    break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("Dovecot did not start: " + ((d / "dovecot.log").read_text() if (d / "dovecot.log").exists() else proc.stderr.read().decode()))
+    free = list(users)
+    yield types.SimpleNamespace(host="127.0.0.1", port=port, tls_port=tls_port, cafile=str(d / "cert.pem"), users=free, password=lambda u: f"secret-{u}", dir=d)
+    import signal as _signal
+
+    try:
+        os.killpg(proc.pid, _signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, _signal.SIGKILL)
+    shutil.rmtree(d, ignore_errors=True)

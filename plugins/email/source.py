@@ -1,41 +1,75 @@
-"""The ``email`` source: RFC 5322 mail from mbox, Maildir and .eml files."""
+"""The ``email`` source: customer mail from IMAP, mbox, Maildir and .eml files.
+
+IMAP access is read-only (``EXAMINE`` and ``BODY.PEEK[]``: flags never change,
+nothing moves) and incremental by UIDVALIDITY + UID per folder.
+"""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
 import hashlib
 import mailbox
-import re
+import socket
+import ssl
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import crmsync
 
-PARSER_VERSION = "1"
+from .parse import MessageError, ParsedMessage, parse_message
+
+PARSER_VERSION = "2"
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
-_MSGID = re.compile(r"<[^<>\s]+>")
+ROLE_LOCALPARTS = ("noreply", "no-reply", "donotreply", "do-not-reply", "mailer-daemon", "postmaster", "bounce", "bounces")
 
 
 class EmailSource(crmsync.Source):
-    """Customer mail from mbox files, Maildir folders and (directories of) .eml files."""
+    """Customer mail: IMAP folders, mbox files, Maildir folders, .eml files."""
 
     name = "email"
     channel = "email"
-    description = "Mail from mbox files, Maildir folders and .eml files, threaded by Message-ID."
+    description = "Mail from IMAP (read-only), mbox, Maildir and .eml, threaded by Message-ID, replies separated from quotes."
     config_schema = {
         "type": "object",
         "properties": {
-            "paths": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "mbox files, Maildir folders, .eml files or directories of .eml files."},
+            "paths": {"type": "array", "items": {"type": "string"}, "default": [], "description": "mbox files, Maildir folders, .eml files or directories of .eml files."},
+            "imap": {
+                "type": "object",
+                "properties": {
+                    "host": {"type": "string"},
+                    "port": {"type": "integer", "description": "Default 993 (tls) or 143 (starttls)."},
+                    "security": {"type": "string", "enum": ["tls", "starttls"], "default": "tls", "description": "tls: implicit TLS; starttls: upgrade a plain connection."},
+                    "username": {"type": "string"},
+                    "password": {"type": "string", "secret": True, "description": "env:NAME or file:PATH"},
+                    "folders": {"type": "array", "items": {"type": "string"}, "default": ["INBOX"]},
+                    "ca_file": {"type": "string", "description": "CA bundle for a server with a private/self-signed certificate."},
+                    "verify": {"type": "boolean", "default": True, "description": "Verify the server certificate (leave on)."},
+                    "batch_size": {"type": "integer", "minimum": 1, "default": 200, "description": "Messages per FETCH."},
+                    "timeout": {"type": "number", "default": 60},
+                },
+                "required": ["host", "username", "password"],
+                "additionalProperties": False,
+                "description": "An IMAP account (read-only).",
+            },
             "own_domains": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Skip mail sent from these domains (the company's own)."},
+            "skip_role_senders": {"type": "boolean", "default": True, "description": "Skip mail from noreply@, mailer-daemon@ and similar."},
+            "skip_automatic": {"type": "boolean", "default": True, "description": "Skip auto-replies and bounces (Auto-Submitted, Precedence, delivery-status reports)."},
+            "separate_replies": {"type": "boolean", "default": True, "description": "body_text is the new text of a reply (quotes and signature removed); the full text stays in extra.full_text."},
+            "reply_languages": {"type": "array", "items": {"type": "string"}, "default": ["en", "de", "fr", "es"], "description": "Languages of reply headers and signatures to recognize (each adds parsing time; mail-parser-reply supports en, de, fr, es, it, nl, pl, sv, ...)."},
             "max_bytes": {"type": "integer", "minimum": 1, "default": MAX_MESSAGE_BYTES, "description": "Quarantine messages larger than this."},
+            "max_part_bytes": {"type": "integer", "minimum": 1, "default": 10 * 1024 * 1024, "description": "Cut text parts larger than this."},
         },
-        "required": ["paths"],
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.config["paths"] and not self.config.get("imap"):
+            msg = "configure 'paths' (mbox, Maildir, .eml) or 'imap'"
+            raise crmsync.ConfigError(msg, plugin=self.instance)
+        self._reply_parser = None
+        self.skipped: dict[str, int] = {}
+
+    # local stores ---------------------------------------------------------
     def _stores(self) -> list[tuple[str, Path]]:
         out = []
         for entry in self.config["paths"]:
@@ -57,23 +91,27 @@ class EmailSource(crmsync.Source):
             h = hashlib.sha256()
             for sub in ("cur", "new"):
                 for f in sorted((path / sub).iterdir()):
-                    st = f.stat()
-                    h.update(f"{f.name}:{st.st_size}\n".encode())
+                    h.update(f"{f.name.split(':', 1)[0]}:{f.stat().st_size}\n".encode())
             return h.hexdigest()
         st = path.stat()
         return f"{st.st_size}:{st.st_mtime_ns}"
 
     def read(self, state: dict[str, Any] | None) -> Iterator[crmsync.Record]:
-        seen: dict[str, str] = dict((state or {}).get("stores", {}))
+        state = state or {}
+        out: dict[str, Any] = {"stores": dict(state.get("stores", {})), "imap": {k: dict(v) for k, v in state.get("imap", {}).items()}}
         for kind, path in self._stores():
             key = str(path)
             sig = self._signature(kind, path)
-            if seen.get(key) == sig:
+            if out["stores"].get(key) == sig:
                 continue
             for ref, raw in self._messages(kind, path):
                 yield from self._parse(ref, raw)
-            seen[key] = sig
-            yield crmsync.Checkpoint({"stores": dict(seen)})
+            out["stores"][key] = sig
+            yield crmsync.Checkpoint(out)
+        if self.config.get("imap"):
+            yield from self._imap(out)
+        if self.skipped:
+            self.note("skipped " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
 
     def _messages(self, kind: str, path: Path) -> Iterator[tuple[str, bytes]]:
         if kind == "eml":
@@ -85,104 +123,158 @@ class EmailSource(crmsync.Source):
                     yield f"{path}:{key}", fh.read()
         else:
             box = mailbox.mbox(path, factory=None, create=False)
-            for n, key in enumerate(box.keys(), 1):
-                yield f"{path}:message {n}", box.get_bytes(key)
+            box.lock = lambda: None  # read-only: never take the mbox lock
+            keys = box.keys()
+            toc = getattr(box, "_toc", {})
+            for key in keys:
+                offset = toc.get(key, (None,))[0]
+                yield f"{path}:offset {offset}", box.get_bytes(key)
+
+    # IMAP -------------------------------------------------------------------
+    def _imap(self, out: dict[str, Any]) -> Iterator[crmsync.Record]:
+        from imapclient import IMAPClient
+        from imapclient.exceptions import IMAPClientError
+
+        cfg = self.config["imap"]
+        security = cfg["security"]
+        port = cfg.get("port") or (993 if security == "tls" else 143)
+        context = ssl.create_default_context(cafile=str(self.resolve_path(cfg["ca_file"])) if cfg.get("ca_file") else None)
+        if not cfg["verify"]:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        where = f"imap://{cfg['username']}@{cfg['host']}:{port}"
+        try:
+            client = IMAPClient(cfg["host"], port=port, ssl=security == "tls", ssl_context=context, timeout=cfg["timeout"])
+            if security == "starttls":
+                client.starttls(context)
+            client.login(cfg["username"], cfg["password"].get())
+        except ssl.SSLError as exc:
+            msg = f"{where}: TLS error: {exc}"
+            raise crmsync.FatalError(msg, plugin=self.instance) from None
+        except (OSError, socket.timeout) as exc:
+            msg = f"{where}: cannot connect: {exc}"
+            raise crmsync.RetriableError(msg, plugin=self.instance) from None
+        except IMAPClientError as exc:
+            msg = f"{where}: login failed: {exc}"
+            raise crmsync.FatalError(msg, plugin=self.instance) from None
+        try:
+            for folder in cfg["folders"]:
+                yield from self._folder(client, folder, out, where)
+        except (OSError, socket.timeout, IMAPClientError) as exc:
+            # the runner reconnects and resumes from the last committed UID
+            msg = f"{where}: connection lost: {type(exc).__name__}: {exc}"
+            raise crmsync.RetriableError(msg, plugin=self.instance) from None
+        finally:
+            try:
+                client.logout()
+            except Exception:  # noqa: BLE001 - the connection may already be gone
+                pass
+
+    def _folder(self, client: Any, folder: str, out: dict[str, Any], where: str) -> Iterator[crmsync.Record]:
+        info = client.select_folder(folder, readonly=True)  # EXAMINE: nothing changes on the server
+        validity = int(info[b"UIDVALIDITY"])
+        key = f"{where}/{folder}"
+        st = out["imap"].setdefault(key, {})
+        if st.get("uidvalidity") != validity:
+            if "uidvalidity" in st:
+                self.note(f"{key}: UIDVALIDITY changed ({st['uidvalidity']} -> {validity}); re-scanning the folder (Message-ID based ids keep it duplicate-free)")
+            st.clear()
+            st["uidvalidity"] = validity
+            st["last_uid"] = 0
+        last = int(st.get("last_uid", 0))
+        uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
+        size = self.config["imap"]["batch_size"]
+        for i in range(0, len(uids), size):
+            chunk = uids[i : i + size]
+            data = client.fetch(chunk, ["BODY.PEEK[]"])
+            for uid in chunk:
+                raw = data.get(uid, {}).get(b"BODY[]")
+                if raw is None:
+                    continue  # expunged meanwhile
+                yield from self._parse(f"{key}:UID {uid}", raw)
+            st["last_uid"] = chunk[-1]
+            yield crmsync.Checkpoint(out)
 
     def replay(self, ref: str, raw: bytes) -> Iterator[crmsync.Record]:
         yield from self._parse(ref, raw)
+
+    # normalizing -------------------------------------------------------------
+    def _skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def _parse(self, ref: str, raw: bytes) -> Iterator[crmsync.Record]:
         if len(raw) > self.config["max_bytes"]:
             yield self.reject(ref, f"message is {len(raw)} bytes, over the {self.config['max_bytes']} byte limit", raw[:65536])
             return
         try:
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
-            rec = self._interaction(ref, raw, msg)
-        except (ValueError, TypeError, LookupError, IndexError) as exc:
+            m = parse_message(raw, max_part_bytes=self.config["max_part_bytes"])
+        except MessageError as exc:
+            yield self.reject(ref, f"malformed message: {exc}", raw)
+            return
+        except (ValueError, TypeError, LookupError, IndexError, AttributeError) as exc:
             yield self.reject(ref, f"malformed message: {type(exc).__name__}: {exc}", raw)
             return
-        if rec is not None:
-            yield rec
-
-    def _interaction(self, ref: str, raw: bytes, msg: EmailMessage) -> crmsync.Interaction | crmsync.Rejected | None:
-        from_header = str(msg.get("From", "") or "")
-        if not from_header.strip():
-            return self.reject(ref, "message has no From header", raw)
-        pairs = _getaddresses(from_header)
-        name, addr = pairs[0] if pairs else ("", "")
-        if not addr or "@" not in addr:
-            return self.reject(ref, f"From header has no valid address: {from_header[:200]!r}", raw)
-        domain = addr.rsplit("@", 1)[1].lower()
+        local, _, domain = (m.from_addr or "").lower().rpartition("@")
         if domain in {d.lower() for d in self.config["own_domains"]}:
-            return None
-        ids = _MSGID.findall(str(msg.get("Message-ID", "") or ""))
-        native = ids[0] if ids else None
-        scope = None
+            self._skip("from own domains")
+            return
+        if self.config["skip_role_senders"] and local.split("+", 1)[0] in ROLE_LOCALPARTS:
+            self._skip("from role addresses")
+            return
+        if self.config["skip_automatic"] and m.auto:
+            self._skip("auto-replies/bounces")
+            return
+        if m.truncated_parts:
+            self.note(f"{ref}: {m.truncated_parts} text part(s) cut at {self.config['max_part_bytes']} bytes")
+        yield self._interaction(ref, raw, m)
+
+    def _split_reply(self, text: str) -> str:
+        if self._reply_parser is None:
+            from mailparser_reply import EmailReplyParser
+
+            self._reply_parser = EmailReplyParser(languages=self.config["reply_languages"])
+        try:
+            replies = self._reply_parser.read(text).replies
+        except Exception:  # noqa: BLE001 - a reply parser failure keeps the full text
+            return text
+        own = replies[0].body if replies else text
+        return own.strip() or text
+
+    def _interaction(self, ref: str, raw: bytes, m: ParsedMessage) -> crmsync.Interaction:
+        native, scope = m.message_id, None
         if native is None:
             # no Message-ID: identical bytes in any store still get one id
-            native = "sha256:" + hashlib.sha256(raw).hexdigest()
-            scope = "no-message-id"
-        parents = _MSGID.findall(str(msg.get("In-Reply-To", "") or ""))
-        refs = _MSGID.findall(str(msg.get("References", "") or ""))
-        parent = parents[-1] if parents else (refs[-1] if refs else None)
-        root = refs[0] if refs else parent
-        text, html_body, attachments = _bodies(msg)
-        date = None
-        if msg.get("Date"):
-            try:
-                date = email.utils.parsedate_to_datetime(str(msg["Date"]))
-            except (TypeError, ValueError):
-                date = None
-        recipients = [a for _, a in email.utils.getaddresses([str(msg.get("To", "") or ""), str(msg.get("Cc", "") or "")]) if a]
+            native, scope = "sha256:" + hashlib.sha256(raw).hexdigest(), "no-message-id"
+        parent = m.in_reply_to or (m.references[-1] if m.references else None)
+        root = m.references[0] if m.references else (parent or native)
+        full = crmsync.normalize_text(m.text) if m.text else (crmsync.html_to_text(m.html) if m.html else None)
+        own = self._split_reply(full) if (full and self.config["separate_replies"]) else full
+        extra: dict[str, Any] = {}
+        if own != full:
+            extra["full_text"] = full
+        # Reply-To names the author too, unless a mailing list or a role address set it
+        personal_reply_to = (
+            m.reply_to
+            and m.reply_to.lower() != (m.from_addr or "").lower()
+            and not m.list_id
+            and m.reply_to.lower().split("@", 1)[0] not in ROLE_LOCALPARTS
+        )
+        if m.reply_to and m.reply_to != m.from_addr:
+            extra["reply_to"] = m.reply_to
+        emails = [m.from_addr] + ([m.reply_to] if personal_reply_to else [])
         return self.interaction(
             native_id=native,
             scope=scope,
             kind="reply" if parent else "email",
-            title=str(msg.get("Subject", "") or "") or None,
-            body_text=text,
-            body_html=html_body,
-            published=date,
-            author=crmsync.Identity(name=name or None, emails=[addr]),
-            recipients=recipients,
+            title=m.subject,
+            body_text=own,
+            body_html=m.html,
+            published=m.date,
+            author=crmsync.Identity(name=m.from_name, emails=emails, verified_emails=[m.from_addr] if m.dmarc_pass else []),
+            recipients=m.recipients,
             in_reply_to=crmsync.make_interaction_id("email", parent) if parent else None,
-            thread_id=crmsync.make_interaction_id("email", root or native, scope),
-            attachments=attachments,
-            provenance=crmsync.Provenance(source_url=ref.rsplit(":", 1)[0], record_ref=ref, raw_hash=hashlib.sha256(raw).hexdigest(), parser="crmsync_email", parser_version=PARSER_VERSION),
+            thread_id=crmsync.make_interaction_id("email", root, scope),
+            attachments=[crmsync.Attachment(filename=a.filename, media_type=a.media_type, size=a.size, sha256=a.sha256) for a in m.attachments],
+            extra=extra,
+            provenance=crmsync.Provenance(source_url=ref.rsplit(":", 1)[0], record_ref=ref, raw_hash=hashlib.sha256(raw).hexdigest(), parser="crmsync_email/compat32", parser_version=PARSER_VERSION),
         )
-
-
-def _getaddresses(value: str) -> list[tuple[str, str]]:
-    """email.utils.getaddresses in strict mode where this Python has it (3.11.10+, 3.12.5+)."""
-    try:
-        return email.utils.getaddresses([value], strict=True)
-    except TypeError:
-        return email.utils.getaddresses([value])
-
-
-def _bodies(msg: EmailMessage) -> tuple[str | None, str | None, list[crmsync.Attachment]]:
-    text = html_body = None
-    attachments = []
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        disposition = part.get_content_disposition()
-        ctype = part.get_content_type()
-        if disposition == "attachment" or (part.get_filename() and ctype not in ("text/plain", "text/html")):
-            payload = part.get_payload(decode=True) or b""
-            attachments.append(crmsync.Attachment(filename=part.get_filename(), media_type=ctype, size=len(payload), sha256=hashlib.sha256(payload).hexdigest()))
-            continue
-        if ctype not in ("text/plain", "text/html"):
-            continue
-        payload = part.get_payload(decode=True) or b""
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            content = payload.decode(charset, errors="replace")
-        except LookupError:
-            content = payload.decode("utf-8", errors="replace")
-        if ctype == "text/plain" and text is None:
-            text = content
-        elif ctype == "text/html" and html_body is None:
-            html_body = content
-    if text is None and html_body is not None:
-        text = crmsync.html_to_text(html_body)
-    return (crmsync.normalize_text(text) if text else None), html_body, attachments
