@@ -18,6 +18,7 @@ from .brands import BrandRules, fold
 from .config import Secret
 from .errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
 from .hookspecs import hookimpl
+from .http import Fetcher, FetchError, FetchResult
 from .retry import call_with_retries, retrying
 from .schema import (
     SCHEMA_VERSION,
@@ -33,6 +34,7 @@ from .schema import (
     make_identity_id,
     make_interaction_id,
 )
+from .tabular import csv_line, decode_text, read_csv
 from .text import html_to_text, neutralize_formula, normalize_text, sanitize_html, truncate
 
 __version__ = "0.1.0"
@@ -48,6 +50,9 @@ __all__ = [
     "Delivery",
     "Enricher",
     "FatalError",
+    "FetchError",
+    "FetchResult",
+    "Fetcher",
     "Identity",
     "Interaction",
     "ItemReviewed",
@@ -66,6 +71,8 @@ __all__ = [
     "__version__",
     "call_with_retries",
     "content_hash",
+    "csv_line",
+    "decode_text",
     "fold",
     "hookimpl",
     "html_to_text",
@@ -74,6 +81,7 @@ __all__ = [
     "make_interaction_id",
     "neutralize_formula",
     "normalize_text",
+    "read_csv",
     "retrying",
     "sanitize_html",
     "truncate",

@@ -9,8 +9,6 @@ duplicate headers. Contacts missing from a newer export are marked
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,50 +53,6 @@ FIELDS = sorted(PRESETS["generic"])
 
 def _norm(header: str) -> str:
     return header.strip().lower().replace(" ", "").replace("_", "")
-
-
-def decode_export(data: bytes) -> str:
-    """Text of a CSV export: UTF-16 (BOM), UTF-8 (with or without BOM), else Windows-1252."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-def read_rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """Header (duplicates renamed ``Name_2``...) and ``(line, values)`` rows; honours Excel's ``sep=`` line."""
-    delimiter = ","
-    first, _, rest = text.partition("\n")
-    if first.strip().lower().startswith("sep=") and len(first.strip()) == 5:
-        delimiter = first.strip()[4]
-        text = rest
-    else:
-        try:
-            delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        raw_header = next(reader)
-    except StopIteration:
-        return [], iter(())
-    header: list[str] = []
-    seen: dict[str, int] = {}
-    for h in raw_header:
-        h = h.strip()
-        seen[h] = seen.get(h, 0) + 1
-        header.append(h if seen[h] == 1 else f"{h}_{seen[h]}")
-
-    def rows() -> Iterator[tuple[int, list[str]]]:
-        for row in reader:
-            if row and any(c.strip() for c in row):
-                yield reader.line_num, row
-
-    return header, rows()
 
 
 def detect_format(header: list[str]) -> str | None:
@@ -149,7 +103,7 @@ class ContactsSource(crmsync.Source):
         state = state or {}
         if state.get("signature") == sig:
             return
-        header, rows = read_rows(decode_export(path.read_bytes()))
+        header, rows = crmsync.read_csv(crmsync.decode_text(path.read_bytes()))
         fmt = self.config["format"]
         if fmt == "auto":
             fmt = detect_format(header) or "generic"
@@ -160,10 +114,10 @@ class ContactsSource(crmsync.Source):
             ref = f"{path}:{line}"
             rec = {field: (row[i].strip() if i is not None and i < len(row) else "") for field, i in index.items()}
             if len(row) > len(header):
-                yield self.reject(ref, f"row has {len(row)} fields, the header {len(header)}", _line(row))
+                yield self.reject(ref, f"row has {len(row)} fields, the header {len(header)}", crmsync.csv_line(row))
                 continue
             if not rec["id"]:
-                yield self.reject(ref, f"row has no record id (column {header[index['id']]!r})", _line(row))
+                yield self.reject(ref, f"row has no record id (column {header[index['id']]!r})", crmsync.csv_line(row))
                 continue
             seen.append(rec["id"])
             yield self._identity(rec, crm)
@@ -195,9 +149,3 @@ class ContactsSource(crmsync.Source):
             crm_ids={crm: rec["id"]},
             kind="organization" if account else "person",
         )
-
-
-def _line(row: list[str]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(row)
-    return buf.getvalue()

@@ -1,10 +1,8 @@
-"""The ``reviews`` source: review exports (CSV, JSON Lines) with a field mapping."""
+"""The ``reviews`` source: review exports (CSV, JSON, JSON Lines) and schema.org markup in HTML pages."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,148 +11,326 @@ from typing import Any
 
 import crmsync
 
-PARSER_VERSION = "1"
+from . import pages as schemaorg
+from .presets import FIELDS, PRESETS, STAR_WORDS, Preset, detect
 
-#: Default mapping: our field -> column (CSV) or dotted key (JSON Lines).
-DEFAULT_MAPPING = {
-    "id": "review_id",
-    "rating": "stars",
-    "title": "title",
-    "body": "body",
-    "author_name": "reviewer_name",
-    "author_email": "reviewer_email",
-    "author_url": "reviewer_url",
-    "published": "created_at",
-    "product": "product",
-    "product_id": "product_id",
-    "url": "url",
-    "reply": "reply",
-    "helpful_votes": "helpful_votes",
-    "language": "language",
-}
-MAPPING_KEYS = sorted(DEFAULT_MAPPING)
+PARSER_VERSION = "2"
+EXPORT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+PAGE_SUFFIXES = (".html", ".htm", ".xhtml")
+DATE_FORMATS = (
+    "%d-%b-%y", "%d-%b-%Y", "%d %b %Y", "%b %d, %Y", "%m %d, %Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d",
+    "%d.%m.%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p",
+)
+
+
+def parse_date(value: Any) -> datetime | None:
+    """Every date form exports use: ISO 8601 with or without zone, epoch seconds or
+    milliseconds, ``31-Jul-18``, ``09 13, 2009``, ``Jul 31, 2018``, RFC 822 ... (UTC)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        n = float(value)
+        return datetime.fromtimestamp(n / 1000 if abs(n) > 10**11 else n, UTC)
+    s = str(value).strip()
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(s, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    import email.utils
+
+    try:
+        dt = email.utils.parsedate_to_datetime(s)
+        return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
+    except (TypeError, ValueError, IndexError):
+        pass
+    msg = f"unrecognized date {s!r}"
+    raise ValueError(msg)
+
+
+def _get(record: Any, path: str | None) -> Any:
+    if not path:
+        return None
+    if isinstance(record, dict) and path in record:
+        value = record[path]
+    else:
+        value = record
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, str):
+        value = value.strip()
+    return None if value in ("", None) else value
+
+
+def _keys(record: Any, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    if isinstance(record, dict):
+        for k, v in record.items():
+            out.add(prefix + k)
+            if isinstance(v, dict):
+                out |= _keys(v, f"{prefix}{k}.")
+    return out
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str):
+        word = STAR_WORDS.get(value.strip().upper())
+        if word is not None:
+            return float(word)
+        value = value.replace(",", ".") if value.count(",") == 1 and "." not in value else value
+    return float(value)
 
 
 class ReviewsSource(crmsync.Source):
-    """Product reviews from CSV or JSON Lines exports."""
+    """Product reviews from platform exports and schema.org markup, on one rating scale."""
 
     name = "reviews"
     channel = "review"
-    description = "Product reviews from CSV and JSON Lines exports, ratings normalized to 0..1."
+    description = "Reviews from Trustpilot, Google Business, App Store, Google Play, Yelp, Amazon and generic exports, and schema.org pages."
     config_schema = {
         "type": "object",
         "properties": {
-            "files": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "CSV (.csv) or JSON Lines (.jsonl) export files."},
-            "platform": {"type": "string", "default": "generic", "description": "Platform name; scopes review ids (platform/product)."},
-            "scale": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "default": [1, 5], "description": "[worst, best] rating of the export."},
+            "files": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Exports (.csv, .json, .jsonl): paths, directories or http(s) URLs."},
+            "pages": {"type": "array", "items": {"type": "string"}, "default": [], "description": "HTML product pages with schema.org Review markup: paths, directories or URLs."},
+            "preset": {"type": "string", "enum": ["auto", *sorted(PRESETS)], "default": "auto", "description": "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())},
+            "platform": {"type": "string", "description": "Platform name that scopes review ids (default: the preset's name; 'web' for pages)."},
+            "scale": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "[worst, best] of the export's ratings (default: the preset's, else [1, 5])."},
             "mapping": {
                 "type": "object",
-                "properties": {k: {"type": "string"} for k in MAPPING_KEYS},
+                "properties": {k: {"type": "string"} for k in FIELDS},
                 "additionalProperties": False,
                 "default": {},
-                "description": "Column (CSV) or dotted key (JSONL) per field; unset fields use the defaults.",
+                "description": "Column (CSV) or dotted key (JSON) per field, over the preset's. 'scale' may name a column holding 'lo-hi' (e.g. '0-10').",
             },
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+            "max_bytes": {"type": "integer", "minimum": 1, "default": 200 * 1024 * 1024},
+            "retries": {"type": "integer", "minimum": 1, "default": 4},
+            "retry_max_wait": {"type": "number", "minimum": 0, "default": 30},
+            "block_private_addresses": {"type": "boolean", "default": False},
+            "ca_file": {"type": "string"},
         },
-        "required": ["files"],
     }
 
-    def read(self, state: dict[str, Any] | None) -> Iterator[crmsync.Record]:
-        seen: dict[str, str] = dict((state or {}).get("files", {}))
-        for entry in self.config["files"]:
-            path = self.resolve_path(entry)
-            if not path.is_file():
-                msg = f"review export {path} does not exist"
-                raise crmsync.FatalError(msg, plugin=self.instance)
-            st = path.stat()
-            sig = f"{st.st_size}:{st.st_mtime_ns}"
-            if seen.get(str(path)) == sig:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.config["files"] and not self.config["pages"]:
+            msg = "configure 'files' (exports) or 'pages' (HTML with schema.org reviews)"
+            raise crmsync.ConfigError(msg, plugin=self.instance)
+        self._fetcher: crmsync.Fetcher | None = None
+
+    # inputs ---------------------------------------------------------------
+    def _expand(self, entries: list[str], suffixes: tuple[str, ...]) -> list[str | Path]:
+        out: list[str | Path] = []
+        for entry in entries:
+            if entry.startswith(("http://", "https://")):
+                out.append(entry)
                 continue
-            yield from self._parse_file(path, path.read_bytes())
-            seen[str(path)] = sig
-            yield crmsync.Checkpoint({"files": dict(seen)})
+            p = self.resolve_path(entry)
+            if p.is_dir():
+                out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes))
+            elif p.is_file():
+                out.append(p)
+            else:
+                msg = f"review input {p} does not exist"
+                raise crmsync.FatalError(msg, plugin=self.instance)
+        return out
+
+    def _fetch(self, url: str, st: dict[str, Any]) -> bytes | None:
+        if self._fetcher is None:
+            c = self.config
+            self._fetcher = crmsync.Fetcher(timeout=c["timeout"], max_bytes=c["max_bytes"], attempts=c["retries"], max_wait=c["retry_max_wait"], block_private=c["block_private_addresses"], verify=str(self.resolve_path(c["ca_file"])) if c.get("ca_file") else True)
+        res = self._fetcher.fetch(st.get("moved_to") or url, etag=st.get("etag"), last_modified=st.get("last_modified"))
+        if res.moved_to:
+            st["moved_to"] = res.moved_to
+            self.note(f"{url} moved permanently to {res.moved_to}")
+        if res.etag:
+            st["etag"] = res.etag
+        if res.last_modified:
+            st["last_modified"] = res.last_modified
+        return None if res.status == 304 else res.body
+
+    def read(self, state: dict[str, Any] | None) -> Iterator[crmsync.Record]:
+        state = state or {}
+        out: dict[str, Any] = {
+            "files": dict(state.get("files", {})),
+            "urls": {k: dict(v) for k, v in state.get("urls", {}).items()},
+            "aggregates": dict(state.get("aggregates", {})),
+        }
+        targets = [(t, "export") for t in self._expand(self.config["files"], tuple(EXPORT_SUFFIXES))]
+        targets += [(t, "page") for t in self._expand(self.config["pages"], PAGE_SUFFIXES)]
+        try:
+            for target, what in targets:
+                ref = str(target)
+                if isinstance(target, Path):
+                    st = target.stat()
+                    sig = f"{st.st_size}:{st.st_mtime_ns}"
+                    if out["files"].get(ref) == sig:
+                        continue
+                    data = target.read_bytes()
+                else:
+                    url_state = out["urls"].setdefault(ref, {})
+                    try:
+                        data = self._fetch(ref, url_state)
+                    except crmsync.FetchError as exc:
+                        self.error(f"{ref}: {exc}")
+                        continue
+                    if data is None:
+                        yield crmsync.Checkpoint(out)
+                        continue
+                    digest = hashlib.sha256(data).hexdigest()
+                    if url_state.get("digest") == digest:
+                        continue
+                    sig = digest
+                if what == "page":
+                    yield from self._page(ref, data, out["aggregates"])
+                else:
+                    yield from self._export(ref, data)
+                if isinstance(target, Path):
+                    out["files"][ref] = sig
+                else:
+                    out["urls"][ref]["digest"] = sig
+                yield crmsync.Checkpoint(out)
+        finally:
+            if self._fetcher is not None:
+                self._fetcher.close()
+                self._fetcher = None
 
     def replay(self, ref: str, raw: bytes) -> Iterator[crmsync.Record]:
-        if ref.rpartition(":")[0].lower().endswith((".jsonl", ".ndjson")):
+        path = ref.rsplit(":", 1)[0]
+        kind = EXPORT_SUFFIXES.get(Path(path.split("?", 1)[0]).suffix.lower(), "csv")
+        if kind == "csv":
+            yield from self._export(path, raw, first_line=int(ref.rsplit(":", 1)[1]) if ref.rsplit(":", 1)[-1].isdigit() else None)
+        else:
             try:
-                rec = json.loads(raw)
+                record = json.loads(raw)
             except ValueError as exc:
                 yield self.reject(ref, f"not valid JSON: {exc}", raw)
                 return
-            yield from self._row(ref, rec, raw)
-            return
-        reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""))
-        for rec in reader:
-            if None in rec or any(v is None for v in rec.values()):
-                yield self.reject(ref, "row has a different number of fields than the header", raw)
-                continue
-            yield from self._row(ref, rec, raw)
+            preset = self._preset(_keys(record), "jsonl")
+            yield from self._review(ref, record, preset, raw)
 
-    def _parse_file(self, path: Path, data: bytes) -> Iterator[crmsync.Record]:
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            for n, line in enumerate(data.splitlines(), 1):
+    # exports ------------------------------------------------------------------
+    def _preset(self, keys: set[str], fmt: str) -> Preset:
+        name = self.config["preset"]
+        return PRESETS[detect(keys, fmt) if name == "auto" else name]
+
+    def _export(self, ref: str, data: bytes, first_line: int | None = None) -> Iterator[crmsync.Record]:
+        kind = EXPORT_SUFFIXES.get(Path(ref.split("?", 1)[0]).suffix.lower())
+        head = data.lstrip()[:1]
+        if kind is None or ref.startswith(("http://", "https://")):
+            kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in data[:200000]) else ("jsonl" if head == b"{" else "csv")
+        if kind == "csv":
+            header, rows = crmsync.read_csv(crmsync.decode_text(data))
+            preset = self._preset(set(header), "csv")
+            header_line = crmsync.csv_line(header)
+            for line, row in rows:
+                where = f"{ref}:{first_line or line}"
+                raw = (header_line + crmsync.csv_line(row)).encode()
+                if len(row) != len(header):
+                    yield self.reject(where, f"row has {len(row)} fields, the header {len(header)}", raw)
+                    continue
+                yield from self._review(where, dict(zip(header, row, strict=True)), preset, raw)
+            return
+        if kind == "jsonl":
+            lines = crmsync.decode_text(data).splitlines()
+            preset = None
+            for n, line in enumerate(lines, 1):
                 if not line.strip():
                     continue
-                ref = f"{path}:{n}"
+                where = f"{ref}:{n}"
                 try:
-                    rec = json.loads(line)
+                    record = json.loads(line)
                 except ValueError as exc:
-                    yield self.reject(ref, f"line {n} is not valid JSON: {exc}", line)
+                    yield self.reject(where, f"line {n} is not valid JSON: {exc}", line)
                     continue
-                yield from self._row(ref, rec, line)
+                if preset is None:
+                    preset = self._preset(_keys(record), "jsonl")
+                yield from self._review(where, record, preset, line.encode())
             return
-        text = data.decode("utf-8-sig", errors="replace")
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = _csv_line(reader.fieldnames or [])
-        for rec in reader:
-            ref = f"{path}:{reader.line_num}"
-            values = [v for k, v in rec.items() if k is not None and v is not None] + list(rec.get(None) or [])
-            raw = (header + _csv_line(values)).encode()
-            if None in rec or any(v is None for v in rec.values()):
-                yield self.reject(ref, "row has a different number of fields than the header", raw)
-                continue
-            yield from self._row(ref, rec, raw)
+        try:
+            doc = json.loads(crmsync.decode_text(data))
+        except ValueError as exc:
+            yield self.reject(ref, f"not valid JSON: {exc}", data)
+            return
+        records: Any = doc
+        if isinstance(doc, dict):
+            for p in PRESETS.values():
+                if p.records and isinstance(doc.get(p.records), list):
+                    records = doc[p.records]
+                    break
+            else:
+                records = next((v for v in doc.values() if isinstance(v, list)), [doc])
+        if not isinstance(records, list) or not records:
+            return
+        preset = self._preset(_keys(records[0]), "json")
+        for n, record in enumerate(records, 1):
+            yield from self._review(f"{ref}:{n}", record, preset, json.dumps(record, ensure_ascii=False).encode())
 
-    def _row(self, ref: str, rec: dict[str, Any], raw: bytes) -> Iterator[crmsync.Record]:
-        m = {**DEFAULT_MAPPING, **self.config["mapping"]}
+    def _scale(self, record: Any, preset: Preset, mapping: dict[str, str]) -> tuple[float, float]:
+        spec = _get(record, mapping.get("scale"))
+        if spec is not None:
+            lo, _, hi = str(spec).partition("-")
+            return float(lo), float(hi)
+        if _get(record, mapping.get("best")) is not None:
+            return float(_get(record, mapping.get("worst")) or 1), float(_get(record, mapping["best"]))
+        if self.config.get("scale"):
+            return tuple(self.config["scale"])  # type: ignore[return-value]
+        return preset.scale
+
+    def _review(self, ref: str, record: dict[str, Any], preset: Preset, raw: bytes, platform: str | None = None) -> Iterator[crmsync.Record]:
+        m = {**preset.fields, **self.config["mapping"]} if platform is None else dict(preset.fields)
+        platform = platform or self.config.get("platform") or preset.name
 
         def get(field: str) -> Any:
-            value: Any = rec
-            for part in m[field].split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            return None if value == "" else value
+            return _get(record, m.get(field))
 
         try:
-            worst, best = self.config["scale"]
             rating = None
             if get("rating") is not None:
-                rating = crmsync.Rating(value=float(get("rating")), best=best, worst=worst)
+                worst, best = self._scale(record, preset, m)
+                rating = crmsync.Rating(value=_number(get("rating")), best=best, worst=worst)
             body = get("body")
             if rating is None and not body:
                 yield self.reject(ref, "review has neither a rating nor text", raw)
                 return
             product_id = get("product_id") or get("product")
-            scope = f"{self.config['platform']}/{product_id or ''}"
+            scope = f"{platform}/{product_id or ''}"
             native = get("id")
             if native is None:
-                native = "sha256:" + hashlib.sha256(json.dumps([get("author_name"), get("published"), body], default=str).encode()).hexdigest()
+                basis = json.dumps([get("author_name"), get("author_handle"), str(get("published")), body, get("title"), str(get("rating"))], default=str)
+                native = "sha256:" + hashlib.sha256(basis.encode()).hexdigest()
             native = str(native)
+            handle = get("author_handle")
             author = None
-            if get("author_name") or get("author_email") or get("author_url"):
-                author = crmsync.Identity(name=get("author_name"), emails=[get("author_email")] if get("author_email") else [], profile_urls=[get("author_url")] if get("author_url") else [])
+            if get("author_name") or get("author_email") or get("author_url") or handle:
+                author = crmsync.Identity(
+                    name=get("author_name"),
+                    emails=[str(get("author_email"))] if get("author_email") else [],
+                    profile_urls=[str(get("author_url"))] if get("author_url") else [],
+                    handles=[f"{platform}:{handle}"] if handle else [],
+                )
+            votes = get("helpful_votes")
             review = self.interaction(
                 native_id=native,
                 scope=scope,
                 kind="review",
                 url=get("url"),
-                title=get("title"),
+                title=str(get("title")) if get("title") is not None else None,
                 body_text=str(body) if body is not None else None,
                 language=get("language"),
-                published=_date(get("published")),
+                published=parse_date(get("published")),
+                updated=parse_date(get("updated")),
                 author=author,
                 rating=rating,
-                item_reviewed=crmsync.ItemReviewed(name=get("product"), id=str(product_id) if product_id else None),
-                engagement={"helpful_votes": int(get("helpful_votes"))} if get("helpful_votes") is not None else {},
-                provenance=crmsync.Provenance(source_url=ref.rsplit(":", 1)[0], record_ref=ref, raw_hash=hashlib.sha256(raw).hexdigest(), parser="crmsync_reviews", parser_version=PARSER_VERSION),
+                item_reviewed=crmsync.ItemReviewed(name=str(get("product")) if get("product") else None, id=str(product_id) if product_id else None, url=get("product_url")),
+                engagement={"helpful_votes": int(str(votes).replace(",", ""))} if votes not in (None, "") else {},
+                extra={"platform": platform},
+                provenance=crmsync.Provenance(source_url=ref.rsplit(":", 1)[0], record_ref=ref, raw_hash=hashlib.sha256(raw).hexdigest(), parser=f"crmsync_reviews/{preset.name}", parser_version=PARSER_VERSION),
             )
         except (ValueError, TypeError) as exc:
             yield self.reject(ref, f"cannot read review: {exc}", raw)
@@ -162,37 +338,79 @@ class ReviewsSource(crmsync.Source):
         yield review
         reply = get("reply")
         if reply:
-            yield self.interaction(
-                native_id=f"{native}#reply",
-                scope=scope,
-                kind="reply",
-                body_text=str(reply),
-                author=crmsync.Identity(name=self.config["platform"] + " business reply", kind="organization"),
-                in_reply_to=review.interaction_id,
-                thread_id=review.interaction_id,
-                item_reviewed=review.item_reviewed,
-                provenance=review.provenance,
-            )
+            yield self._reply(review, str(reply), get("reply_date"), platform)
 
+    def _reply(self, review: crmsync.Interaction, text: str, when: Any, platform: str) -> crmsync.Interaction:
+        try:
+            published = parse_date(when)
+        except ValueError:
+            published = None
+        return self.interaction(
+            native_id=f"{review.native_id}#reply",
+            scope=review.scope,
+            kind="reply",
+            body_text=text,
+            published=published,
+            author=crmsync.Identity(name=f"{platform} business reply", kind="organization"),
+            in_reply_to=review.interaction_id,
+            thread_id=review.interaction_id,
+            item_reviewed=review.item_reviewed,
+            extra={"platform": platform, "business_reply": True},
+            provenance=review.provenance,
+        )
 
-def _csv_line(values: list[str]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(values)
-    return buf.getvalue()
-
-
-def _date(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        ts = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(ts, UTC)
-    s = str(value).strip()
-    if s.isdigit():
-        return _date(int(s))
-    try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError as exc:
-        msg = f"unrecognized date {s!r}"
-        raise ValueError(msg) from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    # schema.org pages -----------------------------------------------------------
+    def _page(self, ref: str, data: bytes, aggregates: dict[str, Any]) -> Iterator[crmsync.Record]:
+        html = crmsync.decode_text(data)
+        base = ref if ref.startswith(("http://", "https://")) else None
+        try:
+            reviews, aggs = schemaorg.extract(html, base)
+        except Exception as exc:  # noqa: BLE001 - a page extruct cannot read is quarantined
+            yield self.reject(ref, f"cannot extract schema.org data: {type(exc).__name__}: {exc}", data)
+            return
+        platform = self.config.get("platform") or "web"
+        for agg, item in aggs:
+            key = f"{platform}/{schemaorg.text(item.get('sku')) or schemaorg.text(item.get('productID')) or schemaorg.text(item.get('name')) or ref}"
+            try:
+                value = _number(schemaorg.text(agg.get("ratingValue")))
+                best = float(schemaorg.text(agg.get("bestRating")) or 5)
+                worst = float(schemaorg.text(agg.get("worstRating")) or 1)
+                rating = crmsync.Rating(value=value, best=best, worst=worst)
+            except (TypeError, ValueError):
+                continue
+            aggregates[key] = {
+                "item": schemaorg.text(item.get("name")),
+                "url": schemaorg.text(item.get("url")) or ref,
+                "rating": rating.value, "best": rating.best, "worst": rating.worst, "normalized": rating.normalized,
+                "count": schemaorg.text(agg.get("reviewCount")) or schemaorg.text(agg.get("ratingCount")),
+                "observed": self.context.run_started.isoformat(),
+            }
+        for n, (node, parent) in enumerate(reviews, 1):
+            where = f"{ref}#review{n}"
+            raw = json.dumps(node, ensure_ascii=False, default=str).encode()
+            item = schemaorg.item_of(node, parent)
+            author = schemaorg._first(node.get("author"))
+            author = author if isinstance(author, dict) else ({"name": author} if author else {})
+            rr = schemaorg._first(node.get("reviewRating"))
+            rr = rr if isinstance(rr, dict) else {}
+            record = {
+                "id": schemaorg.text(node.get("@id")) or schemaorg.text(node.get("url")),
+                "rating": schemaorg.text(rr.get("ratingValue")),
+                "best": schemaorg.text(rr.get("bestRating")),
+                "worst": schemaorg.text(rr.get("worstRating")),
+                "title": schemaorg.text(node.get("name")) or schemaorg.text(node.get("headline")),
+                "body": schemaorg.text(node.get("reviewBody")) or schemaorg.text(node.get("description")),
+                "author_name": schemaorg.text(author.get("name")),
+                "author_url": schemaorg.text(author.get("url")) or schemaorg.text(author.get("sameAs")),
+                "published": schemaorg.text(node.get("datePublished")),
+                "updated": schemaorg.text(node.get("dateModified")),
+                "language": schemaorg.text(node.get("inLanguage")),
+                "product": schemaorg.text(item.get("name")),
+                "product_id": schemaorg.text(item.get("sku")) or schemaorg.text(item.get("productID")) or schemaorg.text(item.get("gtin13")),
+                "product_url": schemaorg.text(item.get("url")),
+                "url": schemaorg.text(node.get("url")),
+            }
+            if record["rating"] is not None and record["best"] is None:
+                record["best"], record["worst"] = "5", record["worst"] or "1"  # schema.org defaults
+            page_preset = Preset("schema.org", ("html",), frozenset(), {f: f for f in record}, records=None)
+            yield from self._review(where, record, page_preset, raw, platform=platform)

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import crmsync
 
-from .fetch import Fetcher, FetchError
 from .parse import Entry, Feed, FeedError, parse_feed
 from .platforms import author_of, detect_platform
 
@@ -154,7 +153,7 @@ class RssSource(crmsync.Source):
             self.note(f"{self.filtered} entries did not match the listen terms and were left out")
 
     def _fetch_all(self, urls: list[str], out: dict[str, Any]) -> Iterator[crmsync.Record]:
-        fetcher = Fetcher(
+        fetcher = crmsync.Fetcher(
             timeout=self.config["timeout"],
             max_bytes=self.config["max_bytes"],
             per_host=self.config["per_host"],
@@ -192,7 +191,7 @@ class RssSource(crmsync.Source):
                         url, meta = pending.pop(fut)
                         try:
                             res = fut.result()
-                        except FetchError as exc:
+                        except crmsync.FetchError as exc:
                             self.error(f"feed {url}: {exc}")
                             continue
                         st = out["feeds"].setdefault(url, {})

@@ -1,4 +1,4 @@
-"""HTTP(S) fetching of feeds: conditional GET, retries, limits, clear errors.
+"""HTTP(S) fetching for sources: conditional GET, retries, limits, clear errors.
 
 Built on httpx. Every request carries the stored ETag / Last-Modified (a 304
 costs no parsing), accepts gzip/deflate, follows redirects (reporting
@@ -17,9 +17,13 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
+from typing import TYPE_CHECKING
 
-import crmsync
+if TYPE_CHECKING:
+    import httpx
+
+from .errors import RetriableError
+from .retry import retrying
 
 USER_AGENT = "crmsync-rss/1 (+https://pypi.org/project/crmsync/)"
 
@@ -87,6 +91,8 @@ class Fetcher:
         self.block_private = block_private
         self._hosts: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()
+        import httpx  # imported here: `crmsync --help` must stay fast
+
         hooks = {"request": [self._guard]} if block_private else {}
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout),
@@ -101,7 +107,7 @@ class Fetcher:
     def close(self) -> None:
         self.client.close()
 
-    def _guard(self, request: httpx.Request) -> None:
+    def _guard(self, request: "httpx.Request") -> None:
         # runs for every request, redirects included
         blocked = _blocked_address(request.url.host)
         if blocked:
@@ -124,26 +130,28 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         attempt_no = 0
         try:
-            for attempt in crmsync.retrying(attempts=self.attempts, initial=0.2, max_wait=self.max_wait, name=url):
+            for attempt in retrying(attempts=self.attempts, initial=0.2, max_wait=self.max_wait, name=url):
                 with attempt:
                     attempt_no += 1
                     with self._host_slot(url):
                         result = self._once(url, headers)
                     result.attempts = attempt_no
                     return result
-        except crmsync.RetriableError as exc:
+        except RetriableError as exc:
             msg = f"{exc} (gave up after {attempt_no} attempts)"
             raise FetchError(msg) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, url: str, headers: dict[str, str]) -> FetchResult:
+        import httpx
+
         try:
             with self.client.stream("GET", url, headers=headers) as resp:
                 if resp.status_code == 304:
                     return FetchResult(url=url, status=304, etag=resp.headers.get("etag"), last_modified=resp.headers.get("last-modified"), moved_to=_moved(resp))
                 if resp.status_code == 429 or resp.status_code >= 500:
                     msg = f"HTTP {resp.status_code} {resp.reason_phrase}"
-                    raise crmsync.RetriableError(msg, retry_after=_retry_after(resp.headers.get("retry-after")))
+                    raise RetriableError(msg, retry_after=_retry_after(resp.headers.get("retry-after")))
                 if resp.status_code == 410:
                     msg = "HTTP 410 Gone: the feed was removed; take it out of the config"
                     raise FetchError(msg)
@@ -169,7 +177,7 @@ class Fetcher:
             raise
         except httpx.TimeoutException as exc:
             msg = f"timed out ({type(exc).__name__})"
-            raise crmsync.RetriableError(msg) from None
+            raise RetriableError(msg) from None
         except httpx.ConnectError as exc:
             text = str(exc)
             if "CERTIFICATE" in text.upper() or "SSL" in text.upper() or "TLS" in text.upper():
@@ -179,10 +187,10 @@ class Fetcher:
                 msg = f"DNS lookup failed for {urlsplit(url).hostname}: {text}"
                 raise FetchError(msg) from None
             msg = f"connection failed: {text}"
-            raise crmsync.RetriableError(msg) from None
+            raise RetriableError(msg) from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             msg = f"connection dropped: {type(exc).__name__}: {exc}"
-            raise crmsync.RetriableError(msg) from None
+            raise RetriableError(msg) from None
         except httpx.TooManyRedirects as exc:
             msg = f"too many redirects: {exc}"
             raise FetchError(msg) from None
@@ -191,7 +199,7 @@ class Fetcher:
             raise FetchError(msg) from None
 
 
-def _moved(resp: httpx.Response) -> str | None:
+def _moved(resp: "httpx.Response") -> str | None:
     """The new URL when the first redirect hops were permanent (301/308)."""
     moved = None
     for hop in resp.history:
