@@ -100,6 +100,7 @@ def create_cli() -> click.Group:
         ctx.obj = State(config_path, store_url)
 
     _add_builtin_commands(cli)
+    _add_identity_commands(cli)
     try:
         get_host().register_commands(cli)
     except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
@@ -384,6 +385,68 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
         click.echo(f"dismissed {len(item_ids)}")
 
 
+def _add_identity_commands(cli: click.Group) -> None:
+    @cli.group()
+    def identities() -> None:
+        """Review identity matches the resolver was not sure about.
+
+        \b
+        crmsync identities review            # candidates with their evidence
+        crmsync identities accept 12         # link that author to that contact
+        crmsync identities reject 13         # never propose that pair again
+        Decisions are remembered; the next run links (and re-delivers) accordingly.
+        """
+
+    @identities.command("review")
+    @click.option("--status", type=click.Choice(["pending", "accepted", "rejected", "all"]), default="pending", show_default=True, help="Which candidates.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @pass_state
+    @_errors
+    def review(state: State, status: str, as_json: bool) -> None:
+        """List candidate matches with their evidence."""
+        store = state.store()
+        try:
+            items = store.candidates(None if status == "all" else status)
+        finally:
+            store.dispose()
+        if as_json:
+            click.echo(json.dumps(items, indent=2, default=str))
+            return
+        if not items:
+            click.echo("no candidates" if status != "pending" else "review queue is empty")
+            return
+        for it in items:
+            author = it["author"]
+            who = author.get("name") or ", ".join(author.get("emails") or author.get("handles") or []) or it["author_id"]
+            click.echo(f"{it['id']:>5}  {it['status']:<8} {it['confidence']:.2f} {it['method']:<14} {who} -> contact {it['contact_id']}  {json.dumps(it['evidence'], ensure_ascii=False)}")
+
+    def _decide(state: State, ids: tuple[int, ...], verdict: str) -> None:
+        store = state.store()
+        try:
+            for i in ids:
+                if store.decide(i, verdict) is None:
+                    raise _Exit(f"no candidate {i}; see crmsync identities review --status all", 2)
+        finally:
+            store.dispose()
+        click.echo(f"{verdict} {len(ids)} candidate(s); the next 'crmsync run' applies the decision")
+
+    @identities.command("accept")
+    @click.argument("candidate_ids", type=int, nargs=-1, required=True)
+    @pass_state
+    @_errors
+    def accept(state: State, candidate_ids: tuple[int, ...]) -> None:
+        """Accept candidates: link the author to the contact from now on."""
+        _decide(state, candidate_ids, "accepted")
+
+    @identities.command("reject")
+    @click.argument("candidate_ids", type=int, nargs=-1, required=True)
+    @pass_state
+    @_errors
+    def reject(state: State, candidate_ids: tuple[int, ...]) -> None:
+        """Reject candidates: never link or propose that pair again."""
+        _decide(state, candidate_ids, "rejected")
+
+
 def _print_report(report: Any) -> None:
     click.echo(f"run {report.run_id}: {report.status} in {report.duration:.2f}s" + (" (dry run: nothing written)" if report.dry_run else ""))
     if report.sources:
@@ -403,6 +466,9 @@ def _print_report(report: Any) -> None:
                 click.echo(f"      error: {e}")
             for n in s.notes:
                 click.echo(f"      note: {n}")
+    ident = getattr(report, "identity", None) or {}
+    if ident:
+        click.echo(f"  identity: {ident.get('contacts', 0)} CRM contacts; linked {ident.get('linked', 0)}, relinked {ident.get('relinked', 0)}, {ident.get('candidates', 0)} new candidate(s) for review")
     q = sum(s.quarantined for s in report.sources)
     if q:
         click.echo(f"  {q} record(s) quarantined: crmsync quarantine list")

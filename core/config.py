@@ -26,7 +26,8 @@ from .plugins import PluginHost
 DEFAULT_CONFIG_NAME = "crmsync.toml"
 DEFAULT_STORE_PATH = ".crmsync/crmsync.db"
 
-_TOP_KEYS = {"store", "run", "sources", "sinks", "enrichers"}
+_TOP_KEYS = {"store", "run", "identity", "sources", "sinks", "enrichers"}
+_IDENTITY_KEYS = {"enabled", "auto_link_threshold", "fuzzy_threshold"}
 _STORE_KEYS = {"url", "path"}
 _RUN_KEYS = {"batch_size", "concurrency", "retry_attempts", "retry_max_wait"}
 #: Keys every instance may have besides its plugin's own options.
@@ -153,6 +154,9 @@ class Config:
     concurrency: int = 4
     retry_attempts: int = 5
     retry_max_wait: float = 60.0
+    identity_enabled: bool = True
+    auto_link_threshold: float = 0.9
+    fuzzy_threshold: int = 88
     host: PluginHost | None = None
 
     @property
@@ -209,6 +213,10 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
     _check_table(run, where, "[run]")
     _check_keys(run, _RUN_KEYS, where, "[run]")
 
+    ident = data.get("identity", {})
+    _check_table(ident, where, "[identity]")
+    _check_keys(ident, _IDENTITY_KEYS, where, "[identity]")
+
     url = store_url or os.environ.get("CRMSYNC_STORE_URL") or store.get("url")
     if url and url.startswith(("env:", "file:")):
         url = resolve_reference(url, where=f"{where}: [store] key 'url'", host=host, base=directory)
@@ -226,6 +234,21 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
                 msg = f"{where}: [run] key {key!r} must be a positive number, got {run[key]!r}"
                 raise ConfigError(msg)
             setattr(cfg, key, run[key])
+
+    if "enabled" in ident:
+        cfg.identity_enabled = bool(ident["enabled"])
+    if "auto_link_threshold" in ident:
+        value = ident["auto_link_threshold"]
+        if not isinstance(value, int | float) or not 0 < value <= 1:
+            msg = f"{where}: [identity] key 'auto_link_threshold' must be a number in (0, 1], got {value!r}"
+            raise ConfigError(msg)
+        cfg.auto_link_threshold = float(value)
+    if "fuzzy_threshold" in ident:
+        value = ident["fuzzy_threshold"]
+        if not isinstance(value, int) or not 0 < value <= 100:
+            msg = f"{where}: [identity] key 'fuzzy_threshold' must be an integer 1..100, got {value!r}"
+            raise ConfigError(msg)
+        cfg.fuzzy_threshold = value
 
     host.collect()
     for kind in ("sources", "sinks", "enrichers"):

@@ -60,6 +60,21 @@ def register_enrichers(register: Callable[[type[Enricher]], None]) -> None:
 
 
 @hookspec
+def register_matchers(register: Callable[[type], None]) -> None:
+    """Register identity matchers: extra rungs of the identity-resolution ladder.
+
+    :param register: call ``register(MatcherClass)``; the class has a ``name``
+        and a method ``match(author, index)`` returning
+        :class:`crmsync.identity.Match` objects (see :mod:`crmsync.identity`).
+        Matches at or above the auto-link threshold link automatically when
+        they are the only best match; others go to the review queue.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the ``crmsync`` command line.
 

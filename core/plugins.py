@@ -34,7 +34,7 @@ from .base import Enricher, Sink, Source
 #: Built-in plugins, registered before any third-party plugin.
 DEFAULT_PLUGINS: tuple[str, ...] = ("crmsync_rss", "crmsync_reviews", "crmsync_email", "crmsync_crm_csv")
 
-_KINDS = {"sources": Source, "sinks": Sink, "enrichers": Enricher}
+_KINDS: dict[str, type | None] = {"sources": Source, "sinks": Sink, "enrichers": Enricher, "matchers": None}
 
 
 @dataclass
@@ -50,6 +50,7 @@ class PluginInfo:
     sources: list[str] = field(default_factory=list)
     sinks: list[str] = field(default_factory=list)
     enrichers: list[str] = field(default_factory=list)
+    matchers: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -70,6 +71,7 @@ class PluginHost:
         self.sources: dict[str, type[Source]] = {}
         self.sinks: dict[str, type[Sink]] = {}
         self.enrichers: dict[str, type[Enricher]] = {}
+        self.matchers: dict[str, type] = {}
         self.owners: dict[tuple[str, str], str] = {}
         self._collected = False
 
@@ -151,13 +153,13 @@ class PluginHost:
         """Call the ``register_*`` hooks, one plugin at a time, isolating failures."""
         if self._collected:
             return
-        for reg in (self.sources, self.sinks, self.enrichers):
+        for reg in (self.sources, self.sinks, self.enrichers, self.matchers):
             reg.clear()
         self.owners.clear()
         for info in self.infos.values():
-            info.sources, info.sinks, info.enrichers = [], [], []
+            info.sources, info.sinks, info.enrichers, info.matchers = [], [], [], []
             info.errors = [e for e in info.errors if not e.startswith("register_")]
-        for kind in ("sources", "sinks", "enrichers"):
+        for kind in ("sources", "sinks", "enrichers", "matchers"):
             caller = getattr(self.pm.hook, f"register_{kind}")
             for impl in caller.get_hookimpls():  # registration order: built-ins first
                 info = self.infos.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name, origin="registered")
@@ -173,7 +175,11 @@ class PluginHost:
         base = _KINDS[kind]
 
         def register(cls: type) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
+            if base is None:
+                if not (isinstance(cls, type) and callable(getattr(cls, "match", None))):
+                    msg = f"register_{kind}: {cls!r} is not a class with a match(author, index) method"
+                    raise TypeError(msg)
+            elif not (isinstance(cls, type) and issubclass(cls, base)):
                 msg = f"register_{kind}: {cls!r} is not a subclass of crmsync.{base.__name__}"
                 raise TypeError(msg)
             key = cls.name

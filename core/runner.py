@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
@@ -48,6 +49,7 @@ class SourceReport:
     unchanged: int = 0
     identities: int = 0
     quarantined: int = 0
+    linked: int = 0
     restarts: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -84,6 +86,7 @@ class RunReport:
     exit_code: int = 0
     sources: list[SourceReport] = field(default_factory=list)
     sinks: list[SinkReport] = field(default_factory=list)
+    identity: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,6 +121,9 @@ class Runner:
         self.store = store
         self.host = host
         self.progress = progress
+        self.resolver: Any = None
+        self._identity_active = False
+        self._report_identity: dict[str, int] = {}
 
     # --------------------------------------------------------------------
     def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
@@ -157,14 +163,17 @@ class Runner:
                 self.store.start_run(run_id, command)
             report.sources = [SourceReport(i.name, i.plugin) for i in src_insts]
             dry: dict[str, dict[str, str]] = {}
-            workers = max(1, min(self.config.concurrency, len(src_insts)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="source") as pool:
-                futures = [
-                    pool.submit(self._run_source, inst, rep, context, full_refresh, dry, pos)
-                    for pos, (inst, rep) in enumerate(zip(src_insts, report.sources, strict=True))
-                ]
-                for f in futures:
-                    f.result()
+            pairs = list(zip(src_insts, report.sources, strict=True))
+            # the CRM's own records first: identity resolution needs them
+            crm = [p for p in pairs if getattr(self.host.sources.get(p[0].plugin), "channel", "") == "crm"]
+            rest = [p for p in pairs if p not in crm]
+            self._run_sources(crm, context, full_refresh, dry, 0)
+            self.resolver = None if dry_run else self._make_resolver(report)
+            self._identity_active = self.config.identity_enabled and not dry_run
+            self._report_identity = report.identity
+            self._run_sources(rest, context, full_refresh, dry, len(crm))
+            if self.resolver is not None:
+                self._relink(report, context, started_at=datetime.fromisoformat(report.started_at))
             report.sinks = [SinkReport(i.name, i.plugin) for i in sink_insts]
             if dry_run:
                 for inst, rep in zip(sink_insts, report.sinks, strict=True):
@@ -187,6 +196,102 @@ class Runner:
                 self.store.finish_run(run_id, report.status, report.as_dict())
                 self.store.release_lock()
         return report
+
+    def _run_sources(self, pairs: list[tuple[InstanceConfig, SourceReport]], context: Context, full_refresh: bool, dry: dict, offset: int) -> None:
+        if not pairs:
+            return
+        workers = max(1, min(self.config.concurrency, len(pairs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="source") as pool:
+            futures = [pool.submit(self._run_source, inst, rep, context, full_refresh, dry, offset + pos) for pos, (inst, rep) in enumerate(pairs)]
+            for f in futures:
+                f.result()
+
+    # identity resolution ------------------------------------------------
+    def _make_resolver(self, report: RunReport) -> Any:
+        if not self.config.identity_enabled:
+            return None
+        from .identity import ContactIndex, Resolver
+
+        index = ContactIndex(self.store.contacts())
+        report.identity.update({"contacts": len(index), "linked": 0, "candidates": 0, "relinked": 0})
+        if not len(index):
+            return None
+        self.host.collect()
+        matchers = []
+        for cls in self.host.matchers.values():
+            try:
+                matchers.append(cls())
+            except Exception as exc:  # noqa: BLE001
+                log.error("matcher %s failed to start: %s", cls, exc)
+        return Resolver(index, decisions=self.store.decisions(), matchers=matchers, auto_link_threshold=self.config.auto_link_threshold, fuzzy_threshold=self.config.fuzzy_threshold)
+
+    def _resolve(self, recs: list[Interaction], rep: SourceReport | None, report_counts: dict[str, int] | None = None) -> list[Interaction]:
+        """Link authors to CRM contacts; queue candidates; one identity per unknown person."""
+        from .identity import identity_keys, link
+
+        resolver = self.resolver
+        out: list[Interaction] = []
+        candidates: list[dict[str, Any]] = []
+        unlinked: dict[str, list[str]] = {}
+        linked = 0
+        for rec in recs:
+            a = rec.author
+            if a is not None and not a.crm_ids and resolver is not None:
+                match, cands = resolver.resolve(a)
+                if match is not None:
+                    rec = link(rec, match)
+                    linked += 1
+                else:
+                    if a.identity_id:
+                        for c in cands:
+                            candidates.append({"author_id": a.identity_id, "contact_id": c.contact_id, "method": c.method, "confidence": c.confidence,
+                                               "evidence": json.dumps(c.evidence, default=str), "author": a.model_dump_json(), "interaction_id": rec.interaction_id})
+                        keys = [f"{k}:{v}" for k, v in identity_keys(a)]
+                        if keys:
+                            unlinked[a.identity_id] = keys
+            elif a is not None and not a.crm_ids and a.identity_id:
+                keys = [f"{k}:{v}" for k, v in identity_keys(a)]
+                if keys:
+                    unlinked[a.identity_id] = keys
+            out.append(rec)
+        if unlinked:
+            clusters = self.store.cluster(unlinked)
+            for n, rec in enumerate(out):
+                a = rec.author
+                if a is not None and a.identity_id in clusters and clusters[a.identity_id] != a.identity_id:
+                    moved = rec.model_copy(update={"author": a.model_copy(update={"identity_id": clusters[a.identity_id]})})
+                    moved.content_hash = moved.compute_content_hash()
+                    out[n] = moved
+        added = self.store.add_candidates(candidates)
+        if rep is not None:
+            rep.linked += linked
+        counts = report_counts if report_counts is not None else getattr(self, "_identity_counts", None)
+        if counts is not None:
+            counts["linked"] = counts.get("linked", 0) + linked
+            counts["candidates"] = counts.get("candidates", 0) + added
+        return out
+
+    def _relink(self, report: RunReport, context: Context, started_at: datetime) -> None:
+        """After contacts changed or review decisions were made, link earlier interactions too."""
+        if not (self.store.contacts_changed_since(started_at) or self.store.unapplied_decisions()):
+            return
+        relinked = 0
+        pending: dict[str, list[Interaction]] = {}
+        for rec, _version in self.store.iter_interactions():
+            if rec.author is None or rec.author.crm_ids:
+                continue
+            match, _ = self.resolver.resolve(rec.author)
+            if match is None:
+                continue
+            from .identity import link
+
+            pending.setdefault(rec.source, []).append(link(rec, match))
+            if len(pending[rec.source]) >= self.config.batch_size:
+                relinked += self.store.write_batch(rec.source, pending.pop(rec.source), run_id=context.run_id).updated
+        for source, recs in pending.items():
+            relinked += self.store.write_batch(source, recs, run_id=context.run_id).updated
+        self.store.mark_decisions_applied()
+        report.identity["relinked"] = relinked
 
     def _state_dir(self):  # noqa: ANN202
         d = self.config.directory / ".crmsync" / "plugins"
@@ -265,6 +370,8 @@ class Runner:
                         mine[iid] = status
                 rep.quarantined += len(bad)
             else:
+                if recs and self._identity_active:
+                    recs = self._resolve(recs, rep, self._report_identity)
                 if enrichers and recs:
                     recs = self._enrich(enrichers, recs, rep)
                 failpoint("source.before_commit")

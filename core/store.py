@@ -27,7 +27,7 @@ from .base import Receipt, Rejected
 from .config import redact_url
 from .errors import ConfigError, FatalError, LockedError
 from .schema import Identity, Interaction
-from .tables import bookmarks, deliveries, identities, interactions, quarantine, runs
+from .tables import bookmarks, deliveries, identities, identity_candidates, identity_keys, interactions, quarantine, runs
 
 
 def utcnow() -> datetime:
@@ -328,16 +328,16 @@ class Store:
         for person in people:
             old = current.get(person.identity_id)
             if old is None:
-                new_rows.append({"identity_id": person.identity_id, "name": person.name, "source": source, "record": person.model_dump_json(), "updated_at": now})
+                new_rows.append({"identity_id": person.identity_id, "name": person.name, "source": source, "record": person.model_dump_json(), "updated_at": now, "is_contact": bool(person.crm_ids)})
                 continue
             merged = _merge_identity(Identity.model_validate_json(old), person)
             record = merged.model_dump_json()
             if record != old:
-                upd_rows.append({"b_id": person.identity_id, "name": merged.name, "record": record, "updated_at": now})
+                upd_rows.append({"b_id": person.identity_id, "name": merged.name, "record": record, "updated_at": now, "is_contact": bool(merged.crm_ids)})
         if new_rows:
             conn.execute(insert(identities), new_rows)
         if upd_rows:
-            stmt = update(identities).where(identities.c.identity_id == _bind("b_id")).values(name=_bind("name"), record=_bind("record"), updated_at=_bind("updated_at"))
+            stmt = update(identities).where(identities.c.identity_id == _bind("b_id")).values(name=_bind("name"), record=_bind("record"), updated_at=_bind("updated_at"), is_contact=_bind("is_contact"))
             conn.execute(stmt, upd_rows)
         return len(new_rows) + len(upd_rows)
 
@@ -494,6 +494,101 @@ class Store:
             n_ident = conn.execute(select(func.count()).select_from(identities)).scalar() or 0
             q_open = dict(conn.execute(select(quarantine.c.source, func.count()).where(quarantine.c.status == "open").group_by(quarantine.c.source)).all())
         return {"interactions": per_source, "identities": n_ident, "quarantine_open": q_open}
+
+    # identity resolution -------------------------------------------------
+    def contacts(self) -> Iterator[Identity]:
+        """Identities that are CRM records (have CRM ids)."""
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(identities.c.record).where(identities.c.is_contact.is_(True))):
+                yield Identity.model_validate_json(row[0])
+
+    def contacts_changed_since(self, when: datetime) -> int:
+        with self.engine.connect() as conn:
+            q = select(func.count()).select_from(identities).where(and_(identities.c.is_contact.is_(True), identities.c.updated_at >= when))
+            return conn.execute(q).scalar() or 0
+
+    def decisions(self) -> dict[str, dict[str, str]]:
+        """author identity_id -> {contact identity_id: accepted|rejected}."""
+        out: dict[str, dict[str, str]] = {}
+        with self.engine.connect() as conn:
+            q = select(identity_candidates.c.author_id, identity_candidates.c.contact_id, identity_candidates.c.status).where(identity_candidates.c.status.in_(["accepted", "rejected"]))
+            for a, c, st in conn.execute(q):
+                out.setdefault(a, {})[c] = st
+        return out
+
+    def add_candidates(self, items: list[dict[str, Any]]) -> int:
+        """Queue candidates for review; a pair already queued or decided is left alone."""
+        if not items:
+            return 0
+        now = utcnow()
+        added = 0
+        with self.begin() as conn:
+            for it in items:
+                exists = conn.execute(select(identity_candidates.c.id).where(and_(identity_candidates.c.author_id == it["author_id"], identity_candidates.c.contact_id == it["contact_id"]))).first()
+                if exists:
+                    continue
+                conn.execute(insert(identity_candidates).values(status="pending", created_at=now, applied=False, **it))
+                added += 1
+        return added
+
+    def candidates(self, status: str | None = "pending") -> list[dict[str, Any]]:
+        q = select(identity_candidates).order_by(identity_candidates.c.confidence.desc(), identity_candidates.c.id)
+        if status:
+            q = q.where(identity_candidates.c.status == status)
+        with self.engine.connect() as conn:
+            return [
+                {**dict(r._mapping), "evidence": json.loads(r.evidence), "author": json.loads(r.author), "created_at": _aware(r.created_at).isoformat(), "decided_at": _aware(r.decided_at).isoformat() if r.decided_at else None}
+                for r in conn.execute(q)
+            ]
+
+    def decide(self, candidate_id: int, verdict: str) -> dict[str, Any] | None:
+        with self.begin() as conn:
+            row = conn.execute(select(identity_candidates).where(identity_candidates.c.id == candidate_id)).first()
+            if row is None:
+                return None
+            conn.execute(update(identity_candidates).where(identity_candidates.c.id == candidate_id).values(status=verdict, decided_at=utcnow(), applied=False))
+            if verdict == "accepted":
+                # one author links to one contact: the other proposals for it are rejected
+                conn.execute(
+                    update(identity_candidates)
+                    .where(and_(identity_candidates.c.author_id == row.author_id, identity_candidates.c.id != candidate_id, identity_candidates.c.status == "pending"))
+                    .values(status="rejected", decided_at=utcnow())
+                )
+            return dict(row._mapping)
+
+    def unapplied_decisions(self) -> int:
+        with self.engine.connect() as conn:
+            q = select(func.count()).select_from(identity_candidates).where(and_(identity_candidates.c.status == "accepted", identity_candidates.c.applied.is_(False)))
+            return conn.execute(q).scalar() or 0
+
+    def mark_decisions_applied(self) -> None:
+        with self.begin() as conn:
+            conn.execute(update(identity_candidates).where(identity_candidates.c.status == "accepted").values(applied=True))
+
+    def cluster(self, keys_by_author: dict[str, list[str]]) -> dict[str, str]:
+        """One identity per person: author identity_id -> cluster identity_id.
+
+        An author whose key (canonical email, URL, handle) was seen before joins
+        that identity; its other keys join it too.
+        """
+        all_keys = sorted({k for ks in keys_by_author.values() for k in ks})
+        out: dict[str, str] = {}
+        with self.begin() as conn:
+            known: dict[str, str] = {}
+            for chunk in _chunks(all_keys, 500):
+                for key, ident in conn.execute(select(identity_keys.c.key, identity_keys.c.identity_id).where(identity_keys.c.key.in_(chunk))):
+                    known[key] = ident
+            new_rows = []
+            for author_id, keys in keys_by_author.items():
+                owner = next((known[k] for k in keys if k in known), author_id)
+                out[author_id] = owner
+                for k in keys:
+                    if k not in known:
+                        known[k] = owner
+                        new_rows.append({"key": k, "identity_id": owner})
+            if new_rows:
+                conn.execute(insert(identity_keys), new_rows)
+        return out
 
     # quarantine ----------------------------------------------------------
     def quarantine_items(self, *, source: str | None = None, status: str | None = "open", limit: int | None = None) -> list[QuarantineItem]:

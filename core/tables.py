@@ -8,7 +8,11 @@ The schema is created and upgraded by the Alembic migrations in
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
+    Float,
+    UniqueConstraint,
+    false,
     DateTime,
     Index,
     Integer,
@@ -48,6 +52,36 @@ identities = Table(
     Column("source", String(200)),
     Column("record", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("is_contact", Boolean, nullable=False, server_default=false()),
+    Index("ix_identities_is_contact", "is_contact"),
+)
+
+#: Identity-resolution candidates below the auto-link threshold (the review queue) and decisions.
+identity_candidates = Table(
+    "identity_candidates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("author_id", String(36), nullable=False),
+    Column("contact_id", String(36), nullable=False),
+    Column("method", String(50), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("interaction_id", String(36)),
+    Column("status", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("applied", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("author_id", "contact_id", name="uq_identity_candidates_pair"),
+    Index("ix_identity_candidates_status", "status"),
+)
+
+#: Keys (canonical email, profile URL, handle) of authors not in the CRM -> one identity per person.
+identity_keys = Table(
+    "identity_keys",
+    metadata,
+    Column("key", String(500), primary_key=True),
+    Column("identity_id", String(36), nullable=False),
 )
 
 #: Per-source bookmarks (the last committed checkpoint).

@@ -1,0 +1,331 @@
+"""Identity resolution: link each interaction's author to the right CRM record.
+
+A matching ladder, each match recorded with its method, evidence and
+confidence:
+
+1. the CRM's own id on the author, or a decision confirmed in the review queue;
+2. canonical email (lower-cased, IDNA domain, ``+tags`` dropped, Gmail dots
+   ignored, googlemail = gmail); role addresses (info@, noreply@, ...) never link;
+3. normalized profile URL, or the same handle on the same platform
+   (twitter.com = x.com, ``www.``/``m.`` dropped, tracking parameters and
+   trailing slashes ignored);
+4. a fuzzy name (rapidfuzz) only together with a second signal (the same
+   company email domain, or the same home URL host), and only ever as a
+   candidate for review, never an automatic link.
+
+Everything is looked up in hash indexes (blocking), so matching is linear in
+the number of interactions, not quadratic. Plugins add matchers through the
+``register_matchers`` hook.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .schema import Identity, Interaction
+
+ROLE_LOCALPARTS = frozenset(
+    {
+        "info", "noreply", "no-reply", "donotreply", "do-not-reply", "support", "sales", "admin", "contact", "hello", "help",
+        "office", "team", "marketing", "billing", "postmaster", "mailer-daemon", "webmaster", "abuse", "security", "privacy",
+        "press", "jobs", "careers", "orders", "service", "enquiries", "inquiries", "feedback", "newsletter", "notifications",
+        "bounce", "bounces", "reply", "mail", "hr", "legal", "accounts", "accounting",
+    }
+)
+FREE_MAIL = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com", "icloud.com", "me.com",
+        "gmx.de", "gmx.net", "web.de", "proton.me", "protonmail.com", "aol.com", "mail.ru", "yandex.ru", "orange.fr",
+        "free.fr", "libero.it", "qq.com", "163.com", "t-online.de", "zoho.com", "fastmail.com",
+    }
+)
+TRACKING_PARAMS = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|ref_url|source|s|t|si|igshid|_ga)$", re.IGNORECASE)
+HOST_ALIASES = {"twitter.com": "x.com", "mobile.twitter.com": "x.com", "googlemail.com": "gmail.com"}
+PLATFORM_ALIASES = {"x": "twitter", "web": "twitter"}  # a bare @name on the web is, in practice, a Twitter/X handle
+_SOCIAL_PATH = {
+    "x.com": ("twitter", re.compile(r"^/@?([A-Za-z0-9_]{1,15})/?$")),
+    "instagram.com": ("instagram", re.compile(r"^/([A-Za-z0-9_.]{1,30})/?$")),
+    "github.com": ("github", re.compile(r"^/([A-Za-z0-9-]{1,39})/?$")),
+    "medium.com": ("medium", re.compile(r"^/@([A-Za-z0-9_.-]+)/?$")),
+    "reddit.com": ("reddit", re.compile(r"^/u(?:ser)?/([A-Za-z0-9_-]+)/?$")),
+    "linkedin.com": ("linkedin", re.compile(r"^/in/([A-Za-z0-9_-]+)/?$")),
+}
+
+
+def canonical_email(address: str | None) -> str | None:
+    """The canonical form of an email address, or ``None`` if it is not one."""
+    if not address or "@" not in address:
+        return None
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    if not local or not domain or " " in local:
+        return None
+    domain = domain.strip().rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    domain = HOST_ALIASES.get(domain, domain)
+    local = local.lower().split("+", 1)[0]
+    if domain == "gmail.com":
+        local = local.replace(".", "")
+    return f"{local}@{domain}" if local else None
+
+
+def is_role_address(address: str | None) -> bool:
+    """info@, noreply@, support@ ...: never used to link a person."""
+    if not address or "@" not in address:
+        return False
+    return address.strip().lower().rpartition("@")[0].split("+", 1)[0] in ROLE_LOCALPARTS
+
+
+def canonical_url(url: str | None) -> str | None:
+    """A profile URL compared by what it identifies: host case, www/m, twitter = x, tracking, slashes."""
+    if not url:
+        return None
+    url = url.strip()
+    if "://" not in url:
+        url = "https://" + url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    for prefix in ("www.", "m.", "mobile."):
+        if host.startswith(prefix):
+            host = host[len(prefix):]
+    host = HOST_ALIASES.get(host, host)
+    if not host:
+        return None
+    path = parts.path.rstrip("/") or ""
+    if host in _SOCIAL_PATH:
+        path = path.lower()
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if not TRACKING_PARAMS.match(k)])
+    return urlunsplit(("https", host, path, query, ""))
+
+
+def handle_from_url(url: str | None) -> tuple[str, str] | None:
+    """``(platform, handle)`` of a social profile URL (x.com/name -> ("twitter", "name"))."""
+    canon = canonical_url(url)
+    if not canon:
+        return None
+    parts = urlsplit(canon)
+    spec = _SOCIAL_PATH.get(parts.hostname or "")
+    if spec:
+        m = spec[1].match(parts.path or "/")
+        if m:
+            return spec[0], m.group(1).lower()
+    m = re.match(r"^/@([A-Za-z0-9_.]+)/?$", parts.path or "")
+    if m:  # Mastodon-style https://instance/@user
+        return "mastodon", f"@{m.group(1).lower()}@{parts.hostname}"
+    return None
+
+
+SOCIAL_PLATFORMS = frozenset({"twitter", "mastodon", "reddit", "bluesky", "youtube", "github", "instagram", "linkedin", "medium", "hackernews", "discourse", "tiktok", "facebook"})
+
+
+def canonical_handle(handle: str) -> tuple[str, str] | None:
+    """``platform:handle`` (or a bare ``@name``) as ``(platform, lower-cased handle)``.
+
+    A handle given as a profile URL is read from the URL.
+    """
+    handle = handle.strip()
+    if not handle:
+        return None
+    if handle.startswith(("http://", "https://")):
+        return handle_from_url(handle)
+    platform, sep, name = handle.partition(":")
+    if not sep:
+        platform, name = "twitter", handle
+    name = name.strip()
+    if name.startswith(("http://", "https://")) or name.startswith(("twitter.com/", "x.com/", "www.twitter.com/")):
+        return handle_from_url(name)
+    platform = PLATFORM_ALIASES.get(platform.lower(), platform.lower())
+    if platform != "mastodon":
+        name = name.lstrip("@")
+    return (platform, name.lower()) if name else None
+
+
+def identity_keys(person: Identity) -> list[tuple[str, str]]:
+    """Every key the person can be found by: ``("email", ...)``, ``("url", ...)``, ``("handle", ...)``."""
+    keys: list[tuple[str, str]] = []
+    for email in person.emails:
+        canon = canonical_email(email)
+        if canon and not is_role_address(email):
+            keys.append(("email", canon))
+    for url in person.profile_urls:
+        canon = canonical_url(url)
+        if canon:
+            keys.append(("url", canon))
+        h = handle_from_url(url)
+        if h:
+            keys.append(("handle", f"{h[0]}:{h[1]}"))
+    for handle in person.handles:
+        h = canonical_handle(handle)
+        if h:
+            keys.append(("handle", f"{h[0]}:{h[1]}"))
+            platform, _, raw = handle.partition(":")
+            if h[0] not in SOCIAL_PLATFORMS and raw.strip().startswith("@"):
+                # an @name on a review site or blog: in practice the person's Twitter/X handle
+                keys.append(("handle", f"twitter:{h[1]}"))
+    if person.name and re.fullmatch(r"@[A-Za-z0-9_]{1,15}", person.name.strip()):
+        keys.append(("handle", f"twitter:{person.name.strip()[1:].lower()}"))
+    seen: set[tuple[str, str]] = set()
+    return [k for k in keys if not (k in seen or seen.add(k))]
+
+
+@dataclass
+class Match:
+    """An author linked (or proposed) to a CRM record."""
+
+    contact_id: str  # the contact's identity_id
+    crm_ids: dict[str, str]
+    method: str
+    confidence: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"contact_id": self.contact_id, "crm_ids": self.crm_ids, "method": self.method, "confidence": self.confidence, "evidence": self.evidence}
+
+
+class Matcher(Protocol):
+    """A plugin matcher (``register_matchers``): proposes matches for an author."""
+
+    name: str
+
+    def match(self, author: Identity, index: ContactIndex) -> Iterable[Match]: ...
+
+
+class ContactIndex:
+    """The CRM's contacts, indexed by every key (blocking for the matchers)."""
+
+    def __init__(self, contacts: Iterable[Identity]) -> None:
+        self.contacts: dict[str, Identity] = {}
+        self.by_key: dict[tuple[str, str], set[str]] = {}
+        self.by_raw_email: dict[str, set[str]] = {}
+        self.by_domain: dict[str, set[str]] = {}
+        self.by_host: dict[str, set[str]] = {}
+        for c in contacts:
+            if not c.crm_ids or c.removed or not c.identity_id:
+                continue
+            self.contacts[c.identity_id] = c
+            for key in identity_keys(c):
+                self.by_key.setdefault(key, set()).add(c.identity_id)
+            for email in c.emails:
+                self.by_raw_email.setdefault(email.strip().lower(), set()).add(c.identity_id)
+                domain = email.strip().lower().rpartition("@")[2]
+                if domain and domain not in FREE_MAIL:
+                    self.by_domain.setdefault(domain, set()).add(c.identity_id)
+            for url in c.profile_urls:
+                host = urlsplit(canonical_url(url) or "").hostname
+                if host:
+                    self.by_host.setdefault(host, set()).add(c.identity_id)
+
+    def __len__(self) -> int:
+        return len(self.contacts)
+
+
+CONFIDENCE = {"crm_id": 1.0, "confirmed": 1.0, "email_exact": 0.99, "email_canonical": 0.97, "profile_url": 0.95, "handle": 0.92}
+
+
+class Resolver:
+    """Links authors to contacts through the ladder; proposes fuzzy candidates for review."""
+
+    def __init__(
+        self,
+        index: ContactIndex,
+        *,
+        decisions: dict[str, dict[str, str]] | None = None,
+        matchers: Iterable[Matcher] = (),
+        auto_link_threshold: float = 0.9,
+        fuzzy_threshold: int = 88,
+    ) -> None:
+        self.index = index
+        self.decisions = decisions or {}  # author identity_id -> {contact_id: "accepted"|"rejected"}
+        self.matchers = list(matchers)
+        self.threshold = auto_link_threshold
+        self.fuzzy_threshold = fuzzy_threshold
+
+    def resolve(self, author: Identity) -> tuple[Match | None, list[Match]]:
+        """The automatic link (if any) and candidates for the review queue."""
+        if not self.index.contacts:
+            return None, []
+        decided = self.decisions.get(author.identity_id or "", {})
+        for contact_id, verdict in decided.items():
+            if verdict == "accepted" and contact_id in self.index.contacts:
+                c = self.index.contacts[contact_id]
+                return Match(contact_id, dict(c.crm_ids), "confirmed", 1.0, {"decision": "accepted in review"}), []
+        rejected = {cid for cid, v in decided.items() if v == "rejected"}
+        found: list[Match] = []
+        for email in author.emails:
+            if is_role_address(email):
+                continue
+            exact = self.index.by_raw_email.get(email.strip().lower(), set()) - rejected
+            if exact:
+                found.extend(self._matches(exact, "email_exact", {"email": email}))
+                continue
+            canon = canonical_email(email)
+            hits = self.index.by_key.get(("email", canon), set()) - rejected if canon else set()
+            found.extend(self._matches(hits, "email_canonical", {"email": email, "canonical": canon}))
+        if not found:
+            for kind, key in identity_keys(author):
+                if kind == "email":
+                    continue
+                hits = self.index.by_key.get((kind, key), set()) - rejected
+                found.extend(self._matches(hits, "profile_url" if kind == "url" else "handle", {kind: key}))
+        for matcher in self.matchers:
+            found.extend(m for m in matcher.match(author, self.index) if m.contact_id not in rejected)
+        if found:
+            best = max(m.confidence for m in found)
+            top = {m.contact_id: m for m in found if m.confidence == best}
+            if len(top) == 1 and best >= self.threshold:
+                return next(iter(top.values())), []
+            # several contacts share the key, or a weak plugin match: a human decides
+            return None, [*top.values()]
+        return None, self._fuzzy(author, rejected)
+
+    def _matches(self, contact_ids: set[str], method: str, evidence: dict[str, Any]) -> list[Match]:
+        return [Match(cid, dict(self.index.contacts[cid].crm_ids), method, CONFIDENCE[method], dict(evidence)) for cid in sorted(contact_ids)]
+
+    def _fuzzy(self, author: Identity, rejected: set[str]) -> list[Match]:
+        """Name similarity inside a block that already shares a second signal."""
+        if not author.name:
+            return []
+        from rapidfuzz import fuzz
+
+        block: dict[str, str] = {}
+        for email in author.emails:
+            domain = email.strip().lower().rpartition("@")[2]
+            for cid in self.index.by_domain.get(domain, ()):
+                block[cid] = f"same company email domain {domain}"
+        for url in author.profile_urls:
+            host = urlsplit(canonical_url(url) or "").hostname
+            for cid in self.index.by_host.get(host or "", ()):
+                block.setdefault(cid, f"same home URL host {host}")
+        out = []
+        for cid, signal in block.items():
+            if cid in rejected:
+                continue
+            contact = self.index.contacts[cid]
+            score = fuzz.token_sort_ratio(author.name, contact.name or "")
+            if score >= self.fuzzy_threshold:
+                out.append(Match(cid, dict(contact.crm_ids), "fuzzy_name", round(0.5 + score / 500, 3), {"name": author.name, "contact_name": contact.name, "score": score, "second_signal": signal}))
+        return sorted(out, key=lambda m: -m.confidence)[:3]
+
+
+def link(rec: Interaction, match: Match) -> Interaction:
+    """The interaction with its author linked to the matched contact."""
+    author = rec.author.model_copy(update={"identity_id": match.contact_id, "crm_ids": {**rec.author.crm_ids, **match.crm_ids}}) if rec.author else None
+    extra = {**rec.extra, "identity_match": {"method": match.method, "confidence": match.confidence, "evidence": match.evidence}}
+    linked = rec.model_copy(update={"author": author, "extra": extra})
+    linked.content_hash = linked.compute_content_hash()
+    return linked
+
+
+__all__ = [
+    "ContactIndex", "Match", "Matcher", "Resolver", "canonical_email", "canonical_handle", "canonical_url",
+    "handle_from_url", "identity_keys", "is_role_address", "link",
+]

@@ -1,0 +1,36 @@
+"""The crmsync config for a corpus from ../shared/bench/make_corpus.py (tests and bench/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PLATFORM_MAPPING = (
+    '{ id = "id", rating = "rating", scale = "rating_scale", title = "title", body = "text", published = "created_ms", language = "language", '
+    'author_name = "user.display_name", author_handle = "user.screen_name", author_url = "user.profile_url", product = "product.name", '
+    'product_id = "product.sku", helpful_votes = "helpful_count" }'
+)
+
+
+def corpus_config(corpus: Path, *, feeds: list[str] | None = None, sink: bool = True, enrichers: bool = True, extra: str = "") -> str:
+    """TOML for every source of the corpus (feeds as files unless URLs are given)."""
+    feed_list = ", ".join(f'"{f}"' for f in feeds) if feeds else '"feeds/"'
+    parts = [
+        '[store]\npath = "state/crmsync.db"\n',
+        f"[sources.feeds]\nplugin = \"rss\"\nfeeds = [{feed_list}]\nfollow_comments = false\n",
+        '[sources.mbox]\nplugin = "email"\npaths = ["mail/archive.mbox"]\n',
+        '[sources.maildir]\nplugin = "email"\npaths = ["mail/Maildir"]\n',
+        '[sources.shop_reviews]\nplugin = "reviews"\nfiles = ["reviews/reviews.csv"]\nplatform = "shop"\n',
+        f'[sources.platform_reviews]\nplugin = "reviews"\nfiles = ["reviews/platform.jsonl"]\nplatform = "platform"\nmapping = {PLATFORM_MAPPING}\n',
+        '[sources.review_pages]\nplugin = "reviews"\npages = ["reviews/pages"]\n',
+        '[sources.crm]\nplugin = "crm_csv"\nfile = "crm/contacts.csv"\n',
+    ]
+    if enrichers:
+        parts += [
+            '[enrichers.language]\nplugin = "language"\n',
+            '[enrichers.sentiment]\nplugin = "sentiment"\n',
+            '[enrichers.mentions]\nplugin = "mentions"\nterms = { "Acme Rocket" = [], "Acme Anvil" = [], "Acme Giant Magnet" = [], "Acme" = [] }\n',
+            '[enrichers.triage]\nplugin = "triage"\nsupport_addresses = ["support@acme.example"]\n',
+        ]
+    if sink:
+        parts.append('[sinks.crm_files]\nplugin = "crm_csv"\nprofile = "generic"\noutput_dir = "out"\n')
+    return "\n".join(parts) + extra
