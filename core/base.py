@@ -172,6 +172,8 @@ class Delivery:
     version: int
     operation: Literal["create", "update"]
     external_id: str | None = None
+    #: The author's identity as the store knows it (merged sightings, influence, flags).
+    author_profile: Identity | None = None
 
     def receipt(self, external_id: str | None = None) -> Receipt:
         """A :class:`Receipt` for this delivery."""

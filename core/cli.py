@@ -180,6 +180,8 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
                     name: {"plugin": s.plugin, "backlog": store.backlog(name, s.sources), "delivered": store.ledger_counts().get(name, 0)}
                     for name, s in cfg.sinks.items()
                 },
+                "response_queue": store.response_queue(),
+                "identity_review": len(store.candidates("pending")),
             }
         finally:
             store.dispose()
@@ -202,6 +204,12 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
         click.echo("bookmarks: " + (", ".join(sorted(data["bookmarks"])) or "none"))
         q = data["quarantine_open"]
         click.echo("quarantine (open): " + (", ".join(f"{k} {v}" for k, v in sorted(q.items())) if q else "empty"))
+        rq = data["response_queue"]
+        click.echo(f"needs a response: {rq['overdue']} overdue, {rq['due_soon']} due within 24h")
+        for item in rq["next"][:10]:
+            click.echo(f"  {'OVERDUE' if item['overdue'] else 'due':<7} {item['due_at']}  {item['priority'] or '':<7} {item['source']}/{item['kind']}  {item['native_id']}")
+        if data["identity_review"]:
+            click.echo(f"identity review queue: {data['identity_review']} candidate(s): crmsync identities review")
 
     @cli.command()
     @click.option("--json", "as_json", is_flag=True, help="Print JSON (default when stdout is not a terminal).")

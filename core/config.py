@@ -27,7 +27,7 @@ DEFAULT_CONFIG_NAME = "crmsync.toml"
 DEFAULT_STORE_PATH = ".crmsync/crmsync.db"
 
 _TOP_KEYS = {"store", "run", "identity", "sources", "sinks", "enrichers"}
-_IDENTITY_KEYS = {"enabled", "auto_link_threshold", "fuzzy_threshold"}
+_IDENTITY_KEYS = {"enabled", "auto_link_threshold", "fuzzy_threshold", "influence"}
 _STORE_KEYS = {"url", "path"}
 _RUN_KEYS = {"batch_size", "concurrency", "retry_attempts", "retry_max_wait"}
 #: Keys every instance may have besides its plugin's own options.
@@ -157,6 +157,7 @@ class Config:
     identity_enabled: bool = True
     auto_link_threshold: float = 0.9
     fuzzy_threshold: int = 88
+    influence: dict[str, float] = field(default_factory=dict)
     host: PluginHost | None = None
 
     @property
@@ -249,6 +250,18 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
             msg = f"{where}: [identity] key 'fuzzy_threshold' must be an integer 1..100, got {value!r}"
             raise ConfigError(msg)
         cfg.fuzzy_threshold = value
+
+    if "influence" in ident:
+        from .influence import DEFAULTS
+
+        table = ident["influence"]
+        _check_table(table, where, "[identity.influence]")
+        _check_keys(table, set(DEFAULTS), where, "[identity.influence]")
+        for key, value in table.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                msg = f"{where}: [identity.influence] key {key!r} must be a number, got {value!r}"
+                raise ConfigError(msg)
+        cfg.influence = {k: float(v) for k, v in table.items()}
 
     host.collect()
     for kind in ("sources", "sinks", "enrichers"):

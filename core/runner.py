@@ -174,6 +174,8 @@ class Runner:
             self._run_sources(rest, context, full_refresh, dry, len(crm))
             if self.resolver is not None:
                 self._relink(report, context, started_at=datetime.fromisoformat(report.started_at))
+            if not dry_run and self.config.identity_enabled and any(r.new or r.updated for r in report.sources):
+                self._score_identities(report)
             report.sinks = [SinkReport(i.name, i.plugin) for i in sink_insts]
             if dry_run:
                 for inst, rep in zip(sink_insts, report.sinks, strict=True):
@@ -292,6 +294,26 @@ class Runner:
             relinked += self.store.write_batch(source, recs, run_id=context.run_id).updated
         self.store.mark_decisions_applied()
         report.identity["relinked"] = relinked
+
+    def _score_identities(self, report: RunReport) -> None:
+        """Influence score and flags for every author (one aggregate query)."""
+        from .influence import influence
+
+        stats = self.store.author_stats()
+        people = self.store.identities_by_id([s[0] for s in stats])
+        changed = []
+        for author_id, count, engagement, mentions, sentiment in stats:
+            person = people.get(author_id)
+            if person is None:
+                continue
+            inf = influence(count, engagement, mentions, sentiment, self.config.influence)
+            if person.influence != inf.score or person.flags != inf.flags:
+                person.influence, person.flags = inf.score, inf.flags
+                changed.append(person)
+        if changed:
+            self.store.update_identities(changed)
+        report.identity["influencers"] = sum(1 for p in people.values() if "influencer" in p.flags)
+        report.identity["detractors"] = sum(1 for p in people.values() if "detractor" in p.flags)
 
     def _state_dir(self):  # noqa: ANN202
         d = self.config.directory / ".crmsync" / "plugins"
@@ -456,7 +478,12 @@ class Runner:
                     page = self.store.pending(inst.name, sources=inst.sources, after=after, limit=page_size)
                     if not page:
                         break
-                    batch = [Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id) for p in page]
+                    profiles = self.store.identities_by_id([p.interaction.author.identity_id for p in page if p.interaction.author and p.interaction.author.identity_id])
+                    batch = [
+                        Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id,
+                                 profiles.get(p.interaction.author.identity_id) if p.interaction.author and p.interaction.author.identity_id else None)
+                        for p in page
+                    ]
                     receipts = retrying(name=f"sink {inst.name}", **policy)(sink.write, batch)
                     failpoint("sink.after_write")
                     if receipts is not None:

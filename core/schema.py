@@ -119,6 +119,8 @@ class Identity(_Model):
     crm_ids: dict[str, str] = Field(default_factory=dict, description="CRM name -> record id")
     kind: Literal["person", "organization", "unknown"] = "person"
     removed: bool = Field(False, description="The CRM's latest export no longer lists this record (marked, never deleted).")
+    influence: float | None = Field(None, description="Influence score (see [identity.influence] in the config).")
+    flags: list[str] = Field(default_factory=list, description="influencer, ambassador, detractor")
 
     @model_validator(mode="after")
     def _derive_id(self) -> Identity:
@@ -243,11 +245,12 @@ class Interaction(_Model):
     sentiment: Sentiment | None = None
     needs_response: bool | None = None
     priority: Literal["low", "normal", "high", "urgent"] | None = None
+    due_at: datetime | None = Field(None, description="When a response is due (triage), UTC.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Plugin-specific fields (enrichers write here too).")
     provenance: Provenance = Field(default_factory=Provenance)
     content_hash: str | None = Field(None, description="SHA-256 over the content fields; a change is an edit.")
 
-    @field_validator("published", "updated", "fetched")
+    @field_validator("published", "updated", "fetched", "due_at")
     @classmethod
     def _to_utc(cls, v: datetime | None) -> datetime | None:
         return _utc(v)

@@ -487,6 +487,50 @@ class Store:
             for row in conn.execute(select(identities.c.record).order_by(identities.c.identity_id)):
                 yield Identity.model_validate_json(row[0])
 
+    def response_queue(self, *, now: datetime | None = None, soon_hours: float = 24, limit: int = 20) -> dict[str, Any]:
+        """Interactions that need a response: overdue and due soon."""
+        from datetime import timedelta
+
+        now = now or utcnow()
+        soon = now + timedelta(hours=soon_hours)
+        base = and_(interactions.c.needs_response.is_(True), interactions.c.due_at.is_not(None))
+        cols = [interactions.c.interaction_id, interactions.c.source, interactions.c.kind, interactions.c.priority, interactions.c.due_at, interactions.c.native_id]
+        with self.engine.connect() as conn:
+            overdue_n = conn.execute(select(func.count()).select_from(interactions).where(and_(base, interactions.c.due_at < now))).scalar() or 0
+            soon_n = conn.execute(select(func.count()).select_from(interactions).where(and_(base, interactions.c.due_at >= now, interactions.c.due_at < soon))).scalar() or 0
+            rows = conn.execute(select(*cols).where(and_(base, interactions.c.due_at < soon)).order_by(interactions.c.due_at).limit(limit)).all()
+        return {
+            "overdue": overdue_n,
+            "due_soon": soon_n,
+            "next": [{"interaction_id": r[0], "source": r[1], "kind": r[2], "priority": r[3], "due_at": _aware(r[4]).isoformat(), "native_id": r[5], "overdue": _aware(r[4]) < now} for r in rows],
+        }
+
+    def author_stats(self) -> list[tuple[str, int, int, int, float | None]]:
+        """Per author: (identity_id, interactions, engagement, mentions, mean sentiment)."""
+        q = (
+            select(interactions.c.author_id, func.count(), func.coalesce(func.sum(interactions.c.engagement), 0), func.coalesce(func.sum(interactions.c.mention_count), 0), func.avg(interactions.c.sentiment_score))
+            .where(interactions.c.author_id.is_not(None))
+            .group_by(interactions.c.author_id)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4]) if r[4] is not None else None) for r in conn.execute(q)]
+
+    def update_identities(self, people: list[Identity]) -> None:
+        """Replace identity records (influence scores, flags)."""
+        now = utcnow()
+        with self.begin() as conn:
+            for chunk in _chunks(people, 500):
+                stmt = update(identities).where(identities.c.identity_id == _bind("b_id")).values(record=_bind("record"), updated_at=_bind("updated_at"))
+                conn.execute(stmt, [{"b_id": p.identity_id, "record": p.model_dump_json(), "updated_at": now} for p in chunk])
+
+    def identities_by_id(self, ids: list[str]) -> dict[str, Identity]:
+        out: dict[str, Identity] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids)), 500):
+                for row in conn.execute(select(identities.c.identity_id, identities.c.record).where(identities.c.identity_id.in_(chunk))):
+                    out[row[0]] = Identity.model_validate_json(row[1])
+        return out
+
     def counts(self) -> dict[str, Any]:
         """Totals for ``crmsync status``."""
         with self.engine.connect() as conn:
@@ -656,6 +700,13 @@ def _interaction_row(rec: Interaction, version: int, first_seen: datetime, now: 
 
 def _interaction_update(rec: Interaction, version: int, now: datetime) -> dict[str, Any]:
     return {
+        "author_id": rec.author.identity_id if rec.author else None,
+        "needs_response": rec.needs_response,
+        "priority": rec.priority,
+        "due_at": rec.due_at,
+        "sentiment_score": rec.sentiment.score if rec.sentiment else None,
+        "engagement": sum(v for v in rec.engagement.values() if isinstance(v, int)) if rec.engagement else None,
+        "mention_count": len(rec.mentions),
         "source": rec.source,
         "channel": rec.channel,
         "kind": rec.kind,

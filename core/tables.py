@@ -40,7 +40,16 @@ interactions = Table(
     Column("record", Text, nullable=False),
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("author_id", String(36)),
+    Column("needs_response", Boolean),
+    Column("priority", String(20)),
+    Column("due_at", DateTime(timezone=True)),
+    Column("sentiment_score", Float),
+    Column("engagement", Integer),
+    Column("mention_count", Integer),
     Index("ix_interactions_source", "source"),
+    Index("ix_interactions_author_id", "author_id"),
+    Index("ix_interactions_due", "needs_response", "due_at"),
 )
 
 #: Authors and CRM contacts.

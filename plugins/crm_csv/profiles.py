@@ -50,13 +50,13 @@ GENERIC = Profile(
                 "published", "updated", "language", "author_identity_id", "author_name", "author_email", "author_handles",
                 "author_profile_urls", "author_crm_id", "in_reply_to", "thread_id", "rating_value", "rating_best", "rating_worst",
                 "rating_normalized", "item_reviewed", "tags", "mentions", "sentiment_label", "sentiment_score",
-                "needs_response", "priority", "content_hash",
+                "needs_response", "priority", "due_at", "content_hash",
             )),
         ),
         FileKind(
             "contacts", "Contact", "external_id", "identity",
             (("external_id", "identity_id"), ("name", "name"), ("email", "email"), ("emails", "emails"), ("handles", "handles"),
-             ("profile_urls", "profile_urls"), ("company", "company")),
+             ("profile_urls", "profile_urls"), ("company", "company"), ("influence", "influence"), ("flags", "flags")),
         ),
     ),
 )
@@ -90,6 +90,8 @@ SALESFORCE = Profile(
                 ("Crmsync_In_Reply_To__c", "in_reply_to"),
                 ("Crmsync_Rating__c", "rating_normalized"),
                 ("Crmsync_Sentiment__c", "sentiment_label"),
+                ("Crmsync_Needs_Response__c", "needs_response"),
+                ("Crmsync_Due__c", "due_at"),
             ),
             {"Subject": 255, "Description": 32000, "Crmsync_Url__c": 255, "Crmsync_Source__c": 255},
         ),
@@ -132,6 +134,8 @@ HUBSPOT = Profile(
                 ("crmsync sentiment", "sentiment_label"),
                 ("crmsync rating", "rating_normalized"),
                 ("crmsync thread", "thread_id"),
+                ("crmsync priority", "priority"),
+                ("crmsync due", "due_at"),
             ),
             {"Note body": 65536, "crmsync URL": 65536},
         ),
@@ -213,6 +217,7 @@ def interaction_fields(d: crmsync.Delivery, crm: str) -> dict[str, Any]:
         "sentiment_score": i.sentiment.score if i.sentiment else None,
         "needs_response": i.needs_response,
         "priority": i.priority,
+        "due_at": _z(i.due_at),
         "sf_priority": "High" if i.priority in ("high", "urgent") else "Normal",
         "sf_subtype": "Email" if i.channel == "email" else "Task",
         "content_hash": i.content_hash,
@@ -238,6 +243,8 @@ def identity_fields(a: crmsync.Identity) -> dict[str, Any]:
         "company": a.company,
         "company_or_placeholder": a.company or "[not provided]",
         "identity_summary": f"Seen by crmsync: {summary}" if summary else "Seen by crmsync",
+        "influence": a.influence,
+        "flags": ";".join(a.flags),
     }
 
 

@@ -172,7 +172,7 @@ class CsvSink(crmsync.Sink):
                 if spec.source == "interaction":
                     f.write(values)
                 elif a is not None and a.identity_id and a.identity_id not in self._authors and create and not a.crm_ids.get(crm):
-                    f.write(identity_fields(a))
+                    f.write(identity_fields(d.author_profile or a))
             if a is not None and a.identity_id:
                 self._authors.add(a.identity_id)
             self._receipts.append(d.receipt(external_id=d.interaction.interaction_id))

@@ -1,0 +1,201 @@
+"""The built-in enrichers."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import crmsync
+
+
+def own_text(rec: crmsync.Interaction) -> str:
+    """Title and the author's own text (for mail: without quotes and signature)."""
+    parts = [rec.title or "", rec.body_text or rec.summary or ""]
+    return "\n".join(p for p in parts if p).strip()
+
+
+class SentimentEnricher(crmsync.Enricher):
+    """Sentiment with VADER (vaderSentiment, offline, ships its lexicon): score -1..1 and a label."""
+
+    name = "sentiment"
+    description = "Sentiment score and label per interaction (VADER)."
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "positive": {"type": "number", "default": 0.05, "description": "compound >= this is positive"},
+            "negative": {"type": "number", "default": -0.05, "description": "compound <= this is negative"},
+            "extra_lexicon": {"type": "object", "additionalProperties": {"type": "number"}, "default": {}, "description": "word = valence (-4..4) added to VADER's lexicon (product slang, other languages)."},
+        },
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        from .lexicon import MULTILINGUAL
+
+        extra = {k.lower(): float(v) for k, v in self.config["extra_lexicon"].items()}
+        self.analyzer = SentimentIntensityAnalyzer()
+        self.analyzer.lexicon.update(extra)
+        # other languages get VADER's rules with their own words only: English
+        # entries misfire on foreign text ("die" is a German article)
+        self.foreign = SentimentIntensityAnalyzer()
+        self.foreign.lexicon = {**MULTILINGUAL, **extra}
+
+    def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
+        if interaction.extra.get("business_reply"):
+            return interaction
+        text = own_text(interaction)
+        if not text:
+            return interaction
+        lang = (interaction.extra.get("detected_language") or {}).get("language") or (interaction.language or "en")
+        analyzer = self.analyzer if lang.lower().startswith("en") else self.foreign
+        score = analyzer.polarity_scores(text[:20000])["compound"]
+        label = "positive" if score >= self.config["positive"] else ("negative" if score <= self.config["negative"] else "neutral")
+        interaction.sentiment = crmsync.Sentiment(score=round(score, 4), label=label, method="vader")
+        return interaction
+
+
+class LanguageEnricher(crmsync.Enricher):
+    """Language detection with py3langid (offline, ships its model)."""
+
+    name = "language"
+    description = "Detects the language (ISO 639-1) of interactions that do not say."
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "overwrite": {"type": "boolean", "default": False, "description": "Replace the language the source gave (feeds often declare one for all posts)."},
+            "languages": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Restrict detection to these ISO 639-1 codes (empty: all)."},
+        },
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+        self.identifier = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+        if self.config["languages"]:
+            self.identifier.set_languages(self.config["languages"])
+
+    def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
+        text = own_text(interaction)
+        if len(text) < 12:
+            return interaction
+        lang, prob = self.identifier.classify(text[:5000])
+        interaction.extra["detected_language"] = {"language": lang, "probability": round(float(prob), 3)}
+        if interaction.language is None or self.config["overwrite"]:
+            interaction.language = lang
+        return interaction
+
+
+class MentionsEnricher(crmsync.Enricher):
+    """Brand and product mentions from configured names and aliases (the rss listener's rules)."""
+
+    name = "mentions"
+    description = "Records the brands and products an interaction names."
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "terms": {
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}],
+                "description": "Names (a list, or name = [aliases]).",
+            },
+            "exclude": {"type": "array", "items": {"type": "string"}, "default": []},
+        },
+        "required": ["terms"],
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rules = crmsync.BrandRules(self.config["terms"], self.config["exclude"])
+
+    def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
+        found = self.rules.mentions(interaction.title, interaction.body_text)
+        if found:
+            interaction.mentions = list(dict.fromkeys([*interaction.mentions, *found]))
+        return interaction
+
+
+CHURN = r"\b(cancel+(?:ing|ed)?|refund|money back|switch(?:ing)? to|unsubscribe|close my account|never (?:again|buy)|return it|kündig\w*|rückerstattung|annuler|rembours\w*|cancelar|reembolso)\b"
+LEGAL = r"\b(lawyer|attorney|lawsuit|sue|legal action|chargeback|gdpr|dsgvo|consumer protection|small claims|anwalt|klage|avocat|abogado)\b"
+QUESTION = r"\?|\b(how do i|how can i|can you|could you|does (?:it|the)|is there|any(?:one|body) know|wie kann|gibt es|comment|est-ce que|cómo|hay)\b"
+
+
+class TriageEnricher(crmsync.Enricher):
+    """Needs-response triage: who must answer, how urgently, by when."""
+
+    name = "triage"
+    description = "Flags interactions that need a response (negative, low rating, question, churn or legal words, support mail), with priority and due time."
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "support_addresses": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Mail to these addresses always needs a response."},
+            "negative_below": {"type": "number", "default": -0.3, "description": "Sentiment score at or below this needs a response (run after the sentiment enricher)."},
+            "low_rating_below": {"type": "number", "default": 0.4, "description": "Normalized rating at or below this needs a response."},
+            "response_hours": {
+                "type": "object",
+                "properties": {k: {"type": "number", "exclusiveMinimum": 0} for k in ("urgent", "high", "normal", "low")},
+                "additionalProperties": False,
+                "default": {"urgent": 4, "high": 24, "normal": 72, "low": 168},
+                "description": "Response-time targets per priority (hours after the interaction).",
+            },
+            "churn_pattern": {"type": "string", "default": CHURN},
+            "legal_pattern": {"type": "string", "default": LEGAL},
+            "question_pattern": {"type": "string", "default": QUESTION},
+        },
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        c = self.config
+        self.churn = re.compile(c["churn_pattern"], re.IGNORECASE)
+        self.legal = re.compile(c["legal_pattern"], re.IGNORECASE)
+        self.question = re.compile(c["question_pattern"], re.IGNORECASE)
+        self.support = {a.lower() for a in c["support_addresses"]}
+        self.hours = {"urgent": 4, "high": 24, "normal": 72, "low": 168, **c["response_hours"]}
+
+    def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
+        if interaction.extra.get("business_reply") or interaction.extra.get("staff"):
+            interaction.needs_response = False
+            return interaction
+        text = own_text(interaction)
+        reasons: list[str] = []
+        priority = "low"
+        if self.legal.search(text):
+            reasons.append("legal")
+            priority = "urgent"
+        if self.churn.search(text):
+            reasons.append("churn")
+            priority = _max(priority, "high")
+        negative = interaction.sentiment is not None and interaction.sentiment.score <= self.config["negative_below"]
+        low = interaction.rating is not None and interaction.rating.normalized is not None and interaction.rating.normalized <= self.config["low_rating_below"]
+        if negative:
+            reasons.append("negative sentiment")
+            priority = _max(priority, "normal")
+        if low:
+            reasons.append("low rating")
+            priority = _max(priority, "high" if negative else "normal")
+        if self.question.search(text):
+            reasons.append("question")
+            priority = _max(priority, "normal")
+        if self.support and any(r.lower() in self.support for r in interaction.recipients):
+            reasons.append("mail to support")
+            priority = _max(priority, "normal")
+        interaction.needs_response = bool(reasons)
+        if reasons:
+            interaction.priority = priority
+            start = interaction.published or interaction.fetched
+            if start is not None:
+                interaction.due_at = start + timedelta(hours=self.hours[priority])
+            interaction.extra["triage"] = reasons
+        else:
+            interaction.priority = "low"
+        return interaction
+
+
+_ORDER = ("low", "normal", "high", "urgent")
+
+
+def _max(a: str, b: str) -> str:
+    return a if _ORDER.index(a) >= _ORDER.index(b) else b
