@@ -1,0 +1,226 @@
+"""Identity resolution and enrichment: canonical keys, the ladder, the review queue, clusters,
+influence, triage; precision/recall and sentiment agreement on the shared corpus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import crmsync
+from crmsync.cli import create_cli
+from crmsync.config import validate_options
+from crmsync.identity import ContactIndex, Resolver, canonical_email, canonical_handle, canonical_url, identity_keys, is_role_address
+from crmsync.influence import influence
+from crmsync.store import Store
+from crmsync_enrich import TriageEnricher
+
+from .conftest import SHARED, crmsync_cmd
+from .corpus_config import corpus_config
+
+
+@pytest.mark.parametrize(
+    ("raw", "canon"),
+    [("Ann.Lee+shop@GMail.com", "annlee@gmail.com"), ("a.b@googlemail.com", "ab@gmail.com"), ("Jo.Doe+x@Example.ORG", "jo.doe@example.org"),
+     ("user@bücher.example", "user@xn--bcher-kva.example"), ("not-an-address", None)],
+)
+def test_canonical_email(raw, canon):
+    assert canonical_email(raw) == canon
+
+
+def test_role_addresses_never_link():
+    assert is_role_address("info@acme.example") and is_role_address("No-Reply@x.example") and not is_role_address("ann@x.example")
+    index = ContactIndex([crmsync.Identity(name="Shop", emails=["info@shop.example"], crm_ids={"sf": "1"})])
+    match, cands = Resolver(index).resolve(crmsync.Identity(emails=["info@shop.example"]))
+    assert match is None and cands == []
+
+
+@pytest.mark.parametrize(
+    ("url", "canon"),
+    [("https://www.Twitter.com/AnnLee/?utm_source=x&ref=y", "https://x.com/annlee"), ("http://m.x.com/annlee", "https://x.com/annlee"),
+     ("https://Blog.Example/About/", "https://blog.example/About"), ("https://www.youtube.com/watch?v=abc&si=track", "https://youtube.com/watch?v=abc")],
+)
+def test_canonical_url(url, canon):
+    assert canonical_url(url) == canon
+
+
+def test_handles():
+    assert canonical_handle("@AnnLee") == ("twitter", "annlee")
+    assert canonical_handle("x:AnnLee") == ("twitter", "annlee")
+    assert canonical_handle("twitter:https://twitter.com/AnnLee") == ("twitter", "annlee")
+    assert canonical_handle("mastodon:@ann@fosstodon.org") == ("mastodon", "@ann@fosstodon.org")
+    keys = identity_keys(crmsync.Identity(name="@annlee", handles=["shop:@AnnLee"], profile_urls=["https://x.com/AnnLee"]))
+    assert ("handle", "twitter:annlee") in keys and ("url", "https://x.com/annlee") in keys
+
+
+def _contacts():
+    return ContactIndex([
+        crmsync.Identity(name="Ann Lee", emails=["ann.lee@gmail.com"], crm_ids={"generic": "C1"}),
+        crmsync.Identity(name="Bo Berg", emails=["bo@berg-tools.example"], handles=["twitter:boberg"], crm_ids={"generic": "C2"}),
+        crmsync.Identity(name="Cy Twin", emails=["cy@a.example"], crm_ids={"generic": "C3"}),
+        crmsync.Identity(name="Cy Twin", emails=["cy@b.example"], crm_ids={"generic": "C4"}),
+        crmsync.Identity(name="Old Gone", emails=["old@x.example"], crm_ids={"generic": "C5"}, removed=True),
+    ])
+
+
+def test_ladder_methods_and_confidence():
+    r = Resolver(_contacts())
+    m, _ = r.resolve(crmsync.Identity(emails=["AnnLee+news@googlemail.com"]))
+    assert (m.crm_ids, m.method, m.confidence) == ({"generic": "C1"}, "email_canonical", 0.97)
+    m, _ = r.resolve(crmsync.Identity(emails=["ann.lee@gmail.com"]))
+    assert m.method == "email_exact" and m.evidence == {"email": "ann.lee@gmail.com"}
+    m, _ = r.resolve(crmsync.Identity(name="@BoBerg"))
+    assert (m.crm_ids, m.method) == ({"generic": "C2"}, "handle")
+    m, _ = r.resolve(crmsync.Identity(profile_urls=["https://www.twitter.com/boberg/"]))
+    assert m.crm_ids == {"generic": "C2"}
+    assert r.resolve(crmsync.Identity(emails=["old@x.example"])) == (None, [])  # removed contacts do not link
+
+
+def test_a_name_alone_never_links_and_fuzzy_needs_a_second_signal():
+    r = Resolver(_contacts())
+    assert r.resolve(crmsync.Identity(name="Ann Lee", emails=["someone@else.example"])) == (None, [])
+    match, cands = r.resolve(crmsync.Identity(name="Bo Bergh", emails=["b.berg@berg-tools.example"]))
+    assert match is None and [(c.crm_ids["generic"], c.method) for c in cands] == [("C2", "fuzzy_name")]
+    assert cands[0].evidence["second_signal"] == "same company email domain berg-tools.example" and cands[0].confidence < 0.9
+
+
+def test_review_queue_accept_relinks_and_redelivers(tmp_path):
+    (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC2,Bo,Berg,bo@berg-tools.example\n")
+    (tmp_path / "m.eml").write_text("From: Bo Bergh <b.berg@berg-tools.example>\nMessage-ID: <1@berg>\nSubject: Hi\n\nAny news?\n")
+    cfg = tmp_path / "crmsync.toml"
+    cfg.write_text('[sources.crm]\nplugin = "crm_csv"\nfile = "contacts.csv"\n[sources.mail]\nplugin = "email"\npaths = ["m.eml"]\n[sinks.out]\nplugin = "crm_csv"\noutput_dir = "out"\n')
+    cli = create_cli()
+    r = CliRunner().invoke(cli, ["-c", str(cfg), "run", "--json"])
+    report = json.loads(r.stdout)
+    assert report["identity"]["candidates"] == 1 and report["identity"]["linked"] == 0
+    queue = json.loads(CliRunner().invoke(cli, ["-c", str(cfg), "identities", "review", "--json"]).stdout)
+    assert len(queue) == 1 and queue[0]["method"] == "fuzzy_name" and queue[0]["evidence"]["second_signal"].startswith("same company")
+    text = CliRunner().invoke(cli, ["-c", str(cfg), "status"]).output
+    assert "identity review queue: 1 candidate(s)" in text
+    assert CliRunner().invoke(cli, ["-c", str(cfg), "identities", "accept", str(queue[0]["id"])]).exit_code == 0
+    report = json.loads(CliRunner().invoke(cli, ["-c", str(cfg), "run", "--json"]).stdout)
+    assert report["identity"]["relinked"] == 1 and report["sinks"][0]["updated"] == 1
+    from crmsync_crm_csv import read_import_files
+
+    (row,) = read_import_files(tmp_path / "out")
+    assert row["author_crm_id"] == "C2" and row["version"] == "2"
+    again = json.loads(CliRunner().invoke(cli, ["-c", str(cfg), "run", "--json"]).stdout)
+    assert again["identity"]["relinked"] == 0 and again["sinks"][0]["delivered"] == 0
+    assert CliRunner().invoke(cli, ["-c", str(cfg), "identities", "reject", "999"]).exit_code == 2
+
+
+def test_one_person_under_several_addresses_is_one_identity(tmp_path):
+    mails = [
+        "From: Dee <dee@home.example>\nReply-To: dee.work@corp.example\nMessage-ID: <1@d>\n\none\n",
+        "From: Dee <dee.work@corp.example>\nMessage-ID: <2@d>\n\ntwo\n",
+    ]
+    for n, m in enumerate(mails):
+        (tmp_path / f"{n}.eml").write_text(m)
+    cfg = tmp_path / "crmsync.toml"
+    cfg.write_text('[sources.mail]\nplugin = "email"\npaths = ["."]\n')
+    CliRunner().invoke(create_cli(), ["-c", str(cfg), "run"])
+    store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
+    try:
+        authors = {r.author.identity_id for r, _ in store.iter_interactions()}
+    finally:
+        store.dispose()
+    assert len(authors) == 1
+
+
+def test_influence_flags():
+    assert influence(1, 0, 0, 0.9).flags == []
+    big = influence(12, 400, 10, 0.6)
+    assert big.flags == ["influencer", "ambassador"] and big.score > 5
+    assert influence(12, 400, 10, -0.7).flags == ["influencer", "detractor"]
+    assert influence(12, 400, 10, -0.7, {"influencer_score": 100}).flags == []
+
+
+def _triage(**fields):
+    opts = validate_options(TriageEnricher.config_schema, {"support_addresses": ["support@acme.example"]}, where="t")
+    rec = crmsync.Interaction.create(source="s", channel="feed", native_id="https://t.example/1", kind="post", published=datetime(2026, 11, 1, tzinfo=UTC), **fields)
+    return TriageEnricher("triage", opts).enrich(rec)
+
+
+def test_triage_rules():
+    legal = _triage(body_text="I will talk to my lawyer about this.")
+    assert (legal.needs_response, legal.priority, legal.due_at.isoformat()) == (True, "urgent", "2026-11-01T04:00:00+00:00")
+    churn = _triage(body_text="Please cancel my order and refund me")
+    assert churn.priority == "high" and churn.extra["triage"] == ["churn"]
+    low = _triage(body_text="meh", rating=crmsync.Rating(value=1))
+    assert low.priority == "normal" and "low rating" in low.extra["triage"]
+    q = _triage(body_text="How do I pair the rocket?")
+    assert q.needs_response and q.priority == "normal"
+    support = _triage(body_text="hello", recipients=["Support@acme.example"])
+    assert support.extra["triage"] == ["mail to support"]
+    fine = _triage(body_text="Lovely product.")
+    assert fine.needs_response is False and fine.due_at is None
+
+
+# measured against the corpus truth ------------------------------------------------
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory):
+    tool = SHARED / "bench" / "make_corpus.py"
+    if not tool.exists():
+        pytest.skip("../shared/bench is not beside the project")
+    c = tmp_path_factory.mktemp("idcorpus") / "c"
+    subprocess.run([sys.executable, str(tool), "--out", str(c), "--interactions", "10000", "--seed", "3"], check=True, capture_output=True)
+    (c / "crmsync.toml").write_text(corpus_config(c, sink=False))
+    res = subprocess.run([*crmsync_cmd(), "-c", str(c / "crmsync.toml"), "run", "--json", "--no-progress"], capture_output=True, text=True)
+    report = json.loads(res.stdout)
+    store = Store(f"sqlite:///{c / 'state' / 'crmsync.db'}")
+    try:
+        recs = {r.native_id: r for r, _ in store.iter_interactions()}
+        queue = store.response_queue(now=datetime(2030, 1, 1, tzinfo=UTC))
+        people = list(store.iter_identities())
+    finally:
+        store.dispose()
+    truth = json.loads((c / "crm" / "truth.json").read_text())
+    return report, recs, truth, queue, people
+
+
+def test_contact_matching_precision_and_recall(corpus_run):
+    report, recs, truth, _, _ = corpus_run
+    tp = fp = fn = 0
+    for item in truth["interactions"]:
+        rec = recs[item["key"]]
+        got = rec.author.crm_ids.get("generic") if rec.author else None
+        if got and got == item["contact_id"]:
+            tp += 1
+        elif got:
+            fp += 1
+        elif item["contact_id"]:
+            fn += 1
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    print(f"contact matching on 10k: precision {precision:.4f} recall {recall:.4f} (tp {tp}, fp {fp}, fn {fn})")
+    assert precision >= 0.99 and recall >= 0.95
+    decoys = [i for i in truth["interactions"] if i.get("decoy")]
+    assert decoys and all(not (recs[i["key"]].author and recs[i["key"]].author.crm_ids) for i in decoys)
+
+
+def test_sentiment_agreement(corpus_run):
+    _, recs, truth, _, _ = corpus_run
+    labeled = [i for i in truth["interactions"] if i["sentiment"]]
+    agree = sum(1 for i in labeled if recs[i["key"]].sentiment and recs[i["key"]].sentiment.label == i["sentiment"])
+    print(f"sentiment agreement on 10k: {agree / len(labeled):.4f} of {len(labeled)}")
+    assert agree / len(labeled) >= 0.9
+
+
+def test_language_and_mentions(corpus_run):
+    _, recs, truth, _, _ = corpus_run
+    langs = [(recs[i["key"]].extra.get("detected_language") or {}).get("language") == i["lang"] for i in truth["interactions"] if (recs[i["key"]].extra.get("detected_language"))]
+    assert sum(langs) / len(langs) >= 0.95
+    named = [i for i in truth["interactions"] if i["products"]]
+    hits = sum(1 for i in named if set(i["products"]) <= set(recs[i["key"]].mentions))
+    assert hits / len(named) >= 0.95
+
+
+def test_queue_and_influence_on_the_corpus(corpus_run):
+    report, _, _, queue, people = corpus_run
+    assert queue["overdue"] > 0 and queue["next"] and all(n["overdue"] for n in queue["next"])
+    assert report["identity"]["influencers"] >= 1
+    assert any("influencer" in p.flags for p in people)
