@@ -295,6 +295,20 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
         if output:
             click.echo(f"exported {n} interactions to {output}", err=True)
 
+    @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+    @click.argument("plugin")
+    @click.argument("singer_args", nargs=-1, type=click.UNPROCESSED)
+    @_errors
+    def tap(plugin: str, singer_args: tuple[str, ...]) -> None:
+        """Run a source plugin as a Singer tap (singer-sdk): crmsync tap PLUGIN --config c.json [--state s.json] [--discover|--about].
+
+        The Singer config holds the plugin's options (plus enrichers, instance,
+        quarantine_file). Also installed as tap-crmsync-rss, -email, -reviews, -crm-csv.
+        """
+        from .singer import run_tap
+
+        run_tap(plugin, list(singer_args) or ["--help"])
+
     @cli.group()
     def quarantine() -> None:
         """Inspect and replay rejected input.

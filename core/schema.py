@@ -297,6 +297,26 @@ class Interaction(_Model):
         return self.model_dump(mode="json")
 
 
+def flat_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema with ``$ref``s inlined, as Singer targets expect."""
+    import copy
+
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = defs[node["$ref"].rsplit("/", 1)[-1]]
+                return {**walk(copy.deepcopy(target)), **{k: walk(v) for k, v in node.items() if k != "$ref"}}
+            return {k: walk(v) for k, v in node.items() if k != "$defs" and not (k == "title" and isinstance(v, str))}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
 def schema_document() -> dict[str, Any]:
     """The JSON Schema of the shared records, as printed by ``crmsync schema``."""
     return {
@@ -321,6 +341,7 @@ __all__ = [
     "Rating",
     "Sentiment",
     "content_hash",
+    "flat_json_schema",
     "is_globally_unique",
     "make_identity_id",
     "make_interaction_id",

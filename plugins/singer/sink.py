@@ -1,0 +1,125 @@
+"""The ``singer`` sink: pipe new deliveries into any Singer target.
+
+The sink writes SCHEMA, RECORD and STATE messages to the target's stdin. A
+delivery counts as durable, and its ledger entry is written, only when the
+target echoes a STATE message that covers it (targets emit the STATE they
+received once the records before it are flushed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import crmsync
+
+
+class SingerSink(crmsync.Sink):
+    """Interactions into any Singer target (target-jsonl, target-postgres, ...)."""
+
+    name = "singer"
+    description = "Pipes deliveries into a Singer target; the ledger moves only on the target's STATE."
+    batch_size = 500
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "command": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "The target executable and fixed arguments, e.g. [\"target-jsonl\"]."},
+            "config": {"type": "object", "default": {}, "description": "The target's own config (written to a temporary --config file)."},
+            "stream": {"type": "string", "default": "interactions", "description": "Stream name the records are sent as."},
+            "records_per_process": {"type": "integer", "minimum": 1, "default": 50000, "description": "Restart the target after this many records (each run of it ends with a flush)."},
+        },
+        "required": ["command"],
+    }
+
+    def open(self) -> None:
+        self.flush_every = self.config["records_per_process"]
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._batches: dict[int, list[crmsync.Receipt]] = {}
+        self._seq = 0
+        self._tmp = tempfile.TemporaryDirectory(prefix="crmsync-target-")
+        self._schema = crmsync.flat_json_schema(crmsync.Interaction)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        cfg = Path(self._tmp.name) / "config.json"
+        cfg.write_text(json.dumps(self.config["config"]))
+        args = [*self.config["command"], "--config", str(cfg)]
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.context.config_dir, env=os.environ.copy())
+        except OSError as exc:
+            msg = f"cannot start the target {args[0]!r}: {exc}"
+            raise crmsync.FatalError(msg, plugin=self.instance) from None
+        self._states: list[Any] = []
+        self._stderr: list[bytes] = []
+
+        def read_out() -> None:
+            for line in proc.stdout:
+                try:
+                    self._states.append(json.loads(line))
+                except ValueError:
+                    continue
+
+        def read_err() -> None:
+            for line in proc.stderr:
+                self._stderr.append(line)
+                del self._stderr[:-30]
+
+        self._readers = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+        for t in self._readers:
+            t.start()
+        schema = {"type": "SCHEMA", "stream": self.config["stream"], "schema": self._schema, "key_properties": ["interaction_id"]}
+        self._send(proc, schema)
+        return proc
+
+    def _send(self, proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
+        try:
+            proc.stdin.write((json.dumps(message, ensure_ascii=False) + "\n").encode())
+        except BrokenPipeError:
+            msg = f"the target exited early: {b''.join(self._stderr).decode('utf-8', 'replace')[-1500:]}"
+            raise crmsync.FatalError(msg, plugin=self.instance) from None
+
+    def write(self, deliveries: Sequence[crmsync.Delivery]) -> None:
+        if self._proc is None:
+            self._proc = self._start()
+        for d in deliveries:
+            self._send(self._proc, {"type": "RECORD", "stream": self.config["stream"], "record": d.interaction.to_json_dict()})
+        self._seq += 1
+        self._batches[self._seq] = [d.receipt() for d in deliveries]
+        self._send(self._proc, {"type": "STATE", "value": {"crmsync_batch": self._seq}})
+        return None
+
+    def flush(self) -> list[crmsync.Receipt]:
+        if self._proc is None:
+            return []
+        proc, self._proc = self._proc, None
+        proc.stdin.close()
+        code = proc.wait()
+        for t in self._readers:
+            t.join(timeout=10)
+        covered = max((s.get("crmsync_batch", 0) for s in self._states if isinstance(s, dict)), default=0)
+        receipts = [r for n, batch in sorted(self._batches.items()) if n <= covered for r in batch]
+        self._batches = {n: b for n, b in self._batches.items() if n > covered}
+        if code != 0:
+            msg = f"the target {self.config['command'][0]!r} exited with code {code}: {b''.join(self._stderr).decode('utf-8', 'replace')[-1500:]}"
+            if receipts:
+                self.note(f"{len(receipts)} record(s) were confirmed by the target's STATE before it failed")
+            raise crmsync.FatalError(msg, plugin=self.instance)
+        if self._batches:
+            self.note(f"the target confirmed STATE up to batch {covered}; {sum(len(b) for b in self._batches.values())} record(s) stay pending")
+            self._batches = {}
+        return receipts
+
+    def abort(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+        self._batches = {}
+
+    def close(self) -> None:
+        self._tmp.cleanup()
