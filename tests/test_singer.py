@@ -79,8 +79,9 @@ def target_jsonl(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tap_csv(tmp_path_factory) -> Path:
-    return _venv_with(tmp_path_factory.mktemp("venvs"), "tap-csv", "tap-csv") / "tap-csv"
+def tap_jsonl(tmp_path_factory) -> Path:
+    # a singer-sdk file tap from PyPI (the MeltanoLabs CSV tap is not published there)
+    return _venv_with(tmp_path_factory.mktemp("venvs"), "tap-jsonl", "tap-jsonl==0.3.1") / "tap-jsonl"
 
 
 def _run(cfg: Path) -> dict:
@@ -116,23 +117,39 @@ def test_ledger_waits_for_the_targets_state(tmp_path):
     assert sink["status"] == "failed" and "disk full" in sink["errors"][0] and sink["delivered"] == 0 and sink["backlog"] == 12
 
 
-def test_singer_tap_as_source(tmp_path, tap_csv):
-    (tmp_path / "reviews.csv").write_text("id,author,email,text,stars,when\nr1,Ann,ann@example.org,Great rocket,5,2026-11-01T10:00:00Z\nr2,Bo,bo@example.org,Broke fast,1,2026-11-02T10:00:00Z\n")
+def test_singer_tap_as_source(tmp_path, tap_jsonl):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [
+        {"id": "r1", "author": "Ann", "email": "ann@example.org", "text": "Great rocket", "stars": 5, "when": "2026-11-01T10:00:00Z"},
+        {"id": "r2", "author": "Bo", "email": "bo@example.org", "text": "Broke fast", "stars": 1, "when": "2026-11-02T10:00:00Z"},
+    ]
+    (data / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = tmp_path / "crmsync.toml"
     cfg.write_text(
-        f'[sources.csvtap]\nplugin = "singer"\ncommand = ["{tap_csv}"]\nchannel = "review"\n'
-        f'config = {{ files = [ {{ entity = "reviews", path = "{tmp_path / "reviews.csv"}", keys = ["id"] }} ] }}\n'
-        '[sources.csvtap.streams.reviews]\nkind = "review"\nfields = { native_id = "id", author_name = "author", author_email = "email", body_text = "text", rating = "stars", published = "when" }\n'
+        f'[sources.jsontap]\nplugin = "singer"\ncommand = ["{tap_jsonl}"]\nchannel = "review"\n'
+        f'config = {{ path = "{data}/*.jsonl", stream_name = "reviews", primary_keys = ["id"] }}\n'
+        '[sources.jsontap.streams.reviews]\nkind = "review"\nfields = { native_id = "id", author_name = "author", author_email = "email", body_text = "text", rating = "stars", published = "when" }\n'
     )
     report = _run(cfg)
     s = report["sources"][0]
     assert s["status"] == "ok" and s["new"] == 2, report
-    store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
-    try:
-        recs = {r.native_id: r for r, _ in store.iter_interactions()}
-        bookmark = store.get_bookmark("csvtap")
-    finally:
-        store.dispose()
+
+    def stored() -> tuple[dict, dict]:
+        store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
+        try:
+            return {r.native_id: r for r, _ in store.iter_interactions()}, store.get_bookmark("jsontap")
+        finally:
+            store.dispose()
+
+    recs, bookmark = stored()
     assert recs["r2"].rating.normalized == 0.0 and recs["r1"].author.emails == ["ann@example.org"] and recs["r1"].kind == "review"
-    assert "singer_state" in bookmark
+    assert recs["r1"].published.isoformat() == "2026-11-01T10:00:00+00:00"
+    # the tap's own STATE is the bookmark, handed back with --state on the next run
+    assert "a.jsonl" in json.dumps(bookmark["singer_state"])
     assert _run(cfg)["sources"][0]["new"] == 0
+    (data / "b.jsonl").write_text(json.dumps({**rows[0], "id": "r3", "text": "Second order"}) + "\n")
+    report = _run(cfg)
+    assert report["sources"][0]["new"] == 1, report
+    recs, bookmark = stored()
+    assert sorted(recs) == ["r1", "r2", "r3"] and "b.jsonl" in json.dumps(bookmark["singer_state"])

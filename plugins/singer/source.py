@@ -7,7 +7,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -157,5 +157,5 @@ def _date(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000 if value > 10**11 else value)
+        return datetime.fromtimestamp(value / 1000 if value > 10**11 else value, tz=UTC)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
