@@ -23,7 +23,9 @@ Exit codes:
   0  everything ok
   1  a source or sink failed, or records were quarantined
   2  configuration or usage error
-  3  another run holds the store's lock (use --wait)"""
+  3  another run holds a lock this run needs: one of its sources (nothing
+     ran), or a sink (skipped; its backlog goes with the next run). --wait
+     waits instead"""
 
 
 class _Exit(click.ClickException):
@@ -127,7 +129,7 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
     @click.option("--sink", "sinks", multiple=True, metavar="NAME", help="Only this sink (repeatable).")
     @click.option("--dry-run", is_flag=True, help="Read sources and show what each sink would create or update; write nothing.")
     @click.option("--full-refresh", is_flag=True, help="Ignore the selected sources' bookmarks and read everything again (still no duplicates).")
-    @click.option("--wait", is_flag=True, help="If another run holds the store's lock, wait for it instead of exiting with 3.")
+    @click.option("--wait", is_flag=True, help="If another run holds a source or sink this run needs, wait for it instead of exiting with 3.")
     @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
     @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on when stderr is a terminal).")
     @pass_state

@@ -157,7 +157,9 @@ class Runner:
         report = RunReport(run_id=run_id, started_at=datetime.now(UTC).isoformat(), dry_run=dry_run, full_refresh=full_refresh)
         context = Context(config_dir=self.config.directory, run_id=run_id, dry_run=dry_run, state_dir=self._state_dir())
         if not dry_run:
-            self.store.acquire_lock(run_id, wait=wait)
+            # the store lock (shared) and this run's sources (exclusive): runs with
+            # disjoint sources go side by side; sinks are locked when they deliver
+            self.store.acquire_locks(run_id, [f"source:{i.name}" for i in src_insts], wait=wait)
         try:
             if not dry_run:
                 self.store.start_run(run_id, command)
@@ -182,12 +184,13 @@ class Runner:
                     self._dry_sink(inst, rep, dry)
             else:
                 with ThreadPoolExecutor(max_workers=max(1, len(sink_insts)), thread_name_prefix="sink") as pool:
-                    futures = [pool.submit(self._run_sink, inst, rep, context) for inst, rep in zip(sink_insts, report.sinks, strict=True)]
+                    futures = [pool.submit(self._locked_sink, inst, rep, context, wait) for inst, rep in zip(sink_insts, report.sinks, strict=True)]
                     for f in futures:
                         f.result()
             failed = any(r.status in ("failed", "partial") for r in [*report.sources, *report.sinks])
             quarantined = any(r.quarantined for r in report.sources)
-            report.exit_code = EXIT_PARTIAL if (failed or quarantined) else EXIT_OK
+            locked = any(r.status == "locked" for r in report.sinks)
+            report.exit_code = EXIT_PARTIAL if (failed or quarantined) else (EXIT_LOCKED if locked else EXIT_OK)
             report.status = "failed" if failed else ("ok" if not quarantined else "ok_with_quarantine")
         finally:
             report.duration = round(time.monotonic() - started, 3)
@@ -453,6 +456,26 @@ class Runner:
         return recs
 
     # sinks --------------------------------------------------------------
+    def _locked_sink(self, inst: InstanceConfig, rep: SinkReport, context: Context, wait: bool) -> None:
+        """Deliver one sink under its own lock: one process per sink at a time. A sink
+        another run is delivering is waited for (``--wait``) or skipped: its backlog
+        stays in the ledger for the next run."""
+        name = f"sink:{inst.name}"
+        if wait:
+            self.store.acquire_locks(context.run_id, [name], wait=True)
+        elif not self.store.try_lock(context.run_id, name):
+            info = self.store.lock_holder(name)
+            who = f"run {info.get('run_id')} (pid {info.get('pid')})" if info else "another run"
+            rep.status = "locked"
+            rep.backlog = self.store.backlog(inst.name, inst.sources)
+            rep.notes.append(f"skipped: {who} is delivering this sink; its backlog goes with the next run (or use --wait)")
+            log.warning("sink %s is locked by %s; skipped", inst.name, who)
+            return
+        try:
+            self._run_sink(inst, rep, context)
+        finally:
+            self.store.release_lock(name)
+
     def _run_sink(self, inst: InstanceConfig, rep: SinkReport, context: Context) -> None:
         t0 = time.monotonic()
         sink: Sink | None = None

@@ -117,7 +117,9 @@ class Store:
             except ModuleNotFoundError as exc:
                 msg = f"store URL {redact_url(url)!r} needs the database driver {exc.name!r}: pip install 'crmsync[postgres]'"
                 raise ConfigError(msg) from None
-        self._lock_handle: Any = None
+        self._held: dict[str, Any] = {}
+        self._lock_conn: Connection | None = None
+        self._locks_mutex = threading.RLock()
         # one writer at a time in this process; other processes queue on the database's own lock
         self._write_lock = threading.Lock()
         if migrate:
@@ -151,9 +153,24 @@ class Store:
             raise ConfigError(msg) from None
         if current == head:
             return
-        with self.engine.begin() as conn:
+        # Several processes may open a new store at once (scheduled jobs, scale-out):
+        # one migrates, the others wait for it and then find the schema at head.
+        with self._migration_lock(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATE_KEY})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.sqlite_path is None:
+            yield
+            return
+        import fcntl
+
+        with open(self.sqlite_path.with_name(self.sqlite_path.name + ".migrate.lock"), "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # blocking: released by the OS if the holder dies
+            yield
 
     def dispose(self) -> None:
         self.release_lock()
@@ -169,61 +186,111 @@ class Store:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7436910022)")
             yield conn
 
-    # lock ----------------------------------------------------------------
+    # locks ---------------------------------------------------------------
+    # Two levels. The *store* lock is shared by every run and taken exclusively
+    # by whole-store work (and by tests): a run cannot start while it is held.
+    # Below it, each source and sink instance has its own exclusive lock, so runs
+    # with disjoint sources work side by side on one store while one instance is
+    # never driven by two processes at once. All locks die with their process:
+    # SQLite uses OS file locks beside the database, PostgreSQL session advisory
+    # locks on one held connection.
     def acquire_lock(self, run_id: str, *, wait: bool = False, timeout: float | None = None) -> None:
-        """Take the store's run lock or raise :class:`LockedError` naming the holder.
+        """Take the whole store exclusively or raise :class:`LockedError` naming the holder."""
+        self.acquire_locks(run_id, [], exclusive_store=True, wait=wait, timeout=timeout)
 
-        SQLite: an OS file lock beside the database (released by the OS even on
-        SIGKILL). PostgreSQL: a session advisory lock on a held connection.
-        """
+    def acquire_locks(
+        self, run_id: str, names: Sequence[str], *, exclusive_store: bool = False, wait: bool = False, timeout: float | None = None
+    ) -> None:
+        """Take the store lock (shared unless ``exclusive_store``) and the locks ``names``
+        (e.g. ``"source:blogs"``), all or nothing; raise :class:`LockedError` naming the
+        holder of the first one that is busy, or wait for it with ``wait``."""
         holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "started": utcnow().isoformat()}
         deadline = None if timeout is None else time.monotonic() + timeout
+        wanted = [(STORE_LOCK, exclusive_store)] + [(n, True) for n in sorted(set(names))]
         while True:
-            if self._try_lock(holder):
+            busy = None
+            with self._locks_mutex:
+                taken: list[str] = []
+                for name, exclusive in wanted:
+                    if name in self._held:
+                        continue
+                    if not self._try_one(name, exclusive, holder):
+                        busy = name
+                        break
+                    taken.append(name)
+                if busy is not None:
+                    for name in taken:  # all or nothing: never hold half while waiting
+                        self._release_one(name)
+            if busy is None:
                 return
             if not wait or (deadline is not None and time.monotonic() > deadline):
-                info = self.lock_holder()
+                info = self.lock_holder(busy)
                 who = f"run {info.get('run_id')} (pid {info.get('pid')} on {info.get('host')}, started {info.get('started')})" if info else "another run"
-                msg = f"the store {self.display_url} is locked by {who}; wait for it to finish or use --wait"
-                raise LockedError(msg)
+                what = "the store" if busy == STORE_LOCK else busy.replace(":", " ", 1)
+                msg = f"{what} ({self.display_url}) is locked by {who}; wait for it to finish or use --wait"
+                raise LockedError(msg, lock=busy)
             time.sleep(0.5)
 
-    def _try_lock(self, holder: dict[str, Any]) -> bool:
+    def try_lock(self, run_id: str, name: str) -> bool:
+        """Take one instance lock if it is free (for sinks the run skips when busy)."""
+        holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "started": utcnow().isoformat()}
+        with self._locks_mutex:
+            return name in self._held or self._try_one(name, True, holder)
+
+    def _lock_path(self, name: str) -> Path:
+        assert self.sqlite_path is not None
+        if name == STORE_LOCK:
+            return self.sqlite_path.with_name(self.sqlite_path.name + ".lock")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        return self.sqlite_path.with_name(f"{self.sqlite_path.name}.{safe}-{digest}.lock")
+
+    def _try_one(self, name: str, exclusive: bool, holder: dict[str, Any]) -> bool:
         if self.dialect == "sqlite":
-            if self.sqlite_path is None:
+            if self.sqlite_path is None:  # in-memory: one process only
+                self._held[name] = None
                 return True
             import fcntl
 
-            path = self.sqlite_path.with_name(self.sqlite_path.name + ".lock")
-            fh = open(path, "a+")  # noqa: SIM115 - held for the run
+            fh = open(self._lock_path(name), "a+")  # noqa: SIM115 - held for the run
             try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh.fileno(), (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
             except BlockingIOError:
                 fh.close()
                 return False
-            fh.seek(0)
-            fh.truncate()
-            fh.write(json.dumps(holder))
-            fh.flush()
-            self._lock_handle = fh
+            if exclusive:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(json.dumps(holder))
+                fh.flush()
+            self._held[name] = fh
             return True
         if self.dialect == "postgresql":
-            conn = self.engine.connect()
-            got = conn.exec_driver_sql("SELECT pg_try_advisory_lock(7436910021)").scalar()
-            conn.commit()
-            if not got:
-                conn.close()
-                return False
-            self._lock_handle = conn
-            return True
+            if self._lock_conn is None:
+                self._lock_conn = self.engine.connect()
+            sql = _pg_lock_sql(name, "try", exclusive)
+            got = self._lock_conn.exec_driver_sql(sql).scalar()
+            self._lock_conn.commit()
+            if got:
+                self._held[name] = exclusive
+            return bool(got)
+        self._held[name] = None
         return True
 
-    def lock_holder(self) -> dict[str, Any]:
-        """Who holds the lock, as far as the store knows."""
+    def _release_one(self, name: str) -> None:
+        handle = self._held.pop(name, None)
+        if self.dialect == "postgresql" and self._lock_conn is not None:
+            with contextlib.suppress(Exception):
+                self._lock_conn.exec_driver_sql(_pg_lock_sql(name, "unlock", bool(handle)))
+                self._lock_conn.commit()
+        elif handle is not None:
+            handle.close()
+
+    def lock_holder(self, name: str = "store") -> dict[str, Any]:
+        """Who holds lock ``name``, as far as the store knows."""
         if self.dialect == "sqlite" and self.sqlite_path is not None:
-            path = self.sqlite_path.with_name(self.sqlite_path.name + ".lock")
             with contextlib.suppress(OSError, ValueError):
-                return json.loads(path.read_text() or "{}")
+                return json.loads(self._lock_path(name).read_text() or "{}")
             return {}
         with self.engine.connect() as conn:
             row = conn.execute(select(runs).where(runs.c.status == "running").order_by(runs.c.started_at.desc()).limit(1)).first()
@@ -231,16 +298,16 @@ class Store:
             return {}
         return {"run_id": row.run_id, "pid": row.pid, "host": row.host, "started": _aware(row.started_at).isoformat()}
 
-    def release_lock(self) -> None:
-        handle, self._lock_handle = self._lock_handle, None
-        if handle is None:
-            return
-        if self.dialect == "postgresql":
-            with contextlib.suppress(Exception):
-                handle.exec_driver_sql("SELECT pg_advisory_unlock(7436910021)")
-            handle.close()
-        else:
-            handle.close()
+    def release_lock(self, name: str | None = None) -> None:
+        """Release lock ``name``, or every lock this store object holds."""
+        with self._locks_mutex:
+            for n in [name] if name else list(self._held):
+                if n in self._held:
+                    self._release_one(n)
+            if not self._held and self._lock_conn is not None:
+                conn, self._lock_conn = self._lock_conn, None
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     # writing a source's batch --------------------------------------------
     def write_batch(
@@ -770,3 +837,25 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 __all__ = ["BatchResult", "FatalError", "PendingItem", "QuarantineItem", "Store"]
+
+
+STORE_LOCK = "store"
+_PG_STORE_KEY = 7436910021
+_PG_MIGRATE_KEY = 7436910023
+_PG_INSTANCE_CLASS = 743691
+
+
+def _pg_lock_sql(name: str, op: str, exclusive: bool) -> str:
+    """The advisory-lock call for lock ``name``: the store on a bigint key, each
+    instance on a two-int key (a separate key space in PostgreSQL)."""
+    import zlib
+
+    if name == STORE_LOCK:
+        args = str(_PG_STORE_KEY)
+    else:
+        objid = zlib.crc32(name.encode()) - (1 << 31)  # int4 range
+        args = f"{_PG_INSTANCE_CLASS}, {objid}"
+    fn = {"try": "pg_try_advisory_lock", "unlock": "pg_advisory_unlock"}[op]
+    if not exclusive:
+        fn += "_shared"
+    return f"SELECT {fn}({args})"
