@@ -176,6 +176,15 @@ def test_example_distribution_is_discovered(tmp_path):
     assert hello.stdout.strip() == "hello, tester, from crmsync-example"
     blocked = subprocess.run([*crmsync_cmd(), "plugins", "--json"], env={**env, "CRMSYNC_BLOCK_PLUGINS": "example"}, capture_output=True, text=True, check=True)
     assert "example" not in {p["name"] for p in json.loads(blocked.stdout)}
+    # a third-party source is a Singer tap too, enrichers and STATE included
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"id": "n1", "author": "Ann", "email": "ann@example.org", "text": "three words here", "date": "2026-11-01T10:00:00+00:00"}\n')
+    (tmp_path / "tap.json").write_text(json.dumps({"path": str(notes), "enrichers": ["word_count"]}))
+    tap = subprocess.run([*crmsync_cmd(), "tap", "jsonl_notes", "--config", str(tmp_path / "tap.json")], env=env, capture_output=True, text=True, check=True)
+    msgs = [json.loads(line) for line in tap.stdout.splitlines() if line.strip()]
+    (record,) = [m["record"] for m in msgs if m["type"] == "RECORD"]
+    assert record["extra"]["word_count"] == 3 and record["author"]["emails"] == ["ann@example.org"]
+    assert [m for m in msgs if m["type"] == "STATE"][-1]["value"]["bookmarks"]["interactions"]["crmsync_bookmark"] == {"lines": 1}
     # and its own conformance tests pass against the installed crmsync
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "examples" / "plugin-example" / "tests")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
