@@ -9,7 +9,9 @@ read as UTF-8), nested multiparts and forwarded ``message/rfc822`` parts.
 from __future__ import annotations
 
 import email
+import email.errors
 import email.header
+import email.policy
 import email.utils
 import hashlib
 import re
@@ -51,11 +53,28 @@ def decode_header(value: str | email.header.Header | None) -> str:
 
 
 def getaddresses(values: list[str]) -> list[tuple[str, str]]:
-    """email.utils.getaddresses in strict mode where this Python has it (3.11.10+, 3.12.5+)."""
+    """email.utils.getaddresses in strict mode where this Python has it (3.11.10+, 3.12.5+).
+
+    Older Pythons' lenient parser reads ``alice@good.example <eve@evil.example>``
+    as two senders, the first of them spoofed (CVE-2023-27043). There, each value
+    goes through the RFC 5322 parser of ``email.policy.default`` instead, and a
+    value it finds invalid yields ``("", "")``, as strict mode does.
+    """
     try:
         return email.utils.getaddresses(values, strict=True)
     except TypeError:
-        return email.utils.getaddresses(values)
+        pass
+    out: list[tuple[str, str]] = []
+    for value in values:
+        try:
+            header = email.policy.default.header_factory("from", str(value))
+            if any(isinstance(d, email.errors.InvalidHeaderDefect) for d in header.defects):
+                out.append(("", ""))
+                continue
+            out.extend((a.display_name, a.addr_spec) for a in header.addresses)
+        except Exception:  # noqa: BLE001 - hostile input: unparseable means no address
+            out.append(("", ""))
+    return out
 
 
 @dataclass

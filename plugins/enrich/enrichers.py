@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from datetime import timedelta
 from typing import Any
 
 import crmsync
+
+
+# Models are loaded once per process and shared by every instance (and thread):
+# loading py3langid's model takes most of a second, and a run has an enricher
+# instance per source. Both libraries only read them while scoring.
+_models_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=8)
+def _identifier_cached(languages: tuple[str, ...]) -> Any:
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+    if languages:
+        identifier.set_languages(list(languages))
+    return identifier
+
+
+def _identifier(languages: tuple[str, ...]) -> Any:
+    with _models_lock:
+        return _identifier_cached(languages)
+
+
+@functools.lru_cache(maxsize=8)
+def _analyzers_cached(extra: tuple[tuple[str, float], ...]) -> tuple[Any, Any]:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from .lexicon import MULTILINGUAL
+
+    english = SentimentIntensityAnalyzer()
+    english.lexicon.update(dict(extra))
+    # other languages get VADER's rules with their own words only: English
+    # entries misfire on foreign text ("die" is a German article)
+    foreign = SentimentIntensityAnalyzer()
+    foreign.lexicon = {**MULTILINGUAL, **dict(extra)}
+    return english, foreign
+
+
+def _analyzers(extra: tuple[tuple[str, float], ...]) -> tuple[Any, Any]:
+    with _models_lock:
+        return _analyzers_cached(extra)
 
 
 def own_text(rec: crmsync.Interaction) -> str:
@@ -35,13 +78,8 @@ class SentimentEnricher(crmsync.Enricher):
 
         from .lexicon import MULTILINGUAL
 
-        extra = {k.lower(): float(v) for k, v in self.config["extra_lexicon"].items()}
-        self.analyzer = SentimentIntensityAnalyzer()
-        self.analyzer.lexicon.update(extra)
-        # other languages get VADER's rules with their own words only: English
-        # entries misfire on foreign text ("die" is a German article)
-        self.foreign = SentimentIntensityAnalyzer()
-        self.foreign.lexicon = {**MULTILINGUAL, **extra}
+        extra = tuple(sorted((k.lower(), float(v)) for k, v in self.config["extra_lexicon"].items()))
+        self.analyzer, self.foreign = _analyzers(extra)
 
     def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
         if interaction.extra.get("business_reply"):
@@ -72,11 +110,7 @@ class LanguageEnricher(crmsync.Enricher):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
-
-        self.identifier = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
-        if self.config["languages"]:
-            self.identifier.set_languages(self.config["languages"])
+        self.identifier = _identifier(tuple(self.config["languages"]))
 
     def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
         text = own_text(interaction)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +76,27 @@ def _keys(record: Any, prefix: str = "") -> set[str]:
             if isinstance(v, dict):
                 out |= _keys(v, f"{prefix}{k}.")
     return out
+
+
+_MARKUP = re.compile(r"<\s*[A-Za-z!/][^>]*>")
+
+
+def _body(value: Any) -> dict[str, str | None]:
+    """A review body: plain text as it is; text with markup (some exports carry HTML,
+    and hostile reviews carry scripts) becomes sanitized HTML plus its plain text."""
+    if value is None:
+        return {"body_text": None}
+    text = str(value)
+    if _MARKUP.search(text):
+        return {"body_html": text, "body_text": None}
+    return {"body_text": text}
+
+
+def _plain(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return crmsync.html_to_text(text) if _MARKUP.search(text) else text
 
 
 def _number(value: Any) -> float:
@@ -320,8 +342,8 @@ class ReviewsSource(crmsync.Source):
                 scope=scope,
                 kind="review",
                 url=get("url"),
-                title=str(get("title")) if get("title") is not None else None,
-                body_text=str(body) if body is not None else None,
+                title=_plain(get("title")),
+                **_body(body),
                 language=get("language"),
                 published=parse_date(get("published")),
                 updated=parse_date(get("updated")),
@@ -349,7 +371,7 @@ class ReviewsSource(crmsync.Source):
             native_id=f"{review.native_id}#reply",
             scope=review.scope,
             kind="reply",
-            body_text=text,
+            **_body(text),
             published=published,
             author=crmsync.Identity(name=f"{platform} business reply", kind="organization"),
             in_reply_to=review.interaction_id,

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""crmsync end to end against the anchors, in one run: one command, a markdown and JSON report.
+
+For each corpus size (default 10k and 100k interactions, from
+../shared/bench/make_corpus.py, feeds served over a loopback HTTP server):
+
+* **crmsync**: `crmsync run` with every source (rss over HTTP, mbox, Maildir, the
+  three review exports, CRM contacts), identity matching and the enrichers
+  (language, sentiment, mentions, triage), into the SQLite store and the crm_csv
+  sink. Interactions per second, peak RSS (wait4, from the OS) and the time of an
+  immediate second run that has nothing new.
+* **anchor 1, Singer transport**: a singer-sdk tap emitting crmsync's normalized
+  records from JSON Lines, piped into target-jsonl.
+* **anchor 2, dlt transport**: dlt loading the same records into DuckDB with
+  ``loader_file_format="jsonl"``.
+* **anchor 3, the ecosystem's default pipeline**: a singer-sdk tap parsing the raw
+  feeds, mbox/Maildir and review exports with feedparser, ``email.policy.default``
+  and ``csv``, piped into target-jsonl.
+* **anchor 4, the parse floor**: the fastest plain parse of the same raw inputs
+  (ElementTree, ``json``, the ``compat32`` email policy, ``csv``), one process.
+* **polling**: 1,000 feeds that all answer 304.
+
+Each anchor's packages live in their own virtual environment under
+``bench/.venvs/`` (created on first use; target-jsonl and dlt pin conflicting
+libraries). Ratios are crmsync's rate over the anchor's, measured in this run.
+
+    .venv/bin/python bench/bench_all.py                      # 10k and 100k
+    .venv/bin/python bench/bench_all.py --sizes 10000 --no-anchors
+
+Writes bench/results/bench-all.{json,md} (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from bench_rss import FeedServer  # noqa: E402
+
+CORPUS_TOOL = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+VENVS = BENCH / ".venvs"
+ANCHOR_PINS = {"target-jsonl": ["target-jsonl==0.1.4"], "dlt": ["dlt[duckdb]"]}
+
+PLATFORM_MAPPING = (  # the same mapping as tests/corpus_config.py
+    '{ id = "id", rating = "rating", scale = "rating_scale", title = "title", body = "text", published = "created_ms", language = "language", '
+    'author_name = "user.display_name", author_handle = "user.screen_name", author_url = "user.profile_url", product = "product.name", '
+    'product_id = "product.sku", helpful_votes = "helpful_count" }'
+)
+
+TARGETS = {
+    "singer_transport": 1.0,
+    "dlt_transport": 1.0,
+    "default_pipeline": 5.0,
+    "parse_floor": 0.6,
+}
+
+
+def config(feed_urls: list[str]) -> str:
+    feeds = ",\n  ".join(json.dumps(u) for u in feed_urls)
+    return f"""
+[store]
+path = "state/crmsync.db"
+
+[sources.feeds]
+plugin = "rss"
+follow_comments = false
+concurrency = 32
+per_host = 32
+feeds = [
+  {feeds}
+]
+
+[sources.mbox]
+plugin = "email"
+paths = ["mail/archive.mbox"]
+
+[sources.maildir]
+plugin = "email"
+paths = ["mail/Maildir"]
+
+[sources.shop_reviews]
+plugin = "reviews"
+files = ["reviews/reviews.csv"]
+platform = "shop"
+
+[sources.platform_reviews]
+plugin = "reviews"
+files = ["reviews/platform.jsonl"]
+platform = "platform"
+mapping = {PLATFORM_MAPPING}
+
+[sources.review_pages]
+plugin = "reviews"
+pages = ["reviews/pages"]
+
+[sources.crm]
+plugin = "crm_csv"
+file = "crm/contacts.csv"
+
+[enrichers.language]
+plugin = "language"
+
+[enrichers.sentiment]
+plugin = "sentiment"
+
+[enrichers.mentions]
+plugin = "mentions"
+terms = {{ "Acme Rocket" = [], "Acme Anvil" = [], "Acme Giant Magnet" = [], "Acme" = [] }}
+
+[enrichers.triage]
+plugin = "triage"
+support_addresses = ["support@acme.example"]
+
+[sinks.crm_files]
+plugin = "crm_csv"
+profile = "generic"
+output_dir = "out"
+"""
+
+
+# processes ---------------------------------------------------------------
+def timed(cmd: list[str], cwd: Path, *, shell: bool = False, stdout: Any = subprocess.PIPE) -> dict[str, Any]:
+    """Run ``cmd``; wall seconds and the peak RSS of it and its children (wait4)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd if not shell else " ".join(cmd), cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, shell=shell)
+    out, err = b"", b""
+    if stdout is subprocess.PIPE:
+        out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    return {"seconds": seconds, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": code, "stdout": out.decode(), "stderr": err.decode()[-3000:]}
+
+
+def venv_bin(name: str) -> Path:
+    """bench/.venvs/NAME with the anchor's pins, made once."""
+    home = VENVS / name
+    marker = home / ".pins"
+    pins = ANCHOR_PINS[name]
+    if not marker.exists() or marker.read_text() != "\n".join(pins):
+        shutil.rmtree(home, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
+        print(f"  installing {' '.join(pins)} into {home} ...", flush=True)
+        subprocess.run([str(home / "bin" / "pip"), "install", "-q", *pins], check=True)
+        marker.write_text("\n".join(pins))
+    return home / "bin"
+
+
+# the parse floor -----------------------------------------------------------
+def parse_floor(corpus: Path) -> dict[str, Any]:
+    """Plain parses of every raw input, single process: records and seconds."""
+    import csv
+    import email
+    import email.policy
+    import mailbox
+    import xml.etree.ElementTree as ET  # noqa: N817,S405 - the trusted generated corpus, the floor
+
+    counts = {"feeds": 0, "mail": 0, "reviews": 0}
+    t0 = time.perf_counter()
+    for path in sorted((corpus / "feeds").iterdir()):
+        data = path.read_bytes()
+        if data.lstrip().startswith(b"{"):
+            counts["feeds"] += len(json.loads(data).get("items", []))
+            continue
+        root = ET.fromstring(data)  # noqa: S314
+        for el in root.iter():
+            tag = el.tag.rsplit("}", 1)[-1]
+            if tag in ("item", "entry"):
+                counts["feeds"] += 1
+                {c.tag.rsplit("}", 1)[-1]: (c.text or "") for c in el}  # noqa: B018 - touch every field
+    factory = lambda fh: email.message_from_binary_file(fh, policy=email.policy.compat32)  # noqa: E731
+    for msg in mailbox.mbox(corpus / "mail" / "archive.mbox", factory=factory):
+        msg.get_payload()
+        counts["mail"] += 1
+    for sub in ("cur", "new"):
+        d = corpus / "mail" / "Maildir" / sub
+        for path in d.iterdir() if d.exists() else []:
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32).get_payload()
+            counts["mail"] += 1
+    with open(corpus / "reviews" / "reviews.csv", encoding="utf-8", newline="") as fh:
+        counts["reviews"] += sum(1 for _ in csv.DictReader(fh))
+    with open(corpus / "reviews" / "platform.jsonl", encoding="utf-8") as fh:
+        counts["reviews"] += sum(1 for line in fh if json.loads(line))
+    seconds = time.perf_counter() - t0
+    return {"records": sum(counts.values()), "seconds": seconds, "by_input": counts}
+
+
+# one size ------------------------------------------------------------------
+def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
+    corpus = work / f"corpus-{n}"
+    print(f"[{n}] corpus ...", flush=True)
+    subprocess.run([sys.executable, str(CORPUS_TOOL), "--out", str(corpus), "--interactions", str(n), "--seed", str(seed)], check=True, capture_output=True)
+    files = sorted((corpus / "feeds").iterdir())
+    server = FeedServer({f"/feeds/{f.name}": f.read_bytes() for f in files})
+    exe = Path(sys.executable).parent / "crmsync"
+    try:
+        (corpus / "crmsync.toml").write_text(config([server.url(f"/feeds/{f.name}") for f in files]))
+        run = [str(exe), "-c", "crmsync.toml", "run", "--json", "--no-progress"]
+        print(f"[{n}] crmsync run ...", flush=True)
+        first = timed(run, corpus)
+        second = timed(run, corpus)
+    finally:
+        server.close()
+    for r in (first, second):
+        if r["exit"] not in (0, 1):
+            raise SystemExit(f"crmsync run failed ({r['exit']}): {r['stderr']}")
+    report, again = json.loads(first["stdout"]), json.loads(second["stdout"])
+    stored = sum(s["new"] for s in report["sources"] if s["plugin"] != "crm_csv")
+    result: dict[str, Any] = {
+        "interactions": n,
+        "crmsync": {
+            "interactions_stored": stored,
+            "quarantined": sum(s["quarantined"] for s in report["sources"]),
+            "delivered": sum(s["delivered"] for s in report["sinks"]),
+            "seconds": round(first["seconds"], 3),
+            "per_s": round(stored / first["seconds"], 1),
+            "peak_rss_mb": first["peak_rss_mb"],
+            "second_run_s": round(second["seconds"], 3),
+            "second_run_share": round(second["seconds"] / first["seconds"], 4),
+            "second_run_new": sum(s["new"] for s in again["sources"]),
+            "second_run_delivered": sum(s["delivered"] for s in again["sinks"]),
+            "per_source_s": {s["name"]: s["duration"] for s in report["sources"]},
+            "identity": report.get("identity", {}),
+        },
+        "anchors": {},
+    }
+    if not anchors:
+        return result
+    records = work / f"records-{n}.jsonl"
+    subprocess.run([str(exe), "-c", "crmsync.toml", "export", "-o", str(records)], cwd=corpus, check=True, capture_output=True)
+    n_records = sum(1 for _ in open(records, encoding="utf-8"))
+    tj = venv_bin("target-jsonl") / "target-jsonl"
+    (work / "tj").mkdir(exist_ok=True)
+    (work / "tj.json").write_text(json.dumps({"destination_path": str(work / "tj"), "do_timestamp_file": False}))
+
+    def singer(tap: str, tap_config: dict[str, Any], label: str) -> dict[str, Any]:
+        shutil.rmtree(work / "tj", ignore_errors=True)
+        (work / "tj").mkdir()
+        (work / "tap.json").write_text(json.dumps(tap_config))
+        print(f"[{n}] anchor: {label} ...", flush=True)
+        res = timed([sys.executable, str(BENCH / "anchors" / tap), "--config", str(work / "tap.json"), "|", str(tj), "--config", str(work / "tj.json")], work, shell=True)
+        if res["exit"] != 0:
+            raise SystemExit(f"{label} failed: {res['stderr']}")
+        written = sum(sum(1 for _ in open(f, encoding="utf-8")) for f in (work / "tj").glob("*.jsonl"))
+        return {"records": written, "seconds": round(res["seconds"], 3), "peak_rss_mb": res["peak_rss_mb"]}
+
+    a = result["anchors"]
+    a["singer_transport"] = singer("tap_records.py", {"path": str(records)}, "singer-sdk tap of the normalized records | target-jsonl")
+    print(f"[{n}] anchor: dlt into DuckDB (jsonl) ...", flush=True)
+    dlt_bin = venv_bin("dlt")
+    res = timed([str(dlt_bin / "python"), str(BENCH / "anchors" / "dlt_load.py"), str(records), str(work / f"dlt-{n}")], work)
+    if res["exit"] != 0:
+        raise SystemExit(f"dlt anchor failed: {res['stderr']}")
+    dlt = json.loads(res["stdout"].strip().splitlines()[-1])
+    a["dlt_transport"] = {"records": dlt["records"], "seconds": round(res["seconds"], 3), "peak_rss_mb": res["peak_rss_mb"]}
+    a["default_pipeline"] = singer("tap_raw.py", {"corpus": str(corpus)}, "feedparser / policy.default / csv tap | target-jsonl")
+    print(f"[{n}] anchor: parse floor ...", flush=True)
+    floor = parse_floor(corpus)
+    a["parse_floor"] = {"records": floor["records"], "seconds": round(floor["seconds"], 3), "by_input": floor["by_input"]}
+    for name, v in a.items():
+        v["per_s"] = round(v["records"] / v["seconds"], 1)
+        v["ratio"] = round(result["crmsync"]["per_s"] / v["per_s"], 2)
+        v["target"] = TARGETS[name]
+        v["met"] = v["ratio"] >= TARGETS[name]
+    result["normalized_records"] = n_records
+    return result
+
+
+def poll_304(feeds: int, work: Path) -> dict[str, Any]:
+    tiny = b'<rss version="2.0"><channel><title>t</title><item><guid>https://p.example/1</guid></item></channel></rss>'
+    server = FeedServer({f"/p/{i}.xml": tiny.replace(b"/1<", f"/{i}<".encode()) for i in range(feeds)})
+    exe = Path(sys.executable).parent / "crmsync"
+    d = work / "poll"
+    d.mkdir()
+    try:
+        urls = ",\n  ".join(json.dumps(server.url(f"/p/{i}.xml")) for i in range(feeds))
+        (d / "crmsync.toml").write_text(f'[store]\npath = "poll.db"\n\n[sources.feeds]\nplugin = "rss"\nconcurrency = 32\nper_host = 32\nfeeds = [\n  {urls}\n]\n')
+        cmd = [str(exe), "-c", "crmsync.toml", "run", "--json", "--no-progress"]
+        timed(cmd, d)
+        again = timed(cmd, d)
+    finally:
+        server.close()
+    return {"feeds": feeds, "seconds": round(again["seconds"], 3), "new": json.loads(again["stdout"])["sources"][0]["new"], "target_s": 2.0, "met": again["seconds"] <= 2.0}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = [f"# crmsync benchmarks ({res['machine']})", "", f"Corpus seed {res['seed']}; {res['date']}.", ""]
+    for size in res["sizes"]:
+        c = size["crmsync"]
+        lines += [f"## {size['interactions']:,} interactions", "",
+                  "| | records | seconds | records/s | crmsync ratio | target | met |", "|---|---:|---:|---:|---:|---:|---|",
+                  f"| **crmsync run** (all sources, identity, enrichers, store, crm_csv sink) | {c['interactions_stored']} | {c['seconds']} | {c['per_s']} | | | |"]
+        labels = {"singer_transport": "1. Singer transport (tap of normalized records \\| target-jsonl)", "dlt_transport": "2. dlt into DuckDB, jsonl loader",
+                  "default_pipeline": "3. feedparser / policy.default / csv tap \\| target-jsonl", "parse_floor": "4. parse floor (ElementTree, compat32, csv), one process"}
+        for name, a in size["anchors"].items():
+            lines.append(f"| {labels[name]} | {a['records']} | {a['seconds']} | {a['per_s']} | {a['ratio']}x | ≥ {a['target']}x | {'yes' if a['met'] else '**no**'} |")
+        lines += ["", f"- peak RSS of `crmsync run`: {c['peak_rss_mb']} MB", f"- immediate second run: {c['second_run_s']} s = {c['second_run_share']:.1%} of the first "
+                  f"({c['second_run_new']} new, {c['second_run_delivered']} delivered; target ≤ 5%: {'yes' if c['second_run_share'] <= 0.05 else '**no**'})",
+                  f"- per source (s): {', '.join(f'{k} {v}' for k, v in c['per_source_s'].items())}", ""]
+    if "rss_growth" in res:
+        g = res["rss_growth"]
+        lines.append(f"- peak RSS at the largest size / smallest: {g['ratio']}x ({g['large_mb']} MB vs {g['small_mb']} MB; target ≤ 1.3x and < 500 MB: {'yes' if g['met'] else '**no**'})")
+    if "poll" in res:
+        p = res["poll"]
+        lines.append(f"- {p['feeds']} feeds all answering 304: {p['seconds']} s ({p['new']} new; target ≤ 2 s: {'yes' if p['met'] else '**no**'})")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="corpus sizes (interactions)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-anchors", action="store_true", help="crmsync alone (no anchor venvs)")
+    ap.add_argument("--poll-feeds", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    args = ap.parse_args()
+    if not CORPUS_TOOL.exists():
+        raise SystemExit(f"corpus generator not found at {CORPUS_TOOL} (it lives in ../shared/bench)")
+    res: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", "seed": args.seed,
+                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "sizes": []}
+    with tempfile.TemporaryDirectory(prefix="crmsync-bench-all-") as tmp:
+        work = Path(tmp)
+        for n in sorted(args.sizes):
+            d = work / str(n)
+            d.mkdir()
+            res["sizes"].append(bench_size(n, args.seed, d, anchors=not args.no_anchors))
+        if args.poll_feeds:
+            print(f"polling {args.poll_feeds} feeds (304) ...", flush=True)
+            res["poll"] = poll_304(args.poll_feeds, work)
+    if len(res["sizes"]) > 1:
+        small, large = res["sizes"][0]["crmsync"]["peak_rss_mb"], res["sizes"][-1]["crmsync"]["peak_rss_mb"]
+        res["rss_growth"] = {"small_mb": small, "large_mb": large, "ratio": round(large / small, 2), "met": large / small <= 1.3 and large < 500}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench-all.json").write_text(json.dumps(res, indent=2))
+    md = markdown(res)
+    (args.out / "bench-all.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Torture-suite fixtures: the shared corpus (small in CI, larger with
+CRMSYNC_TORTURE=long), a fault-injecting loopback HTTP server, helpers to run
+real `crmsync run` processes and to read what the CRM would hold."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import ROOT, crmsync_cmd
+from ..corpus_config import corpus_config
+
+SHARED = ROOT.parent / "shared"
+LONG = os.environ.get("CRMSYNC_TORTURE") == "long"
+CORPUS_SIZE = 20_000 if LONG else 1_500
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def corpus_template(tmp_path_factory) -> Path:
+    tool = SHARED / "bench" / "make_corpus.py"
+    if not tool.exists():
+        pytest.skip("../shared/bench/make_corpus.py is not beside the project (the torture suite needs its corpus)")
+    out = tmp_path_factory.mktemp("torture-corpus") / "c"
+    subprocess.run([sys.executable, str(tool), "--out", str(out), "--interactions", str(CORPUS_SIZE), "--seed", "11"], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+def corpus(tmp_path, corpus_template) -> Path:
+    """A private copy of the corpus."""
+    target = tmp_path / "c"
+    shutil.copytree(corpus_template, target)
+    return target
+
+
+def truth_keys(corpus: Path) -> set[str]:
+    return {i["key"] for i in json.loads((corpus / "crm" / "truth.json").read_text())["interactions"]}
+
+
+def run(cfg: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k != "CRMSYNC_FAILPOINTS"}
+    return subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress", *args], env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def report(res: subprocess.CompletedProcess) -> dict[str, Any]:
+    assert res.stdout, res.stderr[-3000:]
+    return json.loads(res.stdout)
+
+
+def crm_rows(out: Path) -> list[dict[str, str]]:
+    """Every interaction row of every complete file set (a set is complete when
+    its manifest exists and the checksums match), in import order."""
+    rows = []
+    manifests = [(json.loads(m.read_text()), m) for m in out.glob("manifest-*.json")]
+    for data, _ in sorted(manifests, key=lambda dm: (dm[0]["written_at"], dm[1].name)):
+        for entry in data["files"]:
+            if entry["source"] != "interaction":
+                continue
+            raw = (out / entry["file"]).read_bytes()
+            assert hashlib.sha256(raw).hexdigest() == entry["sha256"], entry["file"]
+            with open(out / entry["file"], encoding="utf-8", newline="") as fh:
+                rows.extend(csv.DictReader(fh))
+    return rows
+
+
+def assert_exactly_once(out: Path, expected_native_ids: set[str], *, resent_ok: bool = False) -> list[dict[str, str]]:
+    """The CRM, after importing every file set (upserts by external id), holds each
+    expected interaction once. Unless ``resent_ok``, no version of an interaction was
+    written twice either; after a SIGKILL between a file set's rename and the ledger
+    update the next run re-sends that set, which the upsert makes harmless."""
+    rows = crm_rows(out)
+    versions = [(r["external_id"], r["version"]) for r in rows]
+    if not resent_ok and len(versions) != len(set(versions)):
+        seen: set[tuple[str, str]] = set()
+        dupes = {v for v in versions if v in seen or seen.add(v)}
+        raise AssertionError(f"{len(dupes)} interaction versions were delivered twice, e.g. {sorted(dupes)[:3]}")
+    held = {r["external_id"]: r for r in rows}
+    native = [r["native_id"] for r in held.values()]
+    assert len(native) == len(set(native)), "two CRM records for one native id"
+    missing = expected_native_ids - set(native)
+    extra = set(native) - expected_native_ids
+    assert not missing and not extra, f"missing {len(missing)} (e.g. {sorted(missing)[:3]}), unexpected {len(extra)} (e.g. {sorted(extra)[:3]})"
+    return list(held.values())
+
+
+def quarantine(cfg: Path) -> list[dict[str, Any]]:
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "quarantine", "list", "--json"], capture_output=True, text=True, check=True)
+    return json.loads(res.stdout)
+
+
+# a loopback HTTP server with faults --------------------------------------
+class FaultyFeedServer:
+    """Serves files over HTTP/1.1 with ETag/304. ``faults(path, attempt)`` picks what
+    the request gets: None (the file), or "500", "429", "reset", "truncated", "slow"."""
+
+    def __init__(self, files: dict[str, bytes], faults: Any = None) -> None:
+        self.files, self.faults = files, faults or (lambda path, attempt: None)
+        self.attempts: dict[str, int] = {}
+        self.log: list[tuple[str, int, str | None]] = []
+        self._mutex = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                with outer._mutex:
+                    n = outer.attempts[self.path] = outer.attempts.get(self.path, 0) + 1
+                fault = outer.faults(self.path, n)
+                outer.log.append((self.path, n, fault))
+                body = outer.files.get(self.path)
+                if body is None:
+                    return self._plain(404, b"")
+                if fault == "500":
+                    return self._plain(500, b"boom")
+                if fault == "429":
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fault == "reset":
+                    # linger 0, then really close (rfile/wfile hold the socket open): the peer gets an RST
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self._hang_up()
+                    return
+                etag = '"' + hashlib.sha1(body).hexdigest() + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if fault == "truncated":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)  # EOF before Content-Length is reached
+                    self._hang_up()
+                    return
+                if fault == "slow":
+                    for i in range(0, len(body), max(1, len(body) // 4)):
+                        self.wfile.write(body[i : i + max(1, len(body) // 4)])
+                        self.wfile.flush()
+                        time.sleep(0.3)
+                    return
+                self.wfile.write(body)
+
+            def _hang_up(self) -> None:
+                self.close_connection = True
+                for f in (self.rfile, self.wfile):
+                    with contextlib.suppress(OSError):
+                        f.close()
+                self.connection.close()
+                self.wfile = io.BytesIO()  # what the base class still flushes
+
+            def _plain(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def serve_feeds(corpus: Path, faults: Any = None) -> tuple[FaultyFeedServer, list[str]]:
+    files = sorted((corpus / "feeds").iterdir())
+    server = FaultyFeedServer({f"/feeds/{f.name}": f.read_bytes() for f in files}, faults)
+    return server, [server.url(f"/feeds/{f.name}") for f in files]
+
+
+def write_config(corpus: Path, feeds: list[str] | None = None, extra: str = "", **kw: Any) -> Path:
+    cfg = corpus / "crmsync.toml"
+    cfg.write_text(corpus_config(corpus, feeds=feeds, extra=extra, **kw))
+    return cfg
+
+
+__all__ = ["LONG", "FaultyFeedServer", "assert_exactly_once", "crm_rows", "quarantine", "report", "run", "serve_feeds", "truth_keys", "write_config"]
