@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,20 @@ def timed(cmd: list[str], cwd: Path, *, shell: bool = False, stdout: Any = subpr
     """Run ``cmd``; wall seconds and the peak RSS of it and its children (wait4)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd if not shell else " ".join(cmd), cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, shell=shell)
-    out, err = b"", b""
+    chunks: dict[str, bytes] = {"out": b"", "err": b""}
+
+    def drain(name: str, stream: Any) -> None:
+        chunks[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=("err", proc.stderr))]
     if stdout is subprocess.PIPE:
-        out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+        readers.append(threading.Thread(target=drain, args=("out", proc.stdout)))
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    out, err = chunks["out"], chunks["err"]
+    _, status, usage = os.wait4(proc.pid, 0)  # not communicate(): wait4 gives the peak RSS
     seconds = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
     return {"seconds": seconds, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": code, "stdout": out.decode(), "stderr": err.decode()[-3000:]}
@@ -218,6 +228,7 @@ def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
     for r in (first, second):
         if r["exit"] not in (0, 1):
             raise SystemExit(f"crmsync run failed ({r['exit']}): {r['stderr']}")
+    quality = score_against_truth(corpus)
     report, again = json.loads(first["stdout"]), json.loads(second["stdout"])
     stored = sum(s["new"] for s in report["sources"] if s["plugin"] != "crm_csv")
     result: dict[str, Any] = {
@@ -236,6 +247,7 @@ def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
             "per_source_s": {s["name"]: s["duration"] for s in report["sources"]},
             "identity": report.get("identity", {}),
         },
+        "quality": quality,
         "anchors": {},
     }
     if not anchors:
@@ -280,6 +292,36 @@ def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
     return result
 
 
+def score_against_truth(corpus: Path) -> dict[str, Any]:
+    """Contact-match precision/recall and sentiment agreement against crm/truth.json."""
+    from crmsync.store import Store
+
+    truth = json.loads((corpus / "crm" / "truth.json").read_text())["interactions"]
+    store = Store(f"sqlite:///{corpus / 'state' / 'crmsync.db'}")
+    try:
+        recs = {r.native_id: r for r, _ in store.iter_interactions()}
+    finally:
+        store.dispose()
+    tp = fp = fn = agree = labeled = missing = 0
+    for item in truth:
+        rec = recs.get(item["key"])
+        if rec is None:
+            missing += 1
+            continue
+        got = rec.author.crm_ids.get("generic") if rec.author else None
+        if got and got == item["contact_id"]:
+            tp += 1
+        elif got:
+            fp += 1
+        elif item["contact_id"]:
+            fn += 1
+        if item["sentiment"]:
+            labeled += 1
+            agree += bool(rec.sentiment and rec.sentiment.label == item["sentiment"])
+    return {"truth_interactions": len(truth), "missing": missing, "precision": round(tp / max(1, tp + fp), 4), "recall": round(tp / max(1, tp + fn), 4),
+            "sentiment_agreement": round(agree / max(1, labeled), 4), "sentiment_labeled": labeled}
+
+
 def poll_304(feeds: int, work: Path) -> dict[str, Any]:
     tiny = b'<rss version="2.0"><channel><title>t</title><item><guid>https://p.example/1</guid></item></channel></rss>'
     server = FeedServer({f"/p/{i}.xml": tiny.replace(b"/1<", f"/{i}<".encode()) for i in range(feeds)})
@@ -308,7 +350,10 @@ def markdown(res: dict[str, Any]) -> str:
                   "default_pipeline": "3. feedparser / policy.default / csv tap \\| target-jsonl", "parse_floor": "4. parse floor (ElementTree, compat32, csv), one process"}
         for name, a in size["anchors"].items():
             lines.append(f"| {labels[name]} | {a['records']} | {a['seconds']} | {a['per_s']} | {a['ratio']}x | ≥ {a['target']}x | {'yes' if a['met'] else '**no**'} |")
-        lines += ["", f"- peak RSS of `crmsync run`: {c['peak_rss_mb']} MB", f"- immediate second run: {c['second_run_s']} s = {c['second_run_share']:.1%} of the first "
+        q = size["quality"]
+        lines += ["", f"- against the truth file: {q['truth_interactions'] - q['missing']} of {q['truth_interactions']} interactions stored; contact matching precision "
+                  f"{q['precision']}, recall {q['recall']}; sentiment agreement {q['sentiment_agreement']} on {q['sentiment_labeled']} unambiguous texts"]
+        lines += [f"- peak RSS of `crmsync run`: {c['peak_rss_mb']} MB", f"- immediate second run: {c['second_run_s']} s = {c['second_run_share']:.1%} of the first "
                   f"({c['second_run_new']} new, {c['second_run_delivered']} delivered; target ≤ 5%: {'yes' if c['second_run_share'] <= 0.05 else '**no**'})",
                   f"- per source (s): {', '.join(f'{k} {v}' for k, v in c['per_source_s'].items())}", ""]
     if "rss_growth" in res:

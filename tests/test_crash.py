@@ -96,11 +96,10 @@ def _finish_and_check(cfg: Path, reference: dict) -> None:
 @pytest.mark.parametrize(
     "failpoint",
     [
+        # one case per point here; tests/torture kills at random points and counts
         "source.before_commit:2",
-        "source.after_commit:1",
         "source.after_commit:7",
         "sink.after_write:2",
-        "sink.after_flush:1",
         "sink.after_flush:3",
         "sink.after_ledger:2",
     ],
@@ -112,7 +111,7 @@ def test_sigkill_at_failpoint_then_rerun_is_exactly_once(tmp_path, reference, fa
     _finish_and_check(cfg, reference)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_sigkill_at_random_times_is_exactly_once(tmp_path, big_reference, seed):
     reference, duration = big_reference
     cfg = _make_dataset(tmp_path / "data", posts=3000)

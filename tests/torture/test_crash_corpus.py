@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..conftest import crmsync_cmd
@@ -58,6 +59,17 @@ def _authors(held: dict[str, dict[str, str]]) -> set[frozenset[str]]:
     return {frozenset(g) for g in groups.values()}
 
 
+def _check_quarantine_and_rerun(target: Path) -> None:
+    # the quarantine holds exactly the three bad inputs, each once, with a reason
+    items = quarantine(target / "crmsync.toml")
+    refs = sorted(i["ref"] for i in items)
+    assert len(items) == 3, refs
+    assert any("zz-bomb" in r for r in refs) and any("zz-garbage" in r for r in refs) and any("reviews.csv" in r for r in refs), refs
+    assert all(i["reason"] for i in items)
+    again = report(run(target / "crmsync.toml", "--json"))
+    assert again["sinks"][0]["delivered"] == 0 and sum(s["new"] for s in again["sources"]) == 0
+
+
 def test_twenty_kills_then_exactly_once(corpus):
     """4 datasets (10 with CRMSYNC_TORTURE=long) killed 5 times each as they progress."""
     datasets = 10 if LONG else 4
@@ -68,7 +80,6 @@ def test_twenty_kills_then_exactly_once(corpus):
         shutil.copytree(corpus, target)
         copies.append(target)
     server, urls = serve_feeds(corpus)  # every copy has the same feeds: one server
-    rnd = random.Random(20261201)
     kills, attempts = 0, 0
     try:
         ref_cfg = _prepare(copies[0], urls)
@@ -76,27 +87,36 @@ def test_twenty_kills_then_exactly_once(corpus):
         ref = run(ref_cfg, "--json")
         duration = time.monotonic() - t0
         assert ref.returncode == 1, ref.stderr[-2000:]  # 1: the bad inputs were quarantined
-        for target in copies[1:]:
+
+        def torture(n: int, target: Path) -> int:
+            rnd = random.Random(20261201 + n)
             cfg = _prepare(target, urls)
+            killed = 0
             for k in range(5):
-                attempts += 1
                 if rnd.random() < 0.5:
                     # a named point, early enough that the work left still reaches it
                     point = f"{rnd.choice(POINTS)}:{rnd.randint(1, 3)}"
                     res = run(cfg, env={"CRMSYNC_FAILPOINTS": point})
                     assert res.returncode in (-signal.SIGKILL, 0, 1), res.stderr[-2000:]
-                    kills += res.returncode == -signal.SIGKILL
+                    killed += res.returncode == -signal.SIGKILL
                 else:
                     # a random moment: start-up, fetch, parse, enrichment, store, sink
                     proc = subprocess.Popen([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(rnd.uniform(0.3, duration * (1 - k / 6)))
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGKILL)
-                        kills += 1
+                        killed += 1
                     proc.wait(timeout=60)
             final = run(cfg, "--json")
             assert final.returncode in (0, 1), final.stderr[-2000:]  # 1 if it is the run that met the bad inputs
             assert all(s["status"] == "ok" for s in report(final)["sinks"])
+            _check_quarantine_and_rerun(target)
+            return killed
+
+        # two datasets at a time: one per core
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            kills = sum(pool.map(torture, range(1, len(copies)), copies[1:]))
+        attempts = 5 * datasets
     finally:
         server.close()
     assert kills >= attempts * 0.6, f"only {kills} of {attempts} runs were killed: the points were not reached"
@@ -117,12 +137,4 @@ def test_twenty_kills_then_exactly_once(corpus):
         fields = sorted({c for k in diffs for c in reference[k] if held.get(k, {}).get(c) != reference[k][c]})
         example = {c: (reference[diffs[0]][c], held.get(diffs[0], {}).get(c)) for c in fields} if diffs else {}
         assert not diffs, f"{target.name}: {len(diffs)} records differ from the uninterrupted run in {fields}, e.g. {example}"
-        # the quarantine holds exactly the three bad inputs, each once, with a reason
-        items = quarantine(target / "crmsync.toml")
-        refs = sorted(i["ref"] for i in items)
-        assert len(items) == 3, refs
-        assert any("zz-bomb" in r for r in refs) and any("zz-garbage" in r for r in refs) and any("reviews.csv" in r for r in refs), refs
-        assert all(i["reason"] for i in items)
-        again = report(run(target / "crmsync.toml", "--json"))
-        assert again["sinks"][0]["delivered"] == 0 and sum(s["new"] for s in again["sources"]) == 0
     print(f"torture crash: {kills} kills in {attempts} runs over {datasets} datasets; {len(reference)} interactions exactly once each")
