@@ -124,6 +124,7 @@ class Runner:
         self.resolver: Any = None
         self._identity_active = False
         self._report_identity: dict[str, int] = {}
+        self._resolver_built = datetime.now(UTC)
 
     # --------------------------------------------------------------------
     def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
@@ -174,7 +175,7 @@ class Runner:
             self._identity_active = self.config.identity_enabled and not dry_run
             self._report_identity = report.identity
             self._run_sources(rest, context, full_refresh, dry, len(crm))
-            if self.resolver is not None:
+            if not dry_run and self.config.identity_enabled:
                 self._relink(report, context, started_at=datetime.fromisoformat(report.started_at))
             if not dry_run and self.config.identity_enabled and any(r.new or r.updated for r in report.sources):
                 self._score_identities(report)
@@ -212,13 +213,17 @@ class Runner:
                 f.result()
 
     # identity resolution ------------------------------------------------
-    def _make_resolver(self, report: RunReport) -> Any:
+    def _make_resolver(self, report: RunReport, *, reset: bool = True) -> Any:
+        self._resolver_built = datetime.now(UTC)
         if not self.config.identity_enabled:
             return None
         from .identity import ContactIndex, Resolver
 
         index = ContactIndex(self.store.contacts())
-        report.identity.update({"contacts": len(index), "linked": 0, "candidates": 0, "relinked": 0})
+        if reset:
+            report.identity.update({"contacts": len(index), "linked": 0, "candidates": 0, "relinked": 0})
+        else:
+            report.identity["contacts"] = len(index)
         if not len(index):
             return None
         self.host.collect()
@@ -278,8 +283,15 @@ class Runner:
 
     def _relink(self, report: RunReport, context: Context, started_at: datetime) -> None:
         """After contacts changed or review decisions were made, link earlier interactions too."""
-        if not (self.store.contacts_changed_since(started_at) or self.store.unapplied_decisions()):
+        changed = self.store.contacts_changed_since(started_at)
+        if not (changed or self.store.unapplied_decisions()):
             return
+        if self.resolver is None or self.store.contacts_changed_since(self._resolver_built):
+            # contacts loaded during this run, possibly by another process (scale-out):
+            # match against what the store holds now, not what it held at the start
+            self.resolver = self._make_resolver(report, reset=False)
+            if self.resolver is None:
+                return
         relinked = 0
         pending: dict[str, list[Interaction]] = {}
         for rec, _version in self.store.iter_interactions():

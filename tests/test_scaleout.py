@@ -143,3 +143,16 @@ def test_busy_source_stops_the_run_and_busy_sink_is_skipped(tmp_path):
         store.dispose()
     rc, report = _finish(_start(cfg, "--source", "blogs_b"))
     assert rc == 0 and report["sinks"][0]["delivered"] == sink["backlog"], report
+
+
+def test_two_full_runs_at_once_on_one_store(tmp_path, expected):
+    """The same job started twice at the same moment (a cron overlap): the second waits
+    for the first's sources and sinks, then finds nothing left to do."""
+    cfg = _dataset(tmp_path / "data")
+    procs = [_start(cfg, "--wait") for _ in range(2)]
+    results = [_finish(p) for p in procs]
+    assert [rc for rc, _ in results] == [0, 0], results
+    assert sum(r["sinks"][0]["delivered"] for _, r in results) == len(expected)
+    counts = _rows_per_version(cfg.parent / "out")
+    assert set(counts.values()) == {1}, "an interaction version was delivered twice"
+    assert _crm_view(cfg.parent / "out") == expected
