@@ -49,17 +49,14 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+sys.path.insert(0, str(ROOT))
+
 from bench_rss import FeedServer  # noqa: E402
+from tests.corpus_config import corpus_config, score  # noqa: E402 - the corpus config and scoring the tests use
 
 CORPUS_TOOL = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 VENVS = BENCH / ".venvs"
 ANCHOR_PINS = {"target-jsonl": ["target-jsonl==0.1.4"], "dlt": ["dlt[duckdb]"]}
-
-PLATFORM_MAPPING = (  # the same mapping as tests/corpus_config.py
-    '{ id = "id", rating = "rating", scale = "rating_scale", title = "title", body = "text", published = "created_ms", language = "language", '
-    'author_name = "user.display_name", author_handle = "user.screen_name", author_url = "user.profile_url", product = "product.name", '
-    'product_id = "product.sku", helpful_votes = "helpful_count" }'
-)
 
 TARGETS = {
     "singer_transport": 1.0,
@@ -69,67 +66,10 @@ TARGETS = {
 }
 
 
-def config(feed_urls: list[str]) -> str:
-    feeds = ",\n  ".join(json.dumps(u) for u in feed_urls)
-    return f"""
-[store]
-path = "state/crmsync.db"
-
-[sources.feeds]
-plugin = "rss"
-follow_comments = false
-concurrency = 32
-per_host = 32
-feeds = [
-  {feeds}
-]
-
-[sources.mbox]
-plugin = "email"
-paths = ["mail/archive.mbox"]
-
-[sources.maildir]
-plugin = "email"
-paths = ["mail/Maildir"]
-
-[sources.shop_reviews]
-plugin = "reviews"
-files = ["reviews/reviews.csv"]
-platform = "shop"
-
-[sources.platform_reviews]
-plugin = "reviews"
-files = ["reviews/platform.jsonl"]
-platform = "platform"
-mapping = {PLATFORM_MAPPING}
-
-[sources.review_pages]
-plugin = "reviews"
-pages = ["reviews/pages"]
-
-[sources.crm]
-plugin = "crm_csv"
-file = "crm/contacts.csv"
-
-[enrichers.language]
-plugin = "language"
-
-[enrichers.sentiment]
-plugin = "sentiment"
-
-[enrichers.mentions]
-plugin = "mentions"
-terms = {{ "Acme Rocket" = [], "Acme Anvil" = [], "Acme Giant Magnet" = [], "Acme" = [] }}
-
-[enrichers.triage]
-plugin = "triage"
-support_addresses = ["support@acme.example"]
-
-[sinks.crm_files]
-plugin = "crm_csv"
-profile = "generic"
-output_dir = "out"
-"""
+def config(corpus: Path, feed_urls: list[str]) -> str:
+    """Every source of the corpus (feeds over HTTP), the enrichers and the crm_csv sink:
+    the configuration the tests use (tests/corpus_config.py)."""
+    return corpus_config(corpus, feeds=feed_urls, feed_options="concurrency = 32\nper_host = 32\n")
 
 
 # processes ---------------------------------------------------------------
@@ -218,7 +158,7 @@ def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
     server = FeedServer({f"/feeds/{f.name}": f.read_bytes() for f in files})
     exe = Path(sys.executable).parent / "crmsync"
     try:
-        (corpus / "crmsync.toml").write_text(config([server.url(f"/feeds/{f.name}") for f in files]))
+        (corpus / "crmsync.toml").write_text(config(corpus, [server.url(f"/feeds/{f.name}") for f in files]))
         run = [str(exe), "-c", "crmsync.toml", "run", "--json", "--no-progress"]
         print(f"[{n}] crmsync run ...", flush=True)
         first = timed(run, corpus)
@@ -302,24 +242,7 @@ def score_against_truth(corpus: Path) -> dict[str, Any]:
         recs = {r.native_id: r for r, _ in store.iter_interactions()}
     finally:
         store.dispose()
-    tp = fp = fn = agree = labeled = missing = 0
-    for item in truth:
-        rec = recs.get(item["key"])
-        if rec is None:
-            missing += 1
-            continue
-        got = rec.author.crm_ids.get("generic") if rec.author else None
-        if got and got == item["contact_id"]:
-            tp += 1
-        elif got:
-            fp += 1
-        elif item["contact_id"]:
-            fn += 1
-        if item["sentiment"]:
-            labeled += 1
-            agree += bool(rec.sentiment and rec.sentiment.label == item["sentiment"])
-    return {"truth_interactions": len(truth), "missing": missing, "precision": round(tp / max(1, tp + fp), 4), "recall": round(tp / max(1, tp + fn), 4),
-            "sentiment_agreement": round(agree / max(1, labeled), 4), "sentiment_labeled": labeled}
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in score(recs, truth).items()}
 
 
 def poll_304(feeds: int, work: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 PLATFORM_MAPPING = (
     '{ id = "id", rating = "rating", scale = "rating_scale", title = "title", body = "text", published = "created_ms", language = "language", '
@@ -11,12 +12,13 @@ PLATFORM_MAPPING = (
 )
 
 
-def corpus_config(corpus: Path, *, feeds: list[str] | None = None, sink: bool = True, enrichers: bool = True, extra: str = "") -> str:
-    """TOML for every source of the corpus (feeds as files unless URLs are given)."""
+def corpus_config(corpus: Path, *, feeds: list[str] | None = None, sink: bool = True, enrichers: bool = True, extra: str = "", feed_options: str = "") -> str:
+    """TOML for every source of the corpus (feeds as files unless URLs are given;
+    ``feed_options`` adds lines to the rss source)."""
     feed_list = ", ".join(f'"{f}"' for f in feeds) if feeds else '"feeds/"'
     parts = [
         '[store]\npath = "state/crmsync.db"\n',
-        f"[sources.feeds]\nplugin = \"rss\"\nfeeds = [{feed_list}]\nfollow_comments = false\n",
+        f"[sources.feeds]\nplugin = \"rss\"\nfeeds = [{feed_list}]\nfollow_comments = false\n{feed_options}",
         '[sources.mbox]\nplugin = "email"\npaths = ["mail/archive.mbox"]\n',
         '[sources.maildir]\nplugin = "email"\npaths = ["mail/Maildir"]\n',
         '[sources.shop_reviews]\nplugin = "reviews"\nfiles = ["reviews/reviews.csv"]\nplatform = "shop"\n',
@@ -34,3 +36,27 @@ def corpus_config(corpus: Path, *, feeds: list[str] | None = None, sink: bool = 
     if sink:
         parts.append('[sinks.crm_files]\nplugin = "crm_csv"\nprofile = "generic"\noutput_dir = "out"\n')
     return "\n".join(parts) + extra
+
+
+def score(recs: dict[str, Any], truth: list[dict[str, Any]]) -> dict[str, Any]:
+    """Contact matching (precision, recall) and sentiment agreement of stored
+    interactions (native id -> Interaction) against the truth file's interactions."""
+    tp = fp = fn = agree = labeled = missing = 0
+    for item in truth:
+        rec = recs.get(item["key"])
+        if rec is None:
+            missing += 1
+            continue
+        got = rec.author.crm_ids.get("generic") if rec.author else None
+        if got and got == item["contact_id"]:
+            tp += 1
+        elif got:
+            fp += 1
+        elif item["contact_id"]:
+            fn += 1
+        if item["sentiment"]:
+            labeled += 1
+            agree += bool(rec.sentiment and rec.sentiment.label == item["sentiment"])
+    return {"truth_interactions": len(truth), "missing": missing, "tp": tp, "fp": fp, "fn": fn,
+            "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn),
+            "sentiment_agreement": agree / max(1, labeled), "sentiment_labeled": labeled}

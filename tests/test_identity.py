@@ -21,7 +21,7 @@ from crmsync.store import Store
 from crmsync_enrich import TriageEnricher
 
 from .conftest import SHARED, crmsync_cmd
-from .corpus_config import corpus_config
+from .corpus_config import corpus_config, score
 
 
 @pytest.mark.parametrize(
@@ -185,29 +185,18 @@ def corpus_run(tmp_path_factory):
 
 def test_contact_matching_precision_and_recall(corpus_run):
     report, recs, truth, _, _ = corpus_run
-    tp = fp = fn = 0
-    for item in truth["interactions"]:
-        rec = recs[item["key"]]
-        got = rec.author.crm_ids.get("generic") if rec.author else None
-        if got and got == item["contact_id"]:
-            tp += 1
-        elif got:
-            fp += 1
-        elif item["contact_id"]:
-            fn += 1
-    precision, recall = tp / (tp + fp), tp / (tp + fn)
-    print(f"contact matching on 10k: precision {precision:.4f} recall {recall:.4f} (tp {tp}, fp {fp}, fn {fn})")
-    assert precision >= 0.99 and recall >= 0.95
+    s = score(recs, truth["interactions"])
+    print(f"contact matching on 10k: precision {s['precision']:.4f} recall {s['recall']:.4f} (tp {s['tp']}, fp {s['fp']}, fn {s['fn']})")
+    assert s["missing"] == 0 and s["precision"] >= 0.99 and s["recall"] >= 0.95
     decoys = [i for i in truth["interactions"] if i.get("decoy")]
     assert decoys and all(not (recs[i["key"]].author and recs[i["key"]].author.crm_ids) for i in decoys)
 
 
 def test_sentiment_agreement(corpus_run):
     _, recs, truth, _, _ = corpus_run
-    labeled = [i for i in truth["interactions"] if i["sentiment"]]
-    agree = sum(1 for i in labeled if recs[i["key"]].sentiment and recs[i["key"]].sentiment.label == i["sentiment"])
-    print(f"sentiment agreement on 10k: {agree / len(labeled):.4f} of {len(labeled)}")
-    assert agree / len(labeled) >= 0.9
+    s = score(recs, truth["interactions"])
+    print(f"sentiment agreement on 10k: {s['sentiment_agreement']:.4f} of {s['sentiment_labeled']}")
+    assert s["sentiment_labeled"] > 0 and s["sentiment_agreement"] >= 0.9
 
 
 def test_language_and_mentions(corpus_run):
