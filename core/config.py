@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import sys
 import threading
 import tomllib
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ DEFAULT_STORE_PATH = ".crmsync/crmsync.db"
 _TOP_KEYS = {"store", "run", "identity", "sources", "sinks", "enrichers"}
 _IDENTITY_KEYS = {"enabled", "auto_link_threshold", "fuzzy_threshold", "influence"}
 _STORE_KEYS = {"url", "path"}
-_RUN_KEYS = {"batch_size", "concurrency", "retry_attempts", "retry_max_wait"}
+_RUN_KEYS = {"batch_size", "concurrency", "retry_attempts", "retry_max_wait", "workers"}
 #: Keys every instance may have besides its plugin's own options.
 COMMON_KEYS = {
     "sources": {"plugin", "enabled", "enrichers"},
@@ -140,6 +141,26 @@ class InstanceConfig:
         return f"[{self.kind}.{self.name}]"
 
 
+def fork_available() -> bool:
+    """Worker processes are forked (they inherit the loaded plugins and models)."""
+    import multiprocessing
+
+    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
+def default_workers() -> str:
+    return "process" if fork_available() else "thread"
+
+
+def default_concurrency() -> int:
+    """Sources at once: one per core (they are CPU-bound), at least 2."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 2
+    return max(2, cores)
+
+
 @dataclass
 class Config:
     """A validated configuration."""
@@ -151,7 +172,10 @@ class Config:
     sinks: dict[str, InstanceConfig] = field(default_factory=dict)
     enrichers: dict[str, InstanceConfig] = field(default_factory=dict)
     batch_size: int = 500
-    concurrency: int = 4
+    concurrency: int = field(default_factory=lambda: default_concurrency())
+    #: "process": each source runs in a forked worker process, so parsing and
+    #: enrichment use every core; "thread": in threads of the run's process
+    workers: str = field(default_factory=lambda: default_workers())
     retry_attempts: int = 5
     retry_max_wait: float = 60.0
     identity_enabled: bool = True
@@ -235,6 +259,14 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
                 msg = f"{where}: [run] key {key!r} must be a positive number, got {run[key]!r}"
                 raise ConfigError(msg)
             setattr(cfg, key, run[key])
+    if "workers" in run:
+        if run["workers"] not in ("process", "thread"):
+            msg = f"{where}: [run] key 'workers' must be \"process\" or \"thread\", got {run['workers']!r}"
+            raise ConfigError(msg)
+        if run["workers"] == "process" and not fork_available():
+            msg = f"{where}: [run] workers = \"process\" needs os.fork (Linux, macOS); use \"thread\" here"
+            raise ConfigError(msg)
+        cfg.workers = run["workers"]
 
     if "enabled" in ident:
         cfg.identity_enabled = bool(ident["enabled"])

@@ -3,6 +3,8 @@
 ``CRMSYNC_FAILPOINTS="sink.after_write:2,source.after_commit"`` makes the
 process kill itself with SIGKILL on the 2nd time it passes
 ``sink.after_write`` (or the 1st time it passes ``source.after_commit``).
+In a source worker process the whole run is killed (``CRMSYNC_RUN_PID``), as
+a crash of the machine or the run would.
 Unset, a failpoint costs one dict lookup. Used by the exactly-once tests.
 """
 
@@ -39,4 +41,7 @@ def failpoint(name: str) -> None:
     with _lock:
         _hits[name] = _hits.get(name, 0) + 1
         if _hits[name] >= _points[name]:
+            run_pid = int(os.environ.get("CRMSYNC_RUN_PID") or 0)
+            if run_pid and run_pid != os.getpid():
+                os.kill(run_pid, signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 import traceback
 import uuid
@@ -207,10 +209,70 @@ class Runner:
         if not pairs:
             return
         workers = max(1, min(self.config.concurrency, len(pairs)))
+        if workers > 1 and self.config.workers == "process" and not context.dry_run:
+            self._run_sources_in_processes(pairs, context, full_refresh, offset, workers)
+            return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="source") as pool:
             futures = [pool.submit(self._run_source, inst, rep, context, full_refresh, dry, offset + pos) for pos, (inst, rep) in enumerate(pairs)]
             for f in futures:
                 f.result()
+
+    def _run_sources_in_processes(self, pairs: list[tuple[InstanceConfig, SourceReport]], context: Context, full_refresh: bool, offset: int, workers: int) -> None:
+        """Each source in a forked worker process of its own, ``workers`` at a time
+        (parsing and enrichment are CPU-bound: threads would share one core). A worker
+        inherits the loaded plugins, models and identity resolver, opens its own store
+        connections and sends its report back. A worker that dies (out of memory, a
+        crashing extension) fails its source only. Workers die with the run (SIGKILL
+        on the parent's death), so a killed run leaves nothing behind but committed
+        batches."""
+        import multiprocessing
+        from multiprocessing.connection import wait as wait_any
+
+        ctx = multiprocessing.get_context("fork")
+        self._worker_context = context
+        todo = list(enumerate(pairs))
+        running: dict[Any, tuple[Any, Any, SourceReport]] = {}  # sentinel -> (process, pipe, report)
+        try:
+            while todo or running:
+                while todo and len(running) < workers:
+                    pos, (inst, rep) = todo.pop(0)
+                    recv, send = ctx.Pipe(duplex=False)
+                    proc = ctx.Process(target=_worker_main, args=(self, os.getpid(), inst.name, full_refresh, offset + pos, send), name=f"crmsync-source-{inst.name}", daemon=True)
+                    proc.start()
+                    send.close()
+                    running[proc.sentinel] = (proc, recv, rep)
+                ready = wait_any([*running, *(r for _p, r, _rep in running.values())])
+                for sentinel in list(running):
+                    proc, recv, rep = running[sentinel]
+                    got = None
+                    if recv in ready or sentinel in ready:
+                        try:
+                            got = recv.recv() if recv.poll() else None
+                        except (EOFError, OSError):
+                            got = None
+                        if got is None and proc.exitcode is None and sentinel not in ready:
+                            continue
+                    else:
+                        continue
+                    proc.join()
+                    recv.close()
+                    del running[sentinel]
+                    if got is None:
+                        how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+                        rep.status = "failed"
+                        rep.errors.append(f"the worker process reading this source died ({how}; out of memory?); what it committed is kept and the next run resumes")
+                        log.error("source %s: its worker process died (%s)", rep.name, how)
+                        continue
+                    done, counts = got
+                    rep.__dict__.update(done.__dict__)
+                    for key, n in counts.items():
+                        self._report_identity[key] = self._report_identity.get(key, 0) + n
+        except BaseException:
+            # Ctrl-C or a failure here: stop the workers now (their batches are atomic)
+            for proc, _recv, _rep in running.values():
+                proc.kill()
+                proc.join()
+            raise
 
     # identity resolution ------------------------------------------------
     def _make_resolver(self, report: RunReport, *, reset: bool = True) -> Any:
@@ -284,17 +346,24 @@ class Runner:
     def _relink(self, report: RunReport, context: Context, started_at: datetime) -> None:
         """After contacts changed or review decisions were made, link earlier interactions too."""
         changed = self.store.contacts_changed_since(started_at)
-        if not (changed or self.store.unapplied_decisions()):
+        decisions = self.store.unapplied_decisions()
+        if not (changed or decisions):
             return
+        # what this run stored after its resolver was built was matched against every
+        # contact the store then held: only older records need another look
+        before: datetime | None = self._resolver_built
         if self.resolver is None or self.store.contacts_changed_since(self._resolver_built):
             # contacts loaded during this run, possibly by another process (scale-out):
             # match against what the store holds now, not what it held at the start
             self.resolver = self._make_resolver(report, reset=False)
+            before = None
             if self.resolver is None:
                 return
+        if decisions:
+            before = None
         relinked = 0
         pending: dict[str, list[Interaction]] = {}
-        for rec, _version in self.store.iter_interactions():
+        for rec, _version in self.store.iter_interactions(updated_before=before):
             if rec.author is None or rec.author.crm_ids:
                 continue
             match, _ = self.resolver.resolve(rec.author)
@@ -599,6 +668,38 @@ class Runner:
                     rep.created += 1
         rep.backlog = rep.created + rep.updated
         rep.status = "dry-run"
+
+
+# source worker processes -----------------------------------------------
+def _worker_main(runner: Runner, run_pid: int, name: str, full_refresh: bool, pos: int, pipe: Any) -> None:
+    """A forked source worker: die with the run, ignore Ctrl-C (the run handles it),
+    use database connections of its own, read the source, send the report back."""
+    _die_with_parent()
+    if os.getppid() != run_pid:
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ["CRMSYNC_RUN_PID"] = str(run_pid)
+    runner.store = runner.store.for_worker()
+    inst = runner.config.sources[name]
+    rep = SourceReport(inst.name, inst.plugin)
+    counts: dict[str, int] = {}
+    runner._report_identity = counts
+    try:
+        runner._run_source(inst, rep, runner._worker_context, full_refresh, {}, pos)
+    finally:
+        pipe.send((rep, counts))
+        pipe.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that forked it dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers are only used where fork is
+        pass
 
 
 class _NoBar:

@@ -172,6 +172,12 @@ class Store:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # blocking: released by the OS if the holder dies
             yield
 
+    def for_worker(self) -> Store:
+        """The store for a forked worker process: new connections of its own. The
+        parent's pooled connections (and its lock connection) are left untouched."""
+        self.engine.dispose(close=False)
+        return Store(self.url, migrate=False)
+
     def dispose(self) -> None:
         self.release_lock()
         self.engine.dispose()
@@ -528,13 +534,16 @@ class Store:
             return dict(conn.execute(select(deliveries.c.sink, func.count()).group_by(deliveries.c.sink)).all())
 
     # reading -------------------------------------------------------------
-    def iter_interactions(self, *, sources: Sequence[str] | None = None, page: int = 1000) -> Iterator[tuple[Interaction, int]]:
-        """Every stored interaction with its version, by id, in pages."""
+    def iter_interactions(self, *, sources: Sequence[str] | None = None, updated_before: datetime | None = None, page: int = 1000) -> Iterator[tuple[Interaction, int]]:
+        """Every stored interaction with its version, by id, in pages (only those last
+        written before ``updated_before``, if given)."""
         after = ""
         while True:
             q = select(interactions.c.interaction_id, interactions.c.record, interactions.c.version).where(interactions.c.interaction_id > after)
             if sources is not None:
                 q = q.where(interactions.c.source.in_(list(sources)))
+            if updated_before is not None:
+                q = q.where(interactions.c.updated_at < updated_before)
             q = q.order_by(interactions.c.interaction_id).limit(page)
             with self.engine.connect() as conn:
                 rows = conn.execute(q).all()

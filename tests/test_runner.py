@@ -253,3 +253,99 @@ def test_unknown_selection_is_a_usage_error(host, tmp_path):
     p = write_config(tmp_path, {"a": {"plugin": "list", "items": items(1)}}, {})
     r = CliRunner().invoke(create_cli(), ["-c", str(p), "run", "--source", "zzz"])
     assert r.exit_code == 2 and "unknown source 'zzz'; configured: a" in r.output
+
+
+def _with_run_keys(cfg: Path, keys: str) -> Path:
+    cfg.write_text(cfg.read_text().replace("[run]\n", f"[run]\n{keys}\n", 1))
+    return cfg
+
+
+@pytest.mark.parametrize("workers", ["process", "thread"])
+def test_sources_run_in_worker_processes_or_threads(host, tmp_path, workers):
+    import os
+
+    sources = {n: {"plugin": "list", "items": items(6, n), "note_pid": True} for n in ("a", "b", "c")}
+    cfg = _with_run_keys(write_config(tmp_path, sources, {"t": {"plugin": "sqlite_target", "db": "t.db"}}), f'workers = "{workers}"\nconcurrency = 2')
+    rep = run(host, cfg)
+    assert rep.exit_code == 0, rep.as_dict()
+    pids = {int(n.split()[1]) for s in rep.sources for n in s.notes if n.startswith("pid ")}
+    assert len(pids) >= 1
+    if workers == "process":
+        assert os.getpid() not in pids  # read in forked workers...
+    else:
+        assert pids == {os.getpid()}
+    # ...whose reports, counts and records all reach the run
+    assert [(s.name, s.read, s.new, s.status) for s in rep.sources] == [(n, 6, 6, "ok") for n in ("a", "b", "c")]
+    assert rep.sinks[0].delivered == 18 and len(target_rows(tmp_path / "t.db")) == 18
+
+
+def test_a_worker_killed_mid_source_fails_it_and_the_next_run_delivers_all(host, tmp_path):
+    sources = {"a": {"plugin": "list", "items": items(8, "a"), "die_at": 5}, "b": {"plugin": "list", "items": items(3, "b")}}
+    cfg = _with_run_keys(write_config(tmp_path, sources, {"t": {"plugin": "sqlite_target", "db": "t.db"}}), 'workers = "process"\nconcurrency = 2')
+    rep = run(host, cfg)
+    a = rep.sources[0]
+    assert a.status == "failed" and "worker process" in " ".join(a.errors), rep.as_dict()
+    assert rep.exit_code == 1
+    assert (rep.sources[1].status, rep.sources[1].new) == ("ok", 3)  # the other source is unaffected
+    cfg.write_text(cfg.read_text().replace("die_at = 5", "die_at = -1"))
+    again = run(host, cfg)
+    assert again.exit_code == 0, again.as_dict()
+    rows = target_rows(tmp_path / "t.db")
+    # every item once, each written once: what the killed worker committed was kept
+    assert len(rows) == 11 and {w for _t, _v, w in rows.values()} == {1}
+    assert 0 < again.sources[0].new < 8 and rep.sinks[0].delivered + again.sinks[0].delivered == 11
+
+
+def test_workers_die_with_a_killed_run(tmp_path):
+    """SIGKILL of `crmsync run` leaves no worker process behind to write after it."""
+    import signal
+    import socket
+    import subprocess
+
+    from .conftest import crmsync_cmd
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)  # accepts connections and never answers: the workers hang in a fetch
+    port = srv.getsockname()[1]
+    try:
+        cfg = tmp_path / "crmsync.toml"
+        cfg.write_text(
+            '[run]\nworkers = "process"\nconcurrency = 2\n'
+            + "".join(f'[sources.f{n}]\nplugin = "rss"\nfeeds = ["http://127.0.0.1:{port}/{n}.xml"]\ntimeout = 120\n' for n in range(2))
+        )
+        proc = subprocess.Popen([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def children() -> list[int]:
+            out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+            return [int(p) for p in out.split()]
+
+        deadline = time.monotonic() + 60
+        while len(children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = children()
+        assert len(workers) >= 2, "the run did not start its worker processes"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        alive = workers
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if _alive(p)]
+            time.sleep(0.1)
+        assert not alive, f"worker processes {alive} outlived the killed run"
+    finally:
+        srv.close()
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) is gone for our purpose
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False

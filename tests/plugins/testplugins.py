@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import crmsync
@@ -30,14 +33,23 @@ class ListSource(crmsync.Source):
             "retry_after": {"type": "number"},
             "reject_ids": {"type": "array", "items": {"type": "string"}, "default": []},
             "counter": {"type": "string", "default": "counter.txt"},
+            "note_pid": {"type": "boolean", "default": False, "description": "add a note naming the process that read the source"},
+            "die_at": {"type": "integer", "default": -1, "description": "SIGKILL the reading process before item n (an out-of-memory kill)"},
+            "sleep": {"type": "number", "default": 0, "description": "seconds to wait before each item"},
         },
     }
 
     def read(self, state):
+        if self.config["note_pid"]:
+            self.notes.append(f"pid {os.getpid()}")
         done = (state or {}).get("done", 0)
         for n, item in enumerate(self.config["items"]):
             if n < done:
                 continue
+            if n == self.config["die_at"]:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.config["sleep"]:
+                time.sleep(self.config["sleep"])
             if n == self.config["fail_at"]:
                 if self.config["retriable_failures"]:
                     if _bump(self.resolve_path(self.config["counter"])) <= self.config["retriable_failures"]:
