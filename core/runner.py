@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import os
 import signal
+import threading
 import time
 import traceback
 import uuid
@@ -127,6 +129,7 @@ class Runner:
         self._identity_active = False
         self._report_identity: dict[str, int] = {}
         self._resolver_built = datetime.now(UTC)
+        self._channel: _WorkerChannel | None = None  # set in a source worker process
 
     # --------------------------------------------------------------------
     def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
@@ -230,8 +233,13 @@ class Runner:
 
         ctx = multiprocessing.get_context("fork")
         self._worker_context = context
+        if any(self.store.get_bookmark(inst.name) is None for inst, _rep in pairs):
+            # a first run: load the enrichers' models (language, sentiment) once, here,
+            # instead of once in every worker; later runs load them only where needed
+            self._warm_up_enrichers(context)
         todo = list(enumerate(pairs))
         running: dict[Any, tuple[Any, Any, SourceReport]] = {}  # sentinel -> (process, pipe, report)
+        bars: dict[str, Any] = {}
         try:
             while todo or running:
                 while todo and len(running) < workers:
@@ -241,29 +249,36 @@ class Runner:
                     proc.start()
                     send.close()
                     running[proc.sentinel] = (proc, recv, rep)
-                ready = wait_any([*running, *(r for _p, r, _rep in running.values())])
-                for sentinel in list(running):
-                    proc, recv, rep = running[sentinel]
-                    got = None
-                    if recv in ready or sentinel in ready:
-                        try:
-                            got = recv.recv() if recv.poll() else None
-                        except (EOFError, OSError):
-                            got = None
-                        if got is None and proc.exitcode is None and sentinel not in ready:
-                            continue
-                    else:
+                    bars[rep.name] = _bar(f"source {inst.name}", self.progress, offset + pos)
+                ready = set(wait_any([*running, *(r for _p, r, _rep in running.values())]))
+                for sentinel, (proc, recv, rep) in list(running.items()):
+                    if sentinel not in ready and recv not in ready:
+                        continue
+                    finished, eof = None, False
+                    try:
+                        while recv.poll():
+                            msg = recv.recv()
+                            if msg[0] == "log":  # the worker's log records go through this process's handlers
+                                logging.getLogger(msg[1].name).handle(msg[1])
+                            elif msg[0] == "progress":  # and its progress to this process's bars
+                                bars[rep.name].update(msg[1])
+                            else:
+                                finished = msg
+                    except (EOFError, OSError):
+                        eof = True
+                    if finished is None and not eof and proc.exitcode is None:
                         continue
                     proc.join()
                     recv.close()
                     del running[sentinel]
-                    if got is None:
+                    bars.pop(rep.name).close()
+                    if finished is None:
                         how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
                         rep.status = "failed"
                         rep.errors.append(f"the worker process reading this source died ({how}; out of memory?); what it committed is kept and the next run resumes")
                         log.error("source %s: its worker process died (%s)", rep.name, how)
                         continue
-                    done, counts = got
+                    _tag, done, counts = finished
                     rep.__dict__.update(done.__dict__)
                     for key, n in counts.items():
                         self._report_identity[key] = self._report_identity.get(key, 0) + n
@@ -272,7 +287,18 @@ class Runner:
             for proc, _recv, _rep in running.values():
                 proc.kill()
                 proc.join()
+            for bar in bars.values():
+                bar.close()
             raise
+
+    def _warm_up_enrichers(self, context: Context) -> None:
+        for name, e in self.config.enrichers.items():
+            if not e.enabled:
+                continue
+            try:
+                self.host.get("enrichers", e.plugin)(name, self.config.resolved_options(e), context)
+            except Exception as exc:  # noqa: BLE001 - the worker reports it against its source
+                log.debug("enricher %s did not warm up: %s", name, exc)
 
     # identity resolution ------------------------------------------------
     def _make_resolver(self, report: RunReport, *, reset: bool = True) -> Any:
@@ -363,7 +389,7 @@ class Runner:
             before = None
         relinked = 0
         pending: dict[str, list[Interaction]] = {}
-        for rec, _version in self.store.iter_interactions(updated_before=before):
+        for rec, _version in self.store.iter_interactions(updated_before=before, unlinked_only=True):
             if rec.author is None or rec.author.crm_ids:
                 continue
             match, _ = self.resolver.resolve(rec.author)
@@ -415,12 +441,14 @@ class Runner:
 
     def _run_source(self, inst: InstanceConfig, rep: SourceReport, context: Context, full_refresh: bool, dry: dict, pos: int) -> None:
         t0 = time.monotonic()
-        bar = _bar(f"source {inst.name}", self.progress, pos)
+        channel = self._channel
+        bar = _RemoteBar(channel) if (channel is not None and self.progress) else _bar(f"source {inst.name}", self.progress, pos)
         source: Source | None = None
         try:
             cls: type[Source] = self.host.get("sources", inst.plugin)
             source = cls(inst.name, self.config.resolved_options(inst), context)
-            enrichers = [] if context.dry_run else self._make_enrichers(inst, context)
+            # made when the first batch needs them: a source with nothing new loads no models
+            enrichers = _Lazy(lambda: [] if context.dry_run else self._make_enrichers(inst, context))
             if full_refresh and not context.dry_run:
                 self.store.reset_bookmark(inst.name)
             state = None if full_refresh else self.store.get_bookmark(inst.name)
@@ -451,7 +479,7 @@ class Runner:
             rep.duration = round(time.monotonic() - t0, 3)
             bar.close()
 
-    def _consume(self, source: Source, stream: Iterable[Any], inst: InstanceConfig, rep: SourceReport, enrichers: list[Enricher], context: Context, bar: Any, dry: dict) -> None:
+    def _consume(self, source: Source, stream: Iterable[Any], inst: InstanceConfig, rep: SourceReport, enrichers: _Lazy, context: Context, bar: Any, dry: dict) -> None:
         batch_size = self.config.batch_size
         recs: list[Interaction] = []
         people: list[Identity] = []
@@ -478,8 +506,8 @@ class Runner:
             else:
                 if recs and self._identity_active:
                     recs = self._resolve(recs, rep, self._report_identity)
-                if enrichers and recs:
-                    recs = self._enrich(enrichers, recs, rep)
+                if recs and enrichers.get():
+                    recs = self._enrich(enrichers.get(), recs, rep)
                 failpoint("source.before_commit")
                 res = self.store.write_batch(inst.name, recs, identities_=people, rejected=bad, bookmark=checkpoint, run_id=context.run_id)
                 failpoint("source.after_commit")
@@ -679,6 +707,12 @@ def _worker_main(runner: Runner, run_pid: int, name: str, full_refresh: bool, po
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["CRMSYNC_RUN_PID"] = str(run_pid)
+    channel = _WorkerChannel(pipe)
+    root = logging.getLogger("crmsync")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(channel)
+    runner._channel = channel
     runner.store = runner.store.for_worker()
     inst = runner.config.sources[name]
     rep = SourceReport(inst.name, inst.plugin)
@@ -687,8 +721,24 @@ def _worker_main(runner: Runner, run_pid: int, name: str, full_refresh: bool, po
     try:
         runner._run_source(inst, rep, runner._worker_context, full_refresh, {}, pos)
     finally:
-        pipe.send((rep, counts))
+        channel.send(("done", rep, counts))
         pipe.close()
+
+
+class _WorkerChannel(logging.handlers.QueueHandler):
+    """A worker's log records and, last, its report, sent to the run's process."""
+
+    def __init__(self, pipe: Any) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        self.pipe = pipe
+        self.send_lock = threading.Lock()
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.send(("log", record))
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.pipe.send(message)
 
 
 def _die_with_parent() -> None:
@@ -700,6 +750,42 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: workers are only used where fork is
         pass
+
+
+class _Lazy:
+    """A value made on first use."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._value: Any = None
+        self._made = False
+
+    def get(self) -> Any:
+        if not self._made:
+            self._value = self._make()
+            self._made = True
+        return self._value
+
+
+class _RemoteBar:
+    """A worker's progress, sent to the run's process in steps (a message every 0.2 s)."""
+
+    def __init__(self, channel: _WorkerChannel) -> None:
+        self.channel = channel
+        self.pending = 0
+        self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.pending += n
+        now = time.monotonic()
+        if now - self.last >= 0.2:
+            self.close()
+            self.last = now
+
+    def close(self) -> None:
+        if self.pending:
+            self.channel.send(("progress", self.pending))
+            self.pending = 0
 
 
 class _NoBar:

@@ -25,7 +25,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .text import html_to_text, sanitize_html, truncate
 
@@ -88,6 +88,11 @@ def content_hash(payload: Any) -> str:
     """SHA-256 of a JSON-able payload in canonical form (sorted keys, no spaces)."""
     data = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+#: Validation context for records read back from crmsync's own store: they were
+#: sanitized, truncated and hashed when made, so that work is not done again.
+STORED: dict[str, bool] = {"stored": True}
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -264,7 +269,9 @@ class Interaction(_Model):
         return v
 
     @model_validator(mode="after")
-    def _clean(self) -> Interaction:
+    def _clean(self, info: ValidationInfo) -> Interaction:
+        if info.context is STORED and self.content_hash is not None:
+            return self  # read back from the store: cleaned when it was made
         if self.body_html:
             self.body_html = truncate(sanitize_html(self.body_html), MAX_BODY_CHARS)[0]
             if not self.body_text:

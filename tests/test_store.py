@@ -25,6 +25,22 @@ def test_migrations_match_table_definitions(tmp_path):
         store.dispose()
 
 
+def test_schema_head_is_the_newest_migration(tmp_path):
+    """Store.migrate skips Alembic when the store is at SCHEMA_HEAD: it must be the real head."""
+    from alembic.script import ScriptDirectory
+
+    from crmsync.store import SCHEMA_HEAD
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        assert ScriptDirectory.from_config(store._alembic_config()).get_current_head() == SCHEMA_HEAD
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM crmsync_alembic_version").scalar() == SCHEMA_HEAD
+        store.migrate()  # at head: a no-op
+    finally:
+        store.dispose()
+
+
 def test_versions_and_ledger(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:

@@ -6,6 +6,7 @@ nothing moves) and incremental by UIDVALIDITY + UID per folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mailbox
 import socket
@@ -21,6 +22,23 @@ from .parse import MessageError, ParsedMessage, parse_message
 PARSER_VERSION = "2"
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 ROLE_LOCALPARTS = ("noreply", "no-reply", "donotreply", "do-not-reply", "mailer-daemon", "postmaster", "bounce", "bounces")
+
+
+@functools.lru_cache(maxsize=8)
+def _reply_parser(languages: tuple[str, ...]) -> Any:
+    """mail-parser-reply's message reader, with its three patterns compiled once
+    (it builds and compiles them again for every message: a third of its time)."""
+    from mailparser_reply import EmailReplyParser
+    from mailparser_reply.parser import EmailMessage
+
+    langs = EmailReplyParser(languages=list(languages)).languages
+    template = EmailMessage(text="", languages=list(langs))
+    patterns = {"_header_regex": template.HEADER_REGEX, "_disclaimers_regex": template.DISCLAIMERS_REGEX, "_signature_regex": template.SIGNATURE_REGEX}
+
+    def read(text: str) -> Any:
+        return EmailMessage(text=text, languages=list(langs), **patterns).read()
+
+    return read
 
 
 class EmailSource(crmsync.Source):
@@ -230,11 +248,9 @@ class EmailSource(crmsync.Source):
 
     def _split_reply(self, text: str) -> str:
         if self._reply_parser is None:
-            from mailparser_reply import EmailReplyParser
-
-            self._reply_parser = EmailReplyParser(languages=self.config["reply_languages"])
+            self._reply_parser = _reply_parser(tuple(self.config["reply_languages"]))
         try:
-            replies = self._reply_parser.read(text).replies
+            replies = self._reply_parser(text).replies
         except Exception:  # noqa: BLE001 - a reply parser failure keeps the full text
             return text
         own = replies[0].body if replies else text
