@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import logging.handlers
@@ -233,6 +234,9 @@ class Runner:
 
         ctx = multiprocessing.get_context("fork")
         self._worker_context = context
+        # what exists now (modules, models, the resolver) is shared with the workers:
+        # out of the collector's reach, their pages stay shared instead of copied
+        gc.freeze()
         if any(self.store.get_bookmark(inst.name) is None for inst, _rep in pairs):
             # a first run: load the enrichers' models (language, sentiment) once, here,
             # instead of once in every worker; later runs load them only where needed

@@ -7,7 +7,8 @@ import hashlib
 import re
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
+from queue import SimpleQueue
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -178,42 +179,45 @@ class RssSource(crmsync.Source):
         try:
             with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"rss-{self.instance}") as pool:
 
+                finished: SimpleQueue[Future[Any]] = SimpleQueue()
+
                 def submit(url: str, meta: dict[str, Any] | None) -> None:
                     st = out["feeds"].get(url, {})
                     target = st.get("moved_to") or url
-                    pending[pool.submit(fetcher.fetch, target, etag=st.get("etag"), last_modified=st.get("last_modified"))] = (url, meta)
+                    fut = pool.submit(fetcher.fetch, target, etag=st.get("etag"), last_modified=st.get("last_modified"))
+                    pending[fut] = (url, meta)
+                    fut.add_done_callback(finished.put)
 
                 while queue or pending:
                     while queue and len(pending) < limit * 2:
                         submit(*queue.popleft())
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        url, meta = pending.pop(fut)
-                        try:
-                            res = fut.result()
-                        except crmsync.FetchError as exc:
-                            self.error(f"feed {url}: {exc}")
-                            continue
-                        st = out["feeds"].setdefault(url, {})
-                        if res.moved_to and res.moved_to != st.get("moved_to"):
-                            self.note(f"feed {url} moved permanently to {res.moved_to}; crmsync now fetches the new address (update the config)")
-                            st["moved_to"] = res.moved_to
-                        if res.status != 304:
-                            digest = hashlib.sha256(res.body or b"").hexdigest()
-                            if digest != st.get("digest"):
-                                discovered: list[tuple[str, dict[str, Any]]] = []
-                                yield from self._document(res.body or b"", url, meta or {}, out, http=True, discovered=discovered, feed_state=st)
-                                for cu, cmeta in discovered:
-                                    out["comment_feeds"][cu] = cmeta
-                                    if cu not in queued and (horizon is None or cmeta.get("published") is None or datetime.fromisoformat(cmeta["published"]) >= horizon):
-                                        queue.append((cu, cmeta))
-                                        queued.add(cu)
-                            st["digest"] = digest
-                        if res.etag:
-                            st["etag"] = res.etag
-                        if res.last_modified:
-                            st["last_modified"] = res.last_modified
-                        yield crmsync.Checkpoint(out)
+                    fut = finished.get()
+                    url, meta = pending.pop(fut)
+                    try:
+                        res = fut.result()
+                    except crmsync.FetchError as exc:
+                        self.error(f"feed {url}: {exc}")
+                        continue
+                    st = out["feeds"].setdefault(url, {})
+                    if res.moved_to and res.moved_to != st.get("moved_to"):
+                        self.note(f"feed {url} moved permanently to {res.moved_to}; crmsync now fetches the new address (update the config)")
+                        st["moved_to"] = res.moved_to
+                    if res.status != 304:
+                        digest = hashlib.sha256(res.body or b"").hexdigest()
+                        if digest != st.get("digest"):
+                            discovered: list[tuple[str, dict[str, Any]]] = []
+                            yield from self._document(res.body or b"", url, meta or {}, out, http=True, discovered=discovered, feed_state=st)
+                            for cu, cmeta in discovered:
+                                out["comment_feeds"][cu] = cmeta
+                                if cu not in queued and (horizon is None or cmeta.get("published") is None or datetime.fromisoformat(cmeta["published"]) >= horizon):
+                                    queue.append((cu, cmeta))
+                                    queued.add(cu)
+                        st["digest"] = digest
+                    if res.etag:
+                        st["etag"] = res.etag
+                    if res.last_modified:
+                        st["last_modified"] = res.last_modified
+                    yield crmsync.Checkpoint(out)
         finally:
             fetcher.close()
 
