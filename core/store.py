@@ -410,6 +410,9 @@ class Store:
             if old is None:
                 new_rows.append({"identity_id": person.identity_id, "name": person.name, "source": source, "record": person.model_dump_json(), "updated_at": now, "is_contact": bool(person.crm_ids)})
                 continue
+            fresh = person.model_dump_json()
+            if fresh == old:
+                continue  # the same person as stored (most authors, most batches): nothing to merge
             merged = _merge_identity(Identity.model_validate_json(old), person)
             record = merged.model_dump_json()
             if record != old:

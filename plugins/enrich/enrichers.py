@@ -116,8 +116,9 @@ class LanguageEnricher(crmsync.Enricher):
         text = own_text(interaction)
         if len(text) < 12:
             return interaction
-        # the first thousand characters decide as well as all of them, at a fraction of the cost
-        lang, prob = self.identifier.classify(text[:1000])
+        # the first few hundred characters decide as well as all of them (the corpus test
+        # holds it to 95% agreement), at a fraction of the cost: it is linear in length
+        lang, prob = self.identifier.classify(text[:400])
         interaction.extra["detected_language"] = {"language": lang, "probability": round(float(prob), 3)}
         if interaction.language is None or self.config["overwrite"]:
             interaction.language = lang
