@@ -62,6 +62,18 @@ def test_defaults_and_relative_store(tmp_path):
     assert cfg.store_url == f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}"
 
 
+def test_run_workers_and_concurrency(tmp_path):
+    import os
+
+    cfg = load_config(_write(tmp_path, '[sources.a]\nplugin = "rss"\nfeeds = ["f"]\n'), get_host())
+    assert cfg.workers == "process"  # Linux: sources in forked worker processes
+    assert cfg.concurrency == max(2, len(os.sched_getaffinity(0)))  # one per core
+    cfg = load_config(_write(tmp_path, '[run]\nworkers = "thread"\nconcurrency = 3\n'), get_host())
+    assert (cfg.workers, cfg.concurrency) == ("thread", 3)
+    msg = _err(tmp_path, '[run]\nworkers = "fibers"\n')
+    assert "[run] key 'workers' must be \"process\" or \"thread\"" in msg and "'fibers'" in msg
+
+
 class _SecretSink:
     pass
 
