@@ -208,6 +208,7 @@ class ContactIndex:
         self.by_raw_email: dict[str, set[str]] = {}
         self.by_domain: dict[str, set[str]] = {}
         self.by_host: dict[str, set[str]] = {}
+        self._names: dict[int, dict[str, dict[str, str]]] = {}
         for c in contacts:
             if not c.crm_ids or c.removed or not c.identity_id:
                 continue
@@ -221,11 +222,21 @@ class ContactIndex:
                     self.by_domain.setdefault(domain, set()).add(c.identity_id)
             for url in c.profile_urls:
                 host = urlsplit(canonical_url(url) or "").hostname
-                if host:
+                # a home page's host is a second signal; a platform's (x.com, github.com,
+                # a Mastodon instance) is shared by thousands of strangers: no signal at all
+                if host and host not in _SOCIAL_PATH and handle_from_url(url) is None:
                     self.by_host.setdefault(host, set()).add(c.identity_id)
 
     def __len__(self) -> int:
         return len(self.contacts)
+
+    def names_in(self, block: dict[str, set[str]], key: str) -> dict[str, str]:
+        """``contact id -> name`` of one block (``by_domain`` or ``by_host``), made once."""
+        cache = self._names.setdefault(id(block), {})
+        names = cache.get(key)
+        if names is None:
+            names = cache[key] = {cid: self.contacts[cid].name or "" for cid in sorted(block.get(key, ()))}
+        return names
 
 
 CONFIDENCE = {"crm_id": 1.0, "confirmed": 1.0, "email_exact": 0.99, "email_canonical": 0.97, "profile_url": 0.95, "handle": 0.92}
@@ -248,6 +259,7 @@ class Resolver:
         self.matchers = list(matchers)
         self.threshold = auto_link_threshold
         self.fuzzy_threshold = fuzzy_threshold
+        self._fuzzy_cache: dict[tuple[Any, ...], list[Match]] = {}
 
     def resolve(self, author: Identity) -> tuple[Match | None, list[Match]]:
         """The automatic link (if any) and candidates for the review queue."""
@@ -291,28 +303,41 @@ class Resolver:
         return [Match(cid, dict(self.index.contacts[cid].crm_ids), method, CONFIDENCE[method], dict(evidence)) for cid in sorted(contact_ids)]
 
     def _fuzzy(self, author: Identity, rejected: set[str]) -> list[Match]:
-        """Name similarity inside a block that already shares a second signal."""
+        """Name similarity inside a block that already shares a second signal.
+
+        A block (one company's contacts) grows with the CRM, and the same unknown
+        author comes back in every interaction: each block's names are scored in one
+        rapidfuzz call (its C loop, not Python's), and an author's result is kept."""
         if not author.name:
             return []
-        from rapidfuzz import fuzz
+        domains = tuple(dict.fromkeys(e.strip().lower().rpartition("@")[2] for e in author.emails))
+        hosts = tuple(dict.fromkeys(urlsplit(canonical_url(u) or "").hostname or "" for u in author.profile_urls))
+        key = (author.name, domains, hosts, frozenset(rejected))
+        cached = self._fuzzy_cache.get(key)
+        if cached is None:
+            cached = self._fuzzy_uncached(author.name, domains, hosts, rejected)
+            if len(self._fuzzy_cache) >= 100_000:
+                self._fuzzy_cache.clear()
+            self._fuzzy_cache[key] = cached
+        return [Match(m.contact_id, dict(m.crm_ids), m.method, m.confidence, dict(m.evidence)) for m in cached]
 
-        block: dict[str, str] = {}
-        for email in author.emails:
-            domain = email.strip().lower().rpartition("@")[2]
-            for cid in self.index.by_domain.get(domain, ()):
-                block[cid] = f"same company email domain {domain}"
-        for url in author.profile_urls:
-            host = urlsplit(canonical_url(url) or "").hostname
-            for cid in self.index.by_host.get(host or "", ()):
-                block.setdefault(cid, f"same home URL host {host}")
-        out = []
-        for cid, signal in block.items():
-            if cid in rejected:
+    def _fuzzy_uncached(self, name: str, domains: tuple[str, ...], hosts: tuple[str, ...], rejected: set[str]) -> list[Match]:
+        from rapidfuzz import fuzz, process
+
+        scored: dict[str, tuple[float, str]] = {}  # contact id -> (score, second signal); the first signal wins
+        blocks = [(self.index.by_domain, d, f"same company email domain {d}") for d in domains]
+        blocks += [(self.index.by_host, h, f"same home URL host {h}") for h in hosts if h]
+        for block, block_key, signal in blocks:
+            names = self.index.names_in(block, block_key)
+            if not names:
                 continue
+            for _name, score, cid in process.extract(name, names, scorer=fuzz.token_sort_ratio, score_cutoff=self.fuzzy_threshold, limit=None):
+                if cid not in rejected and cid not in scored:
+                    scored[cid] = (score, signal)
+        out = []
+        for cid, (score, signal) in scored.items():
             contact = self.index.contacts[cid]
-            score = fuzz.token_sort_ratio(author.name, contact.name or "")
-            if score >= self.fuzzy_threshold:
-                out.append(Match(cid, dict(contact.crm_ids), "fuzzy_name", round(0.5 + score / 500, 3), {"name": author.name, "contact_name": contact.name, "score": score, "second_signal": signal}))
+            out.append(Match(cid, dict(contact.crm_ids), "fuzzy_name", round(0.5 + score / 500, 3), {"name": name, "contact_name": contact.name, "score": score, "second_signal": signal}))
         return sorted(out, key=lambda m: -m.confidence)[:3]
 
 

@@ -393,14 +393,19 @@ class Runner:
             before = None
         relinked = 0
         pending: dict[str, list[Interaction]] = {}
-        for rec, _version in self.store.iter_interactions(updated_before=before, unlinked_only=True):
-            if rec.author is None or rec.author.crm_ids:
+        from .identity import link
+
+        # only the authors are read (most find no contact again); a match reads its record
+        for iid, author in self.store.iter_authors(updated_before=before, unlinked_only=True):
+            if author.crm_ids:
                 continue
-            match, _ = self.resolver.resolve(rec.author)
+            match, _ = self.resolver.resolve(author)
             if match is None:
                 continue
-            from .identity import link
-
+            got = self.store.get_interaction(iid)
+            if got is None:
+                continue
+            rec = got[0]
             pending.setdefault(rec.source, []).append(link(rec, match))
             if len(pending[rec.source]) >= self.config.batch_size:
                 relinked += self.store.write_batch(rec.source, pending.pop(rec.source), run_id=context.run_id).updated

@@ -569,6 +569,28 @@ class Store:
                 yield Interaction.model_validate_json(row[1], context=STORED), row[2]
             after = rows[-1][0]
 
+    def iter_authors(self, *, updated_before: datetime | None = None, unlinked_only: bool = False, page: int = 2000) -> Iterator[tuple[str, Identity]]:
+        """``(interaction_id, author)`` of stored interactions that have an author, by id,
+        in pages, filtered as :meth:`iter_interactions`; reads no more of each record."""
+        after = ""
+        while True:
+            q = select(interactions.c.interaction_id, interactions.c.record).where(and_(interactions.c.interaction_id > after, interactions.c.author_id.is_not(None)))
+            if updated_before is not None:
+                q = q.where(interactions.c.updated_at < updated_before)
+            if unlinked_only:
+                contact = select(identities.c.identity_id).where(and_(identities.c.identity_id == interactions.c.author_id, identities.c.is_contact.is_(True)))
+                q = q.where(~contact.exists())
+            q = q.order_by(interactions.c.interaction_id).limit(page)
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).all()
+            if not rows:
+                return
+            for iid, record in rows:
+                author = json.loads(record).get("author")
+                if author:
+                    yield iid, Identity.model_validate(author)
+            after = rows[-1][0]
+
     def get_interaction(self, interaction_id: str) -> tuple[Interaction, int] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(interactions.c.record, interactions.c.version).where(interactions.c.interaction_id == interaction_id)).first()

@@ -89,6 +89,22 @@ def test_a_name_alone_never_links_and_fuzzy_needs_a_second_signal():
     assert cands[0].evidence["second_signal"] == "same company email domain berg-tools.example" and cands[0].confidence < 0.9
 
 
+def test_a_shared_platform_host_is_no_second_signal():
+    """Two people with X profiles share x.com: no fuzzy candidate; a shared home page host is one."""
+    contacts = ContactIndex([
+        crmsync.Identity(name="Dana Smith", profile_urls=["https://x.com/dana_s"], crm_ids={"generic": "C1"}),
+        crmsync.Identity(name="Dana Smith", profile_urls=["https://danasmith.example/about"], crm_ids={"generic": "C2"}),
+    ])
+    assert "x.com" not in contacts.by_host and "danasmith.example" in contacts.by_host
+    r = Resolver(contacts)
+    assert r.resolve(crmsync.Identity(name="Dana Smyth", profile_urls=["https://x.com/other_dana"])) == (None, [])
+    _, cands = r.resolve(crmsync.Identity(name="Dana Smith", profile_urls=["https://danasmith.example/"]))
+    assert [(c.crm_ids["generic"], c.evidence["second_signal"]) for c in cands] == [("C2", "same home URL host danasmith.example")]
+    # the same author again: the kept result, as separate objects
+    _, again = r.resolve(crmsync.Identity(name="Dana Smith", profile_urls=["https://danasmith.example/"]))
+    assert again == cands and again[0] is not cands[0]
+
+
 def test_review_queue_accept_relinks_and_redelivers(tmp_path):
     (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC2,Bo,Berg,bo@berg-tools.example\n")
     (tmp_path / "m.eml").write_text("From: Bo Bergh <b.berg@berg-tools.example>\nMessage-ID: <1@berg>\nSubject: Hi\n\nAny news?\n")
