@@ -316,7 +316,7 @@ class Resolver:
         cached = self._fuzzy_cache.get(key)
         if cached is None:
             cached = self._fuzzy_uncached(author.name, domains, hosts, rejected)
-            if len(self._fuzzy_cache) >= 100_000:
+            if len(self._fuzzy_cache) >= 20_000:
                 self._fuzzy_cache.clear()
             self._fuzzy_cache[key] = cached
         return [Match(m.contact_id, dict(m.crm_ids), m.method, m.confidence, dict(m.evidence)) for m in cached]

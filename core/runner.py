@@ -419,20 +419,26 @@ class Runner:
         from .influence import influence
 
         stats = self.store.author_stats()
-        people = self.store.identities_by_id([s[0] for s in stats])
-        changed = []
-        for author_id, count, engagement, mentions, sentiment in stats:
-            person = people.get(author_id)
-            if person is None:
-                continue
-            inf = influence(count, engagement, mentions, sentiment, self.config.influence)
-            if person.influence != inf.score or person.flags != inf.flags:
-                person.influence, person.flags = inf.score, inf.flags
-                changed.append(person)
-        if changed:
-            self.store.update_identities(changed)
-        report.identity["influencers"] = sum(1 for p in people.values() if "influencer" in p.flags)
-        report.identity["detractors"] = sum(1 for p in people.values() if "detractor" in p.flags)
+        influencers = detractors = 0
+        # in slices: every author's record at once would be the run's largest allocation
+        for start in range(0, len(stats), 2000):
+            chunk = stats[start : start + 2000]
+            people = self.store.identities_by_id([s[0] for s in chunk])
+            changed = []
+            for author_id, count, engagement, mentions, sentiment in chunk:
+                person = people.get(author_id)
+                if person is None:
+                    continue
+                inf = influence(count, engagement, mentions, sentiment, self.config.influence)
+                if person.influence != inf.score or person.flags != inf.flags:
+                    person.influence, person.flags = inf.score, inf.flags
+                    changed.append(person)
+            if changed:
+                self.store.update_identities(changed)
+            influencers += sum(1 for p in people.values() if "influencer" in p.flags)
+            detractors += sum(1 for p in people.values() if "detractor" in p.flags)
+        report.identity["influencers"] = influencers
+        report.identity["detractors"] = detractors
 
     def _state_dir(self):  # noqa: ANN202
         d = self.config.directory / ".crmsync" / "plugins"
@@ -607,6 +613,7 @@ class Runner:
             page_size = min(sink.batch_size, sink.flush_every or sink.batch_size)
             after = ""
             since_flush = 0
+            profiles: dict[str, Identity] = {}
             policy = {"attempts": self.config.retry_attempts, "max_wait": self.config.retry_max_wait}
 
             def flush() -> None:
@@ -619,7 +626,12 @@ class Runner:
                     page = self.store.pending(inst.name, sources=inst.sources, after=after, limit=page_size)
                     if not page:
                         break
-                    profiles = self.store.identities_by_id([p.interaction.author.identity_id for p in page if p.interaction.author and p.interaction.author.identity_id])
+                    wanted = {p.interaction.author.identity_id for p in page if p.interaction.author and p.interaction.author.identity_id}
+                    if len(profiles) > 20_000:  # authors recur across pages; memory stays bounded
+                        profiles = {}
+                    missing = [i for i in wanted if i not in profiles]
+                    if missing:
+                        profiles.update(self.store.identities_by_id(missing))
                     batch = [
                         Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id,
                                  profiles.get(p.interaction.author.identity_id) if p.interaction.author and p.interaction.author.identity_id else None)
