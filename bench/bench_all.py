@@ -47,12 +47,10 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(BENCH))
-
 sys.path.insert(0, str(ROOT))
 
-from bench_rss import FeedServer  # noqa: E402
 from tests.corpus_config import corpus_config, score  # noqa: E402 - the corpus config and scoring the tests use
+from tests.feedserver import FeedServer  # noqa: E402 - and their loopback feed server
 
 CORPUS_TOOL = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 VENVS = BENCH / ".venvs"

@@ -4,20 +4,13 @@ real `crmsync run` processes and to read what the CRM would hold."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
-import io
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +18,7 @@ import pytest
 
 from ..conftest import ROOT, crmsync_cmd
 from ..corpus_config import corpus_config
+from ..feedserver import FeedServer
 
 SHARED = ROOT.parent / "shared"
 LONG = os.environ.get("CRMSYNC_TORTURE") == "long"
@@ -106,100 +100,9 @@ def quarantine(cfg: Path) -> list[dict[str, Any]]:
     return json.loads(res.stdout)
 
 
-# a loopback HTTP server with faults --------------------------------------
-class FaultyFeedServer:
-    """Serves files over HTTP/1.1 with ETag/304. ``faults(path, attempt)`` picks what
-    the request gets: None (the file), or "500", "429", "reset", "truncated", "slow"."""
-
-    def __init__(self, files: dict[str, bytes], faults: Any = None) -> None:
-        self.files, self.faults = files, faults or (lambda path, attempt: None)
-        self.attempts: dict[str, int] = {}
-        self.log: list[tuple[str, int, str | None]] = []
-        self._mutex = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                with outer._mutex:
-                    n = outer.attempts[self.path] = outer.attempts.get(self.path, 0) + 1
-                fault = outer.faults(self.path, n)
-                outer.log.append((self.path, n, fault))
-                body = outer.files.get(self.path)
-                if body is None:
-                    return self._plain(404, b"")
-                if fault == "500":
-                    return self._plain(500, b"boom")
-                if fault == "429":
-                    self.send_response(429)
-                    self.send_header("Retry-After", "1")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if fault == "reset":
-                    # linger 0, then really close (rfile/wfile hold the socket open): the peer gets an RST
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self._hang_up()
-                    return
-                etag = '"' + hashlib.sha1(body).hexdigest() + '"'
-                if self.headers.get("If-None-Match") == etag:
-                    self.send_response(304)
-                    self.send_header("ETag", etag)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("ETag", etag)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if fault == "truncated":
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)  # EOF before Content-Length is reached
-                    self._hang_up()
-                    return
-                if fault == "slow":
-                    for i in range(0, len(body), max(1, len(body) // 4)):
-                        self.wfile.write(body[i : i + max(1, len(body) // 4)])
-                        self.wfile.flush()
-                        time.sleep(0.3)
-                    return
-                self.wfile.write(body)
-
-            def _hang_up(self) -> None:
-                self.close_connection = True
-                for f in (self.rfile, self.wfile):
-                    with contextlib.suppress(OSError):
-                        f.close()
-                self.connection.close()
-                self.wfile = io.BytesIO()  # what the base class still flushes
-
-            def _plain(self, code: int, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def serve_feeds(corpus: Path, faults: Any = None) -> tuple[FaultyFeedServer, list[str]]:
+def serve_feeds(corpus: Path, faults: Any = None) -> tuple[FeedServer, list[str]]:
     files = sorted((corpus / "feeds").iterdir())
-    server = FaultyFeedServer({f"/feeds/{f.name}": f.read_bytes() for f in files}, faults)
+    server = FeedServer({f"/feeds/{f.name}": f.read_bytes() for f in files}, faults)
     return server, [server.url(f"/feeds/{f.name}") for f in files]
 
 
@@ -209,4 +112,4 @@ def write_config(corpus: Path, feeds: list[str] | None = None, extra: str = "", 
     return cfg
 
 
-__all__ = ["LONG", "FaultyFeedServer", "assert_exactly_once", "crm_rows", "quarantine", "report", "run", "serve_feeds", "truth_keys", "write_config"]
+__all__ = ["LONG", "FeedServer", "assert_exactly_once", "crm_rows", "quarantine", "report", "run", "serve_feeds", "truth_keys", "write_config"]
