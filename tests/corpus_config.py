@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+CORPUS_TOOL = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "make_corpus.py"
 
 PLATFORM_MAPPING = (
     '{ id = "id", rating = "rating", scale = "rating_scale", title = "title", body = "text", published = "created_ms", language = "language", '
     'author_name = "user.display_name", author_handle = "user.screen_name", author_url = "user.profile_url", product = "product.name", '
     'product_id = "product.sku", helpful_votes = "helpful_count" }'
 )
+
+
+def make_corpus(out: Path, interactions: int, seed: int) -> Path:
+    """Generate the shared benchmark corpus into ``out`` (in a test: skipped, saying why,
+    when ../shared is not beside the project)."""
+    if not CORPUS_TOOL.exists():
+        import pytest
+
+        pytest.skip(f"{CORPUS_TOOL} is not beside the project: this test needs the shared benchmark corpus")
+    subprocess.run([sys.executable, str(CORPUS_TOOL), "--out", str(out), "--interactions", str(interactions), "--seed", str(seed)], check=True, capture_output=True)
+    return out
 
 
 def corpus_config(corpus: Path, *, feeds: list[str] | None = None, sink: bool = True, enrichers: bool = True, extra: str = "", feed_options: str = "") -> str:

@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +18,8 @@ from crmsync.store import Store
 from crmsync.testing import kit_config, kit_host, kit_run, sample_interactions
 from crmsync_crm_csv import ContactsSource, CsvSink, read_import_files
 
-from .conftest import ROOT, SHARED
+from .corpus_config import make_corpus
+from .conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "crm_csv"
 
@@ -234,11 +233,7 @@ def test_removed_contacts_are_marked_not_deleted(tmp_path):
 
 
 def test_bench_corpus_contacts_load(tmp_path):
-    tool = SHARED / "bench" / "make_corpus.py"
-    if not tool.exists():
-        pytest.skip("../shared/bench is not beside the project")
-    subprocess.run([sys.executable, str(tool), "--out", str(tmp_path / "c"), "--interactions", "2000", "--seed", "3"], check=True, capture_output=True)
-    path = tmp_path / "c" / "crm" / "contacts.csv"
+    path = make_corpus(tmp_path / "c", 2000, 3) / "crm" / "contacts.csv"
     expected = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
     people, bad = _contacts(tmp_path, path.read_bytes())
     assert not bad and len(people) == len(expected)

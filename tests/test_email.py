@@ -6,8 +6,6 @@ import json
 import mailbox
 import os
 import socket
-import subprocess
-import sys
 import threading
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,7 +20,7 @@ from crmsync.testing import kit_config, kit_host, kit_run
 from crmsync_email import EmailSource
 from crmsync_email.parse import parse_message
 
-from .conftest import SHARED
+from .corpus_config import make_corpus
 
 
 def read(tmp: Path, **options) -> list:
@@ -172,12 +170,7 @@ def test_threads_are_stable_in_any_order(tmp_path):
 # the shared corpus: mbox, Maildir and IMAP ---------------------------------------
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    tool = SHARED / "bench" / "make_corpus.py"
-    if not tool.exists():
-        pytest.skip("../shared/bench is not beside the project")
-    out = tmp_path_factory.mktemp("mailcorpus") / "c"
-    subprocess.run([sys.executable, str(tool), "--out", str(out), "--interactions", "1500", "--seed", "11"], check=True, capture_output=True)
-    return out
+    return make_corpus(tmp_path_factory.mktemp("mailcorpus") / "c", 1500, 11)
 
 
 def _truth_mail(corpus: Path) -> dict[str, dict]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,8 +18,8 @@ from crmsync.influence import influence
 from crmsync.store import Store
 from crmsync_enrich import TriageEnricher
 
-from .conftest import SHARED, crmsync_cmd
-from .corpus_config import corpus_config, score
+from .conftest import crmsync_cmd
+from .corpus_config import corpus_config, make_corpus, score
 
 
 @pytest.mark.parametrize(
@@ -180,11 +178,7 @@ def test_triage_rules():
 # measured against the corpus truth ------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory):
-    tool = SHARED / "bench" / "make_corpus.py"
-    if not tool.exists():
-        pytest.skip("../shared/bench is not beside the project")
-    c = tmp_path_factory.mktemp("idcorpus") / "c"
-    subprocess.run([sys.executable, str(tool), "--out", str(c), "--interactions", "10000", "--seed", "3"], check=True, capture_output=True)
+    c = make_corpus(tmp_path_factory.mktemp("idcorpus") / "c", 10000, 3)
     (c / "crmsync.toml").write_text(corpus_config(c, sink=False))
     res = subprocess.run([*crmsync_cmd(), "-c", str(c / "crmsync.toml"), "run", "--json", "--no-progress"], capture_output=True, text=True)
     report = json.loads(res.stdout)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,7 @@ from crmsync.testing import kit_config, kit_host, kit_run
 from crmsync_reviews import ReviewsSource
 from crmsync_reviews.source import parse_date
 
-from .conftest import SHARED
+from .corpus_config import make_corpus
 
 DATA = Path(__file__).parent / "data" / "reviews"
 GOLDEN = Path(__file__).parent / "golden" / "reviews"
@@ -163,11 +160,7 @@ def test_exports_over_http_with_conditional_get(tmp_path):
 
 
 def test_bench_corpus_reviews(tmp_path):
-    tool = SHARED / "bench" / "make_corpus.py"
-    if not tool.exists():
-        pytest.skip("../shared/bench is not beside the project")
-    subprocess.run([sys.executable, str(tool), "--out", str(tmp_path / "c"), "--interactions", "3000", "--seed", "5"], check=True, capture_output=True)
-    c = tmp_path / "c"
+    c = make_corpus(tmp_path / "c", 3000, 5)
     mapping = {"id": "id", "rating": "rating", "scale": "rating_scale", "title": "title", "body": "text", "published": "created_ms", "language": "language",
                "author_name": "user.display_name", "author_handle": "user.screen_name", "author_url": "user.profile_url", "product": "product.name",
                "product_id": "product.sku", "helpful_votes": "helpful_count"}

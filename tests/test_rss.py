@@ -8,8 +8,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from crmsync.testing import kit_config, kit_host, kit_run
 from crmsync_rss import RssSource
 from crmsync_rss.parse import parse_date, parse_feed
 
-from .conftest import SHARED
+from .corpus_config import make_corpus
 
 DATA = Path(__file__).parent / "data" / "feeds"
 
@@ -202,12 +200,7 @@ def test_listening_rules_and_filter(tmp_path):
 
 # HTTP against a real loopback server ----------------------------------------------
 def _corpus(tmp: Path, n: int) -> Path:
-    tool = SHARED / "bench" / "make_corpus.py"
-    if not tool.exists():
-        pytest.skip("../shared/bench is not beside the project")
-    out = tmp / "corpus"
-    subprocess.run([sys.executable, str(tool), "--out", str(out), "--interactions", str(n), "--seed", "7"], check=True, capture_output=True)
-    return out
+    return make_corpus(tmp / "corpus", n, 7)
 
 
 def test_corpus_over_http_exactly_once_then_304(tmp_path, server):

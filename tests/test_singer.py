@@ -7,14 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 import pytest
 
 from crmsync.store import Store
-from crmsync_crm_csv import read_import_files  # noqa: F401 - keeps the plugin import graph honest
 
 from .conftest import ROOT, crmsync_cmd
 

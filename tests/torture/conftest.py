@@ -10,14 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..conftest import ROOT, crmsync_cmd
-from ..corpus_config import corpus_config
+from ..corpus_config import corpus_config, make_corpus
 from ..feedserver import FeedServer
 
 SHARED = ROOT.parent / "shared"
@@ -29,12 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def corpus_template(tmp_path_factory) -> Path:
-    tool = SHARED / "bench" / "make_corpus.py"
-    if not tool.exists():
-        pytest.skip("../shared/bench/make_corpus.py is not beside the project (the torture suite needs its corpus)")
-    out = tmp_path_factory.mktemp("torture-corpus") / "c"
-    subprocess.run([sys.executable, str(tool), "--out", str(out), "--interactions", str(CORPUS_SIZE), "--seed", "11"], check=True, capture_output=True)
-    return out
+    return make_corpus(tmp_path_factory.mktemp("torture-corpus") / "c", CORPUS_SIZE, 11)
 
 
 @pytest.fixture
