@@ -240,7 +240,11 @@ class Runner:
         if any(self.store.get_bookmark(inst.name) is None for inst, _rep in pairs):
             # a first run: load the enrichers' models (language, sentiment) once, here,
             # instead of once in every worker; later runs load them only where needed
-            self._warm_up_enrichers(context)
+            for inst, _rep in pairs:
+                try:
+                    self._make_enrichers(inst, context)
+                except Exception as exc:  # noqa: BLE001 - the worker reports it against its source
+                    log.debug("enrichers of %s did not warm up: %s", inst.name, exc)
         todo = list(enumerate(pairs))
         running: dict[Any, tuple[Any, Any, SourceReport]] = {}  # sentinel -> (process, pipe, report)
         bars: dict[str, Any] = {}
@@ -294,15 +298,6 @@ class Runner:
             for bar in bars.values():
                 bar.close()
             raise
-
-    def _warm_up_enrichers(self, context: Context) -> None:
-        for name, e in self.config.enrichers.items():
-            if not e.enabled:
-                continue
-            try:
-                self.host.get("enrichers", e.plugin)(name, self.config.resolved_options(e), context)
-            except Exception as exc:  # noqa: BLE001 - the worker reports it against its source
-                log.debug("enricher %s did not warm up: %s", name, exc)
 
     # identity resolution ------------------------------------------------
     def _make_resolver(self, report: RunReport, *, reset: bool = True) -> Any:

@@ -555,11 +555,7 @@ class Store:
             q = select(interactions.c.interaction_id, interactions.c.record, interactions.c.version).where(interactions.c.interaction_id > after)
             if sources is not None:
                 q = q.where(interactions.c.source.in_(list(sources)))
-            if updated_before is not None:
-                q = q.where(interactions.c.updated_at < updated_before)
-            if unlinked_only:
-                contact = select(identities.c.identity_id).where(and_(identities.c.identity_id == interactions.c.author_id, identities.c.is_contact.is_(True)))
-                q = q.where(and_(interactions.c.author_id.is_not(None), ~contact.exists()))
+            q = _written_before_unlinked(q, updated_before, unlinked_only)
             q = q.order_by(interactions.c.interaction_id).limit(page)
             with self.engine.connect() as conn:
                 rows = conn.execute(q).all()
@@ -575,11 +571,7 @@ class Store:
         after = ""
         while True:
             q = select(interactions.c.interaction_id, interactions.c.record).where(and_(interactions.c.interaction_id > after, interactions.c.author_id.is_not(None)))
-            if updated_before is not None:
-                q = q.where(interactions.c.updated_at < updated_before)
-            if unlinked_only:
-                contact = select(identities.c.identity_id).where(and_(identities.c.identity_id == interactions.c.author_id, identities.c.is_contact.is_(True)))
-                q = q.where(~contact.exists())
+            q = _written_before_unlinked(q, updated_before, unlinked_only)
             q = q.order_by(interactions.c.interaction_id).limit(page)
             with self.engine.connect() as conn:
                 rows = conn.execute(q).all()
@@ -796,6 +788,17 @@ class Store:
             }
             for r in rows
         ]
+
+
+def _written_before_unlinked(q, updated_before: datetime | None, unlinked_only: bool):  # noqa: ANN001, ANN202
+    """``q`` narrowed to interactions last written before ``updated_before`` (if given)
+    and, with ``unlinked_only``, to those whose author is not a CRM contact."""
+    if updated_before is not None:
+        q = q.where(interactions.c.updated_at < updated_before)
+    if unlinked_only:
+        contact = select(identities.c.identity_id).where(and_(identities.c.identity_id == interactions.c.author_id, identities.c.is_contact.is_(True)))
+        q = q.where(and_(interactions.c.author_id.is_not(None), ~contact.exists()))
+    return q
 
 
 def _bind(name: str):  # noqa: ANN202
