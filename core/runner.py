@@ -126,7 +126,8 @@ class Runner:
         self.store = store
         self.host = host
         self.progress = progress
-        self.resolver: Any = None
+        self.resolver: Any = None  # _UNBUILT until a batch needs it (see _make_resolver)
+        self._resolver_lock = threading.Lock()
         self._identity_active = False
         self._report_identity: dict[str, int] = {}
         self._resolver_built = datetime.now(UTC)
@@ -177,7 +178,16 @@ class Runner:
             crm = [p for p in pairs if getattr(self.host.sources.get(p[0].plugin), "channel", "") == "crm"]
             rest = [p for p in pairs if p not in crm]
             self._run_sources(crm, context, full_refresh, dry, 0)
-            self.resolver = None if dry_run else self._make_resolver(report)
+            if dry_run:
+                self.resolver = None
+            elif full_refresh or any(self.store.get_bookmark(i.name) is None for i, _r in rest):
+                # a first read: most batches will need the index, so it is built once,
+                # here, and shared with the source workers
+                self.resolver = self._make_resolver(report)
+            else:
+                # a later run may find nothing new: the index is built by the first
+                # batch that needs it (in that source's worker), or by the relink
+                self.resolver = self._defer_resolver(report)
             self._identity_active = self.config.identity_enabled and not dry_run
             self._report_identity = report.identity
             self._run_sources(rest, context, full_refresh, dry, len(crm))
@@ -300,6 +310,28 @@ class Runner:
             raise
 
     # identity resolution ------------------------------------------------
+    def _defer_resolver(self, report: RunReport) -> Any:
+        """Leave the contact index unbuilt until a batch needs it: a run with nothing
+        new (the scheduled case) then never reads the contacts. Records stored later
+        are matched against every contact the store holds from now on."""
+        self._resolver_built = datetime.now(UTC)
+        if not self.config.identity_enabled:
+            return None
+        contacts = self.store.count_contacts()
+        report.identity.update({"contacts": contacts, "linked": 0, "candidates": 0, "relinked": 0})
+        return _UNBUILT if contacts else None
+
+    def _current_resolver(self) -> Any:
+        """The resolver, built on first use when it was deferred (one build per
+        process; source threads share it)."""
+        if self.resolver is _UNBUILT:
+            with self._resolver_lock:
+                if self.resolver is _UNBUILT:
+                    built = self._resolver_built
+                    self.resolver = self._make_resolver(RunReport(run_id="", started_at=""))
+                    self._resolver_built = built  # what the relink compares with stays the deferral time
+        return self.resolver
+
     def _make_resolver(self, report: RunReport, *, reset: bool = True) -> Any:
         self._resolver_built = datetime.now(UTC)
         if not self.config.identity_enabled:
@@ -326,7 +358,7 @@ class Runner:
         """Link authors to CRM contacts; queue candidates; one identity per unknown person."""
         from .identity import identity_keys, link
 
-        resolver = self.resolver
+        resolver = self._current_resolver()
         out: list[Interaction] = []
         candidates: list[dict[str, Any]] = []
         unlinked: dict[str, list[str]] = {}
@@ -377,7 +409,13 @@ class Runner:
         # what this run stored after its resolver was built was matched against every
         # contact the store then held: only older records need another look
         before: datetime | None = self._resolver_built
-        if self.resolver is None or self.store.contacts_changed_since(self._resolver_built):
+        if self.resolver is _UNBUILT and not self.store.contacts_changed_since(self._resolver_built):
+            # deferred and never needed by a batch: built now, for the relink
+            self.resolver = self._make_resolver(report, reset=False)
+            self._resolver_built = before
+            if self.resolver is None:
+                return
+        elif self.resolver is None or self.resolver is _UNBUILT or self.store.contacts_changed_since(self._resolver_built):
             # contacts loaded during this run, possibly by another process (scale-out):
             # match against what the store holds now, not what it held at the start
             self.resolver = self._make_resolver(report, reset=False)
@@ -715,6 +753,10 @@ class Runner:
 
 
 # source worker processes -----------------------------------------------
+#: the contact index of a run that has not needed it yet (Runner._defer_resolver)
+_UNBUILT: Any = type("_Unbuilt", (), {"__repr__": lambda self: "<resolver not built yet>"})()
+
+
 def _worker_main(runner: Runner, run_pid: int, name: str, full_refresh: bool, pos: int, pipe: Any) -> None:
     """A forked source worker: die with the run, ignore Ctrl-C (the run handles it),
     use database connections of its own, read the source, send the report back."""

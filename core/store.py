@@ -652,6 +652,11 @@ class Store:
             for row in conn.execute(select(identities.c.record).where(identities.c.is_contact.is_(True))):
                 yield Identity.model_validate_json(row[0])
 
+    def count_contacts(self) -> int:
+        """How many identities are CRM records."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(identities).where(identities.c.is_contact.is_(True))).scalar() or 0
+
     def contacts_changed_since(self, when: datetime) -> int:
         with self.engine.connect() as conn:
             q = select(func.count()).select_from(identities).where(and_(identities.c.is_contact.is_(True), identities.c.updated_at >= when))

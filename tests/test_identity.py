@@ -128,6 +128,42 @@ def test_review_queue_accept_relinks_and_redelivers(tmp_path):
     assert CliRunner().invoke(cli, ["-c", str(cfg), "identities", "reject", "999"]).exit_code == 2
 
 
+def test_later_runs_build_the_contact_index_only_when_a_batch_needs_it(tmp_path, monkeypatch):
+    (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC2,Bo,Berg,bo@berg-tools.example\n")
+    for d in ("inbox", "notes"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "inbox" / "1.eml").write_text("From: Stranger <s@elsewhere.example>\nMessage-ID: <1@s>\nSubject: Hi\n\nHello\n")
+    (tmp_path / "notes" / "1.eml").write_text("From: Other <o@elsewhere.example>\nMessage-ID: <1@o>\nSubject: Hi\n\nHello\n")
+    cfg = tmp_path / "crmsync.toml"
+    # two mail sources: each in a worker process of its own
+    cfg.write_text('[run]\nworkers = "process"\n[sources.crm]\nplugin = "crm_csv"\nfile = "contacts.csv"\n'
+                   '[sources.inbox]\nplugin = "email"\npaths = ["inbox"]\n[sources.notes]\nplugin = "email"\npaths = ["notes"]\n')
+    cli = create_cli()
+
+    def run():
+        r = CliRunner().invoke(cli, ["-c", str(cfg), "run", "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    assert run()["identity"]["linked"] == 0
+    # nothing new: the contacts are never read (forked workers inherit the patch)
+    real = Store.contacts
+    monkeypatch.setattr(Store, "contacts", lambda self: (_ for _ in ()).throw(AssertionError("contacts read")))
+    quiet = run()
+    assert quiet["identity"]["contacts"] == 1 and all(s["new"] == 0 for s in quiet["sources"])
+    monkeypatch.setattr(Store, "contacts", real)
+    # a new mail from the contact: its worker builds the index and links it
+    (tmp_path / "inbox" / "2.eml").write_text("From: Bo Berg <bo@berg-tools.example>\nMessage-ID: <2@b>\nSubject: Order\n\nWhere is it?\n")
+    report = run()
+    assert report["identity"]["linked"] == 1 and [s["new"] for s in report["sources"] if s["name"] == "inbox"] == [1]
+    store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
+    try:
+        linked = {r.native_id: r.author.crm_ids for r, _ in store.iter_interactions()}
+    finally:
+        store.dispose()
+    assert linked["<2@b>"] == {"generic": "C2"} and linked["<1@s>"] == {}
+
+
 def test_one_person_under_several_addresses_is_one_identity(tmp_path):
     mails = [
         "From: Dee <dee@home.example>\nReply-To: dee.work@corp.example\nMessage-ID: <1@d>\n\none\n",
