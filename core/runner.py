@@ -415,13 +415,20 @@ class Runner:
             self._resolver_built = before
             if self.resolver is None:
                 return
-        elif self.resolver is None or self.resolver is _UNBUILT or self.store.contacts_changed_since(self._resolver_built):
+        elif self.resolver is None or self.resolver is _UNBUILT:
             # contacts loaded during this run, possibly by another process (scale-out):
             # match against what the store holds now, not what it held at the start
             self.resolver = self._make_resolver(report, reset=False)
             before = None
             if self.resolver is None:
                 return
+        elif self.store.contacts_changed_since(self._resolver_built):
+            # contacts changed since the index was built (another process, or authors
+            # merged into them): the index takes in those, and every record gets a look
+            since, self._resolver_built = self._resolver_built, datetime.now(UTC)
+            self.resolver.refresh(self.store.contacts(changed_since=since))
+            report.identity["contacts"] = len(self.resolver.index)
+            before = None
         if decisions:
             before = None
         relinked = 0
@@ -660,7 +667,7 @@ class Runner:
                     if not page:
                         break
                     wanted = {p.interaction.author.identity_id for p in page if p.interaction.author and p.interaction.author.identity_id}
-                    if len(profiles) > 20_000:  # authors recur across pages; memory stays bounded
+                    if len(profiles) > 5_000:  # authors recur across pages; memory stays bounded (~12 MB)
                         profiles = {}
                     missing = [i for i in wanted if i not in profiles]
                     if missing:

@@ -646,10 +646,13 @@ class Store:
         return {"interactions": per_source, "identities": n_ident, "quarantine_open": q_open}
 
     # identity resolution -------------------------------------------------
-    def contacts(self) -> Iterator[Identity]:
-        """Identities that are CRM records (have CRM ids)."""
+    def contacts(self, *, changed_since: datetime | None = None) -> Iterator[Identity]:
+        """Identities that are CRM records (have CRM ids), or those written since ``changed_since``."""
+        q = select(identities.c.record).where(identities.c.is_contact.is_(True))
+        if changed_since is not None:
+            q = q.where(identities.c.updated_at >= changed_since)
         with self.engine.connect() as conn:
-            for row in conn.execute(select(identities.c.record).where(identities.c.is_contact.is_(True))):
+            for row in conn.execute(q):
                 yield Identity.model_validate_json(row[0])
 
     def count_contacts(self) -> int:

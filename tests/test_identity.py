@@ -103,6 +103,22 @@ def test_a_shared_platform_host_is_no_second_signal():
     assert again == cands and again[0] is not cands[0]
 
 
+def test_the_index_takes_in_changed_contacts():
+    ana = crmsync.Identity(name="Ana Lima", emails=["ana@lima-design.example"], handles=["twitter:analima"], crm_ids={"sf": "1"})
+    bo = crmsync.Identity(name="Bo Berg", emails=["bo@berg-tools.example"], crm_ids={"sf": "2"})
+    index = ContactIndex([ana, bo])
+    assert index.contacts[ana.identity_id] == ana and len(index) == 2 and ana.identity_id in index.contacts
+    r = Resolver(index)
+    assert r.resolve(crmsync.Identity(emails=["ana@lima-design.example"]))[0].crm_ids == {"sf": "1"}
+    # Ana's address changed in the CRM, Bo was removed from it
+    r.refresh([ana.model_copy(update={"emails": ["ana@lima.example"]}), bo.model_copy(update={"removed": True})])
+    assert r.resolve(crmsync.Identity(emails=["ana@lima-design.example"])) == (None, [])
+    assert r.resolve(crmsync.Identity(emails=["ana@lima.example"]))[0].contact_id == ana.identity_id
+    assert r.resolve(crmsync.Identity(handles=["twitter:analima"]))[0].method == "handle"
+    assert r.resolve(crmsync.Identity(emails=["bo@berg-tools.example"])) == (None, [])
+    assert len(index) == 1 and "lima-design.example" not in index.by_domain and "berg-tools.example" not in index.by_domain
+
+
 def test_review_queue_accept_relinks_and_redelivers(tmp_path):
     (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC2,Bo,Berg,bo@berg-tools.example\n")
     (tmp_path / "m.eml").write_text("From: Bo Bergh <b.berg@berg-tools.example>\nMessage-ID: <1@berg>\nSubject: Hi\n\nAny news?\n")
