@@ -225,10 +225,12 @@ class ContactIndex:
 
     def __init__(self, contacts: Iterable[Identity]) -> None:
         self.contacts = _Contacts()
-        self.by_key: dict[tuple[str, str], set[str]] = {}
-        self.by_raw_email: dict[str, set[str]] = {}
-        self.by_domain: dict[str, set[str]] = {}
-        self.by_host: dict[str, set[str]] = {}
+        # key -> the contact id, or the set of them when several share the key (read
+        # them with ids()): most keys are one person's, and a set each would double the index
+        self.by_key: dict[tuple[str, str], str | set[str]] = {}
+        self.by_raw_email: dict[str, str | set[str]] = {}
+        self.by_domain: dict[str, str | set[str]] = {}
+        self.by_host: dict[str, str | set[str]] = {}
         self._names: dict[int, dict[str, dict[str, str]]] = {}
         for c in contacts:
             self._add(c)
@@ -241,7 +243,15 @@ class ContactIndex:
             self._add(c)
         self._names.clear()
 
-    def _entries(self, c: Identity) -> Iterator[tuple[dict[Any, set[str]], Any]]:
+    @staticmethod
+    def ids(table: dict[Any, str | set[str]], key: Any) -> set[str]:
+        """The contact ids under ``key`` in one of the tables (``by_key``, ``by_domain`` ...)."""
+        got = table.get(key)
+        if got is None:
+            return set()
+        return {got} if isinstance(got, str) else set(got)
+
+    def _entries(self, c: Identity) -> Iterator[tuple[dict[Any, str | set[str]], Any]]:
         for key in identity_keys(c):
             yield self.by_key, key
         for email in c.emails:
@@ -260,28 +270,38 @@ class ContactIndex:
         if not c.crm_ids or c.removed or not c.identity_id:
             return
         self.contacts._raw[c.identity_id] = c.__pydantic_serializer__.to_json(c, exclude_defaults=True)
+        cid = c.identity_id
         for table, key in self._entries(c):
-            table.setdefault(key, set()).add(c.identity_id)
+            got = table.get(key)
+            if got is None:
+                table[key] = cid
+            elif isinstance(got, str):
+                if got != cid:
+                    table[key] = {got, cid}
+            else:
+                got.add(cid)
 
     def _remove(self, c: Identity) -> None:
         assert c.identity_id is not None
         for table, key in self._entries(c):
-            ids = table.get(key)
-            if ids is not None:
-                ids.discard(c.identity_id)
-                if not ids:
-                    del table[key]
+            got = table.get(key)
+            if got == c.identity_id:
+                del table[key]
+            elif isinstance(got, set):
+                got.discard(c.identity_id)
+                if len(got) == 1:
+                    table[key] = got.pop()
         del self.contacts._raw[c.identity_id]
 
     def __len__(self) -> int:
         return len(self.contacts)
 
-    def names_in(self, block: dict[str, set[str]], key: str) -> dict[str, str]:
+    def names_in(self, block: dict[str, str | set[str]], key: str) -> dict[str, str]:
         """``contact id -> name`` of one block (``by_domain`` or ``by_host``), made once."""
         cache = self._names.setdefault(id(block), {})
         names = cache.get(key)
         if names is None:
-            names = cache[key] = {cid: self.contacts[cid].name or "" for cid in sorted(block.get(key, ()))}
+            names = cache[key] = {cid: self.contacts[cid].name or "" for cid in sorted(self.ids(block, key))}
         return names
 
 
@@ -326,18 +346,18 @@ class Resolver:
         for email in author.emails:
             if is_role_address(email):
                 continue
-            exact = self.index.by_raw_email.get(email.strip().lower(), set()) - rejected
+            exact = self.index.ids(self.index.by_raw_email, email.strip().lower()) - rejected
             if exact:
                 found.extend(self._matches(exact, "email_exact", {"email": email}))
                 continue
             canon = canonical_email(email)
-            hits = self.index.by_key.get(("email", canon), set()) - rejected if canon else set()
+            hits = self.index.ids(self.index.by_key, ("email", canon)) - rejected if canon else set()
             found.extend(self._matches(hits, "email_canonical", {"email": email, "canonical": canon}))
         if not found:
             for kind, key in identity_keys(author):
                 if kind == "email":
                     continue
-                hits = self.index.by_key.get((kind, key), set()) - rejected
+                hits = self.index.ids(self.index.by_key, (kind, key)) - rejected
                 found.extend(self._matches(hits, "profile_url" if kind == "url" else "handle", {kind: key}))
         for matcher in self.matchers:
             found.extend(m for m in matcher.match(author, self.index) if m.contact_id not in rejected)
