@@ -69,6 +69,8 @@ def getaddresses(values: list[str]) -> list[tuple[str, str]]:
         pass
     out: list[tuple[str, str]] = []
     for value in values:
+        if not str(value).strip():
+            continue  # an absent header (Cc, Reply-To): no address, and no parser needed
         if _SIMPLE_ADDRESS.match(str(value)):
             # one plain address, with or without a display name free of @ , < > " ( ):
             # the lenient parser reads it right, and much faster
