@@ -16,6 +16,7 @@ Environment:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -232,7 +233,9 @@ def _env_list(name: str) -> set[str] | None:
     return {p.strip() for p in value.split(",") if p.strip()}
 
 
+@functools.lru_cache(maxsize=64)
 def _version(dist: str) -> str | None:
+    # a distribution search on every call: the built-ins ask for crmsync's six times
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:

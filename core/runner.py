@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -244,6 +245,7 @@ class Runner:
 
         ctx = multiprocessing.get_context("fork")
         self._worker_context = context
+        _prctl()
         # what exists now (modules, models, the resolver) is shared with the workers:
         # out of the collector's reach, their pages stay shared instead of copied
         gc.freeze()
@@ -806,15 +808,22 @@ class _WorkerChannel(logging.handlers.QueueHandler):
             self.pipe.send(message)
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when the process that forked it dies."""
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Any:
+    """libc's prctl, looked up once in the run's process (each worker inherits it)."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):  # not Linux: workers are only used where fork is
-        pass
+        return None
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that forked it dies."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 class _Lazy:

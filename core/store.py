@@ -510,23 +510,26 @@ class Store:
             for chunk in _chunks(list(latest), 500):
                 q = select(deliveries.c.interaction_id).where(and_(deliveries.c.sink == sink, deliveries.c.interaction_id.in_(chunk)))
                 have.update(conn.execute(q).scalars())
-            new_rows = [
-                {"sink": sink, "interaction_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
-                for r in latest.values() if r.interaction_id not in have
-            ]
-            upd_rows = [
-                {"b_sink": sink, "b_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
-                for r in latest.values() if r.interaction_id in have
-            ]
-            if new_rows:
-                conn.execute(insert(deliveries), new_rows)
-            if upd_rows:
-                stmt = (
-                    update(deliveries)
-                    .where(and_(deliveries.c.sink == _bind("b_sink"), deliveries.c.interaction_id == _bind("b_id")))
-                    .values(version=_bind("version"), external_id=_bind("external_id"), run_id=_bind("run_id"), delivered_at=_bind("delivered_at"))
-                )
-                conn.execute(stmt, upd_rows)
+            stmt = (
+                update(deliveries)
+                .where(and_(deliveries.c.sink == _bind("b_sink"), deliveries.c.interaction_id == _bind("b_id")))
+                .values(version=_bind("version"), external_id=_bind("external_id"), run_id=_bind("run_id"), delivered_at=_bind("delivered_at"))
+            )
+            # in slices, one transaction: a file set confirms 50,000 receipts at once, and
+            # their parameter rows all at once were the sink phase's largest allocation
+            for chunk in _chunks(list(latest.values()), 2000):
+                new_rows = [
+                    {"sink": sink, "interaction_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
+                    for r in chunk if r.interaction_id not in have
+                ]
+                upd_rows = [
+                    {"b_sink": sink, "b_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
+                    for r in chunk if r.interaction_id in have
+                ]
+                if new_rows:
+                    conn.execute(insert(deliveries), new_rows)
+                if upd_rows:
+                    conn.execute(stmt, upd_rows)
         return len(latest)
 
     def reset_ledger(self, sink: str) -> int:

@@ -68,7 +68,8 @@ class _PartFile:
         os.fsync(self.fh.fileno())
         self.fh.close()
         os.replace(self.tmp, self.final)
-        digest = hashlib.sha256(self.final.read_bytes()).hexdigest()
+        with open(self.final, "rb") as fh:  # in chunks: a file set's CSV runs to tens of MB
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
         return {"file": self.final.name, "object": self.spec.object, "kind": self.spec.kind, "source": self.spec.source, "key": self.spec.key, "rows": self.rows, "sha256": digest}
 
     def discard(self) -> None:
