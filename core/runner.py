@@ -224,7 +224,9 @@ class Runner:
         if not pairs:
             return
         workers = max(1, min(self.config.concurrency, len(pairs)))
-        if workers > 1 and self.config.workers == "process" and not context.dry_run:
+        # one source alone goes to a worker too: what it reads (a CRM export, a mailbox)
+        # leaves no garbage in this process, whose memory every later worker inherits
+        if self.config.workers == "process" and not context.dry_run:
             self._run_sources_in_processes(pairs, context, full_refresh, offset, workers)
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="source") as pool:
