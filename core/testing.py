@@ -78,7 +78,9 @@ def kit_config(
 ) -> Config:
     """A validated :class:`Config` for instances given as ``name -> (plugin, options)``."""
     host.collect()
-    cfg = Config(path=None, directory=directory, store_url=store_url or f"sqlite:///{directory / 'kit.db'}", host=host, retry_attempts=2, retry_max_wait=0.1)
+    # sources run in this process (workers = "thread"): a plugin's failures keep their
+    # tracebacks, and state it keeps between runs is seen as a long-lived process sees it
+    cfg = Config(path=None, directory=directory, store_url=store_url or f"sqlite:///{directory / 'kit.db'}", host=host, retry_attempts=2, retry_max_wait=0.1, workers="thread")
     for kind, insts in (("sources", sources or {}), ("sinks", sinks or {})):
         for name, (plugin, options) in insts.items():
             cls = getattr(host, kind)[plugin]
