@@ -94,7 +94,20 @@ def test_hubspot_notes_carry_their_contact(tmp_path):
     notes = read_import_files(out)
     known = next(n for n in notes if n["Email"] == "karla@known.example")
     assert known["First Name"] == "Karla" and known["Last Name"] == "Known"
-    assert known["Note body"].startswith("Known customer\n\nHello from a known contact.")
+    assert known["Note body"].startswith("Known customer<br><br>Hello from a known contact.")
+
+
+def test_hubspot_note_bodies_are_escaped_html(tmp_path):
+    # HubSpot renders note bodies as HTML: text that looks like markup must stay text
+    hostile = crmsync.Interaction.create(
+        source="kit_source", channel="email", native_id="<x@mail.example>", kind="email", title="<b>Hi</b> & bye",
+        body_text='Line one\n<script>alert("x")</script> <img src=x onerror=alert(1)>', author=crmsync.Identity(emails=["x@mail.example"]),
+    )
+    _, out = _write(tmp_path, {"profile": "hubspot"}, [crmsync.Delivery(hostile, 1, "create")])
+    (note,) = read_import_files(out)
+    body = note["Note body"]
+    assert body.startswith("&lt;b&gt;Hi&lt;/b&gt; &amp; bye<br><br>Line one<br>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;")
+    assert "<script" not in body and "<img" not in body and "<b>" not in body
 
 
 @pytest.mark.parametrize("mode", ["spreadsheet", "raw"])

@@ -11,6 +11,8 @@ an empty string.
 
 from __future__ import annotations
 
+import html
+
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -127,7 +129,7 @@ HUBSPOT = Profile(
                 ("First Name", "author_first_name"),
                 ("Last Name", "author_last_name"),
                 ("Company Name", "author_company"),
-                ("Note body", "note_body"),
+                ("Note body", "note_body_html"),
                 ("Activity date", "published"),
                 ("crmsync source", "source"),
                 ("crmsync URL", "url"),
@@ -190,6 +192,8 @@ def interaction_fields(d: crmsync.Delivery, crm: str) -> dict[str, Any]:
         "body_text": i.body_text,
         "description": description,
         "note_body": f"{subject}\n\n{description}",
+        # HubSpot renders a note's body as HTML: the text goes in escaped, its lines as <br>
+        "note_body_html": "<br>".join(html.escape(line) for line in f"{subject}\n\n{description}".split("\n")),
         "published": _z(i.published),
         "published_date": i.published.astimezone(UTC).date().isoformat() if i.published else None,
         "updated": _z(i.updated),
