@@ -260,6 +260,7 @@ class Runner:
                 except Exception as exc:  # noqa: BLE001 - the worker reports it against its source
                     log.debug("enrichers of %s did not warm up: %s", inst.name, exc)
         todo = list(enumerate(pairs))
+        committed_identity: dict[str, dict[str, int]] = {}  # source -> identity counts committed so far
         running: dict[Any, tuple[Any, Any, SourceReport]] = {}  # sentinel -> (process, pipe, report)
         bars: dict[str, Any] = {}
         try:
@@ -284,6 +285,9 @@ class Runner:
                                 logging.getLogger(msg[1].name).handle(msg[1])
                             elif msg[0] == "progress":  # and its progress to this process's bars
                                 bars[rep.name].update(msg[1])
+                            elif msg[0] == "committed":  # counts so far, kept if the worker dies
+                                rep.__dict__.update(msg[1])
+                                committed_identity[rep.name] = msg[2]
                             else:
                                 finished = msg
                     except (EOFError, OSError):
@@ -297,9 +301,12 @@ class Runner:
                     if finished is None:
                         how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
                         rep.status = "failed"
-                        rep.errors.append(f"the worker process reading this source died ({how}; out of memory?); what it committed is kept and the next run resumes")
+                        rep.errors.append(f"the worker process reading this source died ({how}; out of memory?); what it committed is kept (counted here) and the next run resumes")
                         log.error("source %s: its worker process died (%s)", rep.name, how)
+                        for key, n in committed_identity.pop(rep.name, {}).items():
+                            self._report_identity[key] = self._report_identity.get(key, 0) + n
                         continue
+                    committed_identity.pop(rep.name, None)
                     _tag, done, counts = finished
                     rep.__dict__.update(done.__dict__)
                     for key, n in counts.items():
@@ -577,6 +584,11 @@ class Runner:
                 rep.quarantined += res.quarantined
                 for r in bad:
                     log.warning("source %s: quarantined %s: %s", inst.name, r.ref, r.reason)
+                if self._channel is not None:
+                    # a worker: what is committed so far, so the run can still report it
+                    # if this process dies before it sends its report
+                    counts = {k: getattr(rep, k) for k in _COMMITTED_COUNTS}
+                    self._channel.send(("committed", counts, dict(self._report_identity)))
             recs, people, bad, checkpoint = [], [], [], None
 
         try:
@@ -764,6 +776,9 @@ class Runner:
 
 
 # source worker processes -----------------------------------------------
+#: the report counts a worker sends after each commit (the "committed" message)
+_COMMITTED_COUNTS = ("read", "new", "updated", "unchanged", "identities", "quarantined", "linked")
+
 #: the contact index of a run that has not needed it yet (Runner._defer_resolver)
 _UNBUILT: Any = type("_Unbuilt", (), {"__repr__": lambda self: "<resolver not built yet>"})()
 

@@ -294,6 +294,8 @@ def test_a_worker_killed_mid_source_fails_it_and_the_next_run_delivers_all(host,
     # every item once, each written once: what the killed worker committed was kept
     assert len(rows) == 11 and {w for _t, _v, w in rows.values()} == {1}
     assert 0 < again.sources[0].new < 8 and rep.sinks[0].delivered + again.sinks[0].delivered == 11
+    # the failed run reported what its worker had committed before it died
+    assert a.new == 8 - again.sources[0].new and a.read >= a.new
 
 
 def test_workers_die_with_a_killed_run(tmp_path):
