@@ -127,7 +127,7 @@ class Runner:
         self.store = store
         self.host = host
         self.progress = progress
-        self.resolver: Any = None  # _UNBUILT until a batch needs it (see _make_resolver)
+        self.resolver: Any = None  # or _UNBUILT until a batch needs it (see _defer_resolver)
         self._resolver_lock = threading.Lock()
         self._identity_active = False
         self._report_identity: dict[str, int] = {}
@@ -184,6 +184,7 @@ class Runner:
             elif full_refresh or any(self.store.get_bookmark(i.name) is None for i, _r in rest):
                 # a first read: most batches will need the index, so it is built once,
                 # here, and shared with the source workers
+                self._resolver_built = datetime.now(UTC)
                 self.resolver = self._make_resolver(report)
             else:
                 # a later run may find nothing new: the index is built by the first
@@ -338,21 +339,22 @@ class Runner:
         if self.resolver is _UNBUILT:
             with self._resolver_lock:
                 if self.resolver is _UNBUILT:
-                    built = self._resolver_built
-                    self.resolver = self._make_resolver(RunReport(run_id="", started_at=""))
-                    self._resolver_built = built  # what the relink compares with stays the deferral time
+                    # _resolver_built stays the deferral time: the index holds at least
+                    # every contact the store had then
+                    self.resolver = self._make_resolver(None)
         return self.resolver
 
-    def _make_resolver(self, report: RunReport, *, reset: bool = True) -> Any:
-        self._resolver_built = datetime.now(UTC)
+    def _make_resolver(self, report: RunReport | None, *, reset: bool = True) -> Any:
+        """The resolver over every contact the store holds now (the caller records when,
+        in ``_resolver_built``, before calling); its count goes into ``report``."""
         if not self.config.identity_enabled:
             return None
         from .identity import ContactIndex, Resolver
 
         index = ContactIndex(self.store.contacts())
-        if reset:
+        if report is not None and reset:
             report.identity.update({"contacts": len(index), "linked": 0, "candidates": 0, "relinked": 0})
-        else:
+        elif report is not None:
             report.identity["contacts"] = len(index)
         if not len(index):
             return None
@@ -420,17 +422,13 @@ class Runner:
         # what this run stored after its resolver was built was matched against every
         # contact the store then held: only older records need another look
         before: datetime | None = self._resolver_built
-        if self.resolver is _UNBUILT and not self.store.contacts_changed_since(self._resolver_built):
-            # deferred and never needed by a batch: built now, for the relink
+        if self.resolver is None or self.resolver is _UNBUILT:
+            # not built in this process: built now, over what the store holds now. If
+            # contacts changed since it was deferred (or there were none at the start:
+            # loaded during this run, possibly by another process), every record gets a look
+            if self.resolver is None or self.store.contacts_changed_since(before):
+                self._resolver_built, before = datetime.now(UTC), None
             self.resolver = self._make_resolver(report, reset=False)
-            self._resolver_built = before
-            if self.resolver is None:
-                return
-        elif self.resolver is None or self.resolver is _UNBUILT:
-            # contacts loaded during this run, possibly by another process (scale-out):
-            # match against what the store holds now, not what it held at the start
-            self.resolver = self._make_resolver(report, reset=False)
-            before = None
             if self.resolver is None:
                 return
         elif self.store.contacts_changed_since(self._resolver_built):

@@ -553,37 +553,33 @@ class Store:
         """Every stored interaction with its version, by id, in pages; only those last
         written before ``updated_before``, if given; only those whose author is not
         linked to a CRM contact, with ``unlinked_only``."""
-        after = ""
-        while True:
-            q = select(interactions.c.interaction_id, interactions.c.record, interactions.c.version).where(interactions.c.interaction_id > after)
-            if sources is not None:
-                q = q.where(interactions.c.source.in_(list(sources)))
-            q = _written_before_unlinked(q, updated_before, unlinked_only)
-            q = q.order_by(interactions.c.interaction_id).limit(page)
-            with self.engine.connect() as conn:
-                rows = conn.execute(q).all()
-            if not rows:
-                return
+        q = select(interactions.c.interaction_id, interactions.c.record, interactions.c.version)
+        if sources is not None:
+            q = q.where(interactions.c.source.in_(list(sources)))
+        for rows in self._pages_by_id(_written_before_unlinked(q, updated_before, unlinked_only), page):
             for row in rows:
                 yield Interaction.model_validate_json(row[1], context=STORED), row[2]
-            after = rows[-1][0]
 
     def iter_authors(self, *, updated_before: datetime | None = None, unlinked_only: bool = False, page: int = 2000) -> Iterator[tuple[str, Identity]]:
         """``(interaction_id, author)`` of stored interactions that have an author, by id,
         in pages, filtered as :meth:`iter_interactions`; reads no more of each record."""
-        after = ""
-        while True:
-            q = select(interactions.c.interaction_id, interactions.c.record).where(and_(interactions.c.interaction_id > after, interactions.c.author_id.is_not(None)))
-            q = _written_before_unlinked(q, updated_before, unlinked_only)
-            q = q.order_by(interactions.c.interaction_id).limit(page)
-            with self.engine.connect() as conn:
-                rows = conn.execute(q).all()
-            if not rows:
-                return
+        q = select(interactions.c.interaction_id, interactions.c.record).where(interactions.c.author_id.is_not(None))
+        for rows in self._pages_by_id(_written_before_unlinked(q, updated_before, unlinked_only), page):
             for iid, record in rows:
                 author = json.loads(record).get("author")
                 if author:
                     yield iid, Identity.model_validate(author)
+
+    def _pages_by_id(self, q, page: int) -> Iterator[list[Any]]:  # noqa: ANN001
+        """Rows of ``q`` (its first column the interaction id) in pages by id, each page
+        read on a connection of its own (a long scan holds no read transaction)."""
+        after = ""
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(q.where(interactions.c.interaction_id > after).order_by(interactions.c.interaction_id).limit(page)).all()
+            if not rows:
+                return
+            yield rows
             after = rows[-1][0]
 
     def get_interaction(self, interaction_id: str) -> tuple[Interaction, int] | None:
@@ -658,15 +654,16 @@ class Store:
             for row in conn.execute(q):
                 yield Identity.model_validate_json(row[0])
 
-    def count_contacts(self) -> int:
-        """How many identities are CRM records."""
+    def count_contacts(self, *, changed_since: datetime | None = None) -> int:
+        """How many identities are CRM records (written since ``changed_since``, if given)."""
+        q = select(func.count()).select_from(identities).where(identities.c.is_contact.is_(True))
+        if changed_since is not None:
+            q = q.where(identities.c.updated_at >= changed_since)
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(identities).where(identities.c.is_contact.is_(True))).scalar() or 0
+            return conn.execute(q).scalar() or 0
 
     def contacts_changed_since(self, when: datetime) -> int:
-        with self.engine.connect() as conn:
-            q = select(func.count()).select_from(identities).where(and_(identities.c.is_contact.is_(True), identities.c.updated_at >= when))
-            return conn.execute(q).scalar() or 0
+        return self.count_contacts(changed_since=when)
 
     def decisions(self) -> dict[str, dict[str, str]]:
         """author identity_id -> {contact identity_id: accepted|rejected}."""
