@@ -52,7 +52,16 @@ class PluginError(CrmsyncError):
 
 
 class FatalError(CrmsyncError):
-    """A source or sink cannot continue; the rest of the run goes on."""
+    """A source or sink cannot continue; the rest of the run goes on.
+
+    A sink that fails after part of its writes became durable passes their
+    ``receipts``: the runner records them in the ledger before it reports the
+    failure, so the next run does not send them again.
+    """
+
+    def __init__(self, message: str, *, receipts: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.receipts = list(receipts or [])
 
 
 class RetriableError(CrmsyncError):

@@ -709,6 +709,11 @@ class Runner:
             rep.status = "failed"
             rep.errors.append(_describe(exc))
             log.error("sink %s failed: %s", inst.name, _describe(exc))
+            if getattr(exc, "receipts", None):  # durable before the failure: never sent twice
+                try:
+                    self._ledger(inst, rep, exc.receipts, None, context)
+                except Exception as ledger_exc:  # noqa: BLE001
+                    rep.errors.append(f"recording {len(exc.receipts)} confirmed receipt(s) failed: {_describe(ledger_exc)}")
             if sink is not None:
                 try:
                     sink.abort()

@@ -115,6 +115,54 @@ def test_ledger_waits_for_the_targets_state(tmp_path):
     assert sink["status"] == "failed" and "disk full" in sink["errors"][0] and sink["delivered"] == 0 and sink["backlog"] == 12
 
 
+
+_FLAKY_TARGET = """#!{python}
+# a Singer target that writes its records at each STATE (as real targets flush) and echoes
+# the STATE; while the file 'fail' exists it dies at the second STATE, before writing
+import json, os, sys
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "records.jsonl")
+fail = os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fail"))
+buffered, states = [], 0
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg["type"] == "RECORD":
+        buffered.append(msg["record"]["interaction_id"])
+    elif msg["type"] == "STATE":
+        states += 1
+        if fail and states == 2:
+            sys.stderr.write("disk full\\n")
+            sys.exit(1)
+        with open(out, "a") as fh:
+            fh.writelines(i + "\\n" for i in buffered)
+        buffered = []
+        print(json.dumps(msg["value"]), flush=True)
+"""
+
+
+def test_what_the_target_confirmed_before_failing_is_not_sent_again(tmp_path):
+    import sys
+
+    shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns(".crmsync", "out"))
+    target = tmp_path / "target"
+    target.mkdir()
+    script = target / "flaky-target"
+    script.write_text(_FLAKY_TARGET.format(python=sys.executable))
+    script.chmod(0o755)
+    (target / "fail").touch()
+    cfg = tmp_path / "demo" / "crmsync.toml"
+    cfg.write_text(cfg.read_text().split("[sinks.crm_import]")[0] + f'[sinks.singer_out]\nplugin = "singer"\ncommand = ["{script}"]\nbatch_size = 5\n')
+    sink = _run(cfg)["sinks"][0]
+    # batch 1 (5 records) was confirmed by its STATE, batch 2 died with the target
+    assert sink["status"] == "failed" and "disk full" in sink["errors"][0], sink
+    assert sink["delivered"] == 5 and sink["backlog"] == 7, sink
+    assert any("confirmed by the target's STATE before it failed" in n for n in sink["notes"]), sink
+    (target / "fail").unlink()
+    sink = _run(cfg)["sinks"][0]
+    assert sink["status"] == "ok" and sink["delivered"] == 7 and sink["backlog"] == 0, sink
+    ids = (target / "records.jsonl").read_text().split()
+    assert len(ids) == len(set(ids)) == 12
+
+
 def test_singer_tap_as_source(tmp_path, tap_jsonl):
     data = tmp_path / "data"
     data.mkdir()

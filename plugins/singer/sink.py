@@ -3,7 +3,9 @@
 The sink writes SCHEMA, RECORD and STATE messages to the target's stdin. A
 delivery counts as durable, and its ledger entry is written, only when the
 target echoes a STATE message that covers it (targets emit the STATE they
-received once the records before it are flushed).
+received once the records before it are flushed). When the target fails, what
+its STATE had covered is handed to the runner with the error, so only the rest
+is sent again.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ class SingerSink(crmsync.Sink):
             "config": {"type": "object", "default": {}, "description": "The target's own config (written to a temporary --config file)."},
             "stream": {"type": "string", "default": "interactions", "description": "Stream name the records are sent as."},
             "records_per_process": {"type": "integer", "minimum": 1, "default": 50000, "description": "Restart the target after this many records (each run of it ends with a flush)."},
+            "batch_size": {"type": "integer", "minimum": 1, "default": 500, "description": "Records between STATE messages: the unit the target confirms."},
         },
         "required": ["command"],
     }
 
     def open(self) -> None:
         self.flush_every = self.config["records_per_process"]
+        self.batch_size = self.config["batch_size"]
         self._proc: subprocess.Popen[bytes] | None = None
         self._batches: dict[int, list[crmsync.Receipt]] = {}
         self._seq = 0
@@ -80,8 +84,29 @@ class SingerSink(crmsync.Sink):
         try:
             proc.stdin.write((json.dumps(message, ensure_ascii=False) + "\n").encode())
         except BrokenPipeError:
-            msg = f"the target exited early: {b''.join(self._stderr).decode('utf-8', 'replace')[-1500:]}"
-            raise crmsync.FatalError(msg, plugin=self.instance) from None
+            self._proc = None
+            code, receipts = self._finish(proc)
+            msg = f"the target exited early (code {code}): {self._stderr_tail()}"
+            raise crmsync.FatalError(msg, plugin=self.instance, receipts=receipts) from None
+
+    def _stderr_tail(self) -> str:
+        return b"".join(self._stderr).decode("utf-8", "replace")[-1500:]
+
+    def _finish(self, proc: subprocess.Popen[bytes]) -> tuple[int, list[crmsync.Receipt]]:
+        """Wait for the target to exit; the receipts its last STATE covers."""
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = proc.wait()
+        for t in self._readers:
+            t.join(timeout=10)
+        covered = max((s.get("crmsync_batch", 0) for s in self._states if isinstance(s, dict)), default=0)
+        receipts = [r for n, batch in sorted(self._batches.items()) if n <= covered for r in batch]
+        self._batches = {n: b for n, b in self._batches.items() if n > covered}
+        if code != 0 and receipts:
+            self.note(f"{len(receipts)} record(s) were confirmed by the target's STATE before it failed")
+        return code, receipts
 
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> None:
         if self._proc is None:
@@ -97,20 +122,12 @@ class SingerSink(crmsync.Sink):
         if self._proc is None:
             return []
         proc, self._proc = self._proc, None
-        proc.stdin.close()
-        code = proc.wait()
-        for t in self._readers:
-            t.join(timeout=10)
-        covered = max((s.get("crmsync_batch", 0) for s in self._states if isinstance(s, dict)), default=0)
-        receipts = [r for n, batch in sorted(self._batches.items()) if n <= covered for r in batch]
-        self._batches = {n: b for n, b in self._batches.items() if n > covered}
+        code, receipts = self._finish(proc)
         if code != 0:
-            msg = f"the target {self.config['command'][0]!r} exited with code {code}: {b''.join(self._stderr).decode('utf-8', 'replace')[-1500:]}"
-            if receipts:
-                self.note(f"{len(receipts)} record(s) were confirmed by the target's STATE before it failed")
-            raise crmsync.FatalError(msg, plugin=self.instance)
+            msg = f"the target {self.config['command'][0]!r} exited with code {code}: {self._stderr_tail()}"
+            raise crmsync.FatalError(msg, plugin=self.instance, receipts=receipts)
         if self._batches:
-            self.note(f"the target confirmed STATE up to batch {covered}; {sum(len(b) for b in self._batches.values())} record(s) stay pending")
+            self.note(f"the target confirmed STATE up to batch {min(self._batches) - 1}; {sum(len(b) for b in self._batches.values())} record(s) stay pending")
             self._batches = {}
         return receipts
 
