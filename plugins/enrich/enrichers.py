@@ -84,10 +84,6 @@ class SentimentEnricher(crmsync.Enricher):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        from .lexicon import MULTILINGUAL
-
         extra = tuple(sorted((k.lower(), float(v)) for k, v in self.config["extra_lexicon"].items()))
         self.analyzer, self.foreign = _analyzers(extra)
 
