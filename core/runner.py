@@ -444,11 +444,20 @@ class Runner:
         pending: dict[str, list[Interaction]] = {}
         from .identity import link
 
-        # only the authors are read (most find no contact again); a match reads its record
+        # only the authors are read (most find no contact again); a match reads its record.
+        # An author recurs across records (44k unlinked records, 26k authors at 100k):
+        # each one is resolved once
+        outcome: dict[str, Any] = {}
+        unseen = object()
         for iid, author in self.store.iter_authors(updated_before=before, unlinked_only=True):
             if author.crm_ids:
                 continue
-            match, _ = self.resolver.resolve(author)
+            key = author.model_dump_json()
+            match = outcome.get(key, unseen)
+            if match is unseen:
+                if len(outcome) >= 20_000:
+                    outcome.clear()
+                match = outcome[key] = self.resolver.resolve(author)[0]
             if match is None:
                 continue
             got = self.store.get_interaction(iid)
