@@ -164,8 +164,9 @@ def split_name(name: str | None, email: str | None) -> tuple[str | None, str | N
     return None, None
 
 
-def interaction_fields(d: crmsync.Delivery, crm: str) -> dict[str, Any]:
-    """Every value a column can name, for one delivery."""
+def interaction_fields(d: crmsync.Delivery, crm: str, *, html_note: bool = True) -> dict[str, Any]:
+    """Every value a column can name, for one delivery (``html_note=False``: without
+    ``note_body_html``, for file kinds that do not use it)."""
     i = d.interaction
     a = i.author
     first, last = split_name(a.name if a else None, a.emails[0] if a and a.emails else None)
@@ -193,7 +194,7 @@ def interaction_fields(d: crmsync.Delivery, crm: str) -> dict[str, Any]:
         "description": description,
         "note_body": f"{subject}\n\n{description}",
         # HubSpot renders a note's body as HTML: the text goes in escaped, its lines as <br>
-        "note_body_html": "<br>".join(html.escape(line) for line in f"{subject}\n\n{description}".split("\n")),
+        "note_body_html": "<br>".join(html.escape(line) for line in f"{subject}\n\n{description}".split("\n")) if html_note else None,
         "published": _z(i.published),
         "published_date": i.published.astimezone(UTC).date().isoformat() if i.published else None,
         "updated": _z(i.updated),

@@ -49,17 +49,27 @@ class _PartFile:
         self.fh = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.writer = csv.writer(self.fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         self.writer.writerow([c for c, _ in columns])
+        # per column, worked out once: (column, field or None, literal, length limit)
+        self.plan = [
+            (c, None, src[len("literal:"):], spec.limits.get(c)) if src.startswith("literal:") else (c, src, None, spec.limits.get(c))
+            for c, src in columns
+        ]
 
     def write(self, values: dict[str, Any]) -> None:
         cells = []
-        for column, source in self.columns:
-            v = source[len("literal:"):] if source.startswith("literal:") else values.get(source)
-            s = "" if v is None else (("true" if v else "false") if isinstance(v, bool) else str(v))
-            limit = self.spec.limits.get(column)
+        spreadsheet = self.mode == "spreadsheet"
+        for column, field, literal, limit in self.plan:
+            v = literal if field is None else values.get(field)
+            if v is None:
+                s = ""
+            elif v is True or v is False:
+                s = "true" if v else "false"
+            else:
+                s = v if type(v) is str else str(v)
             if limit is not None and len(s) > limit:
                 s = crmsync.truncate(s, limit, TRUNCATION_MARKER)[0]
                 self.truncated[column] = self.truncated.get(column, 0) + 1
-            cells.append(crmsync.neutralize_formula(s) if self.mode == "spreadsheet" else s)
+            cells.append(crmsync.neutralize_formula(s) if spreadsheet and s else s)
         self.writer.writerow(cells)
         self.rows += 1
 
@@ -140,6 +150,8 @@ class CsvSink(crmsync.Sink):
                 msg = f"key 'columns.{spec.kind}': the upsert key column {spec.key!r} cannot be dropped"
                 raise crmsync.ConfigError(msg, plugin=self.instance)
             self.kinds.append((spec, list(cols.items())))
+        # the HTML note body costs an escape per line: made only when a column uses it
+        self._html_note = any(src == "note_body_html" for _spec, cols in self.kinds for _c, src in cols)
         self.dir = self.resolve_path(self.config["output_dir"])
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob(".*.tmp"):
@@ -164,7 +176,7 @@ class CsvSink(crmsync.Sink):
         crm = self.profile.crm
         create = self.config["new_authors"] == "create"
         for d in deliveries:
-            values = interaction_fields(d, crm)
+            values = interaction_fields(d, crm, html_note=self._html_note)
             if not create:
                 values["author_new_lead_id"] = None
             a = d.interaction.author
