@@ -56,7 +56,9 @@ class Context:
 
     ``config_dir`` is the directory of the config file (relative paths in
     config are relative to it); ``run_started`` is the run's start in UTC;
-    ``state_dir`` is a directory the plugin may keep files in.
+    ``state_dir`` is a directory the plugin may keep files in. ``part`` is set
+    when several instances of a :attr:`Sink.parallel` sink deliver one run side
+    by side (0, 1, ...): put it in anything they must not share, such as file names.
     """
 
     config_dir: Path = field(default_factory=Path.cwd)
@@ -64,6 +66,7 @@ class Context:
     run_started: datetime = field(default_factory=lambda: datetime.now(UTC))
     run_id: str | None = None
     dry_run: bool = False
+    part: int | None = None
 
 
 class _Plugin:
@@ -193,6 +196,10 @@ class Sink(_Plugin):
     batch_size: ClassVar[int] = 500
     #: Records written between :meth:`flush` calls; ``None``: flush only at the end.
     flush_every: ClassVar[int | None] = None
+    #: ``True``: instances may deliver disjoint shares of one run's backlog at once,
+    #: in worker processes (each with its own ``context.part``). Only for sinks
+    #: whose writes do not depend on order or on one another (files, upserts).
+    parallel: ClassVar[bool] = False
 
     def open(self) -> None:
         """Prepare for a run (connect, create directories)."""

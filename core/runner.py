@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import json
@@ -132,7 +133,9 @@ class Runner:
         self._identity_active = False
         self._report_identity: dict[str, int] = {}
         self._resolver_built = datetime.now(UTC)
-        self._channel: _WorkerChannel | None = None  # set in a source worker process
+        self._channel: _WorkerChannel | None = None  # set in a worker process
+        self._sink_worker = False  # a worker process delivering part of a sink
+        self._sinks_in_run = 0
 
     # --------------------------------------------------------------------
     def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
@@ -198,6 +201,7 @@ class Runner:
             if not dry_run and self.config.identity_enabled and any(r.new or r.updated for r in report.sources):
                 self._score_identities(report)
             report.sinks = [SinkReport(i.name, i.plugin) for i in sink_insts]
+            self._sinks_in_run = len(sink_insts)
             if dry_run:
                 for inst, rep in zip(sink_insts, report.sinks, strict=True):
                     self._dry_sink(inst, rep, dry)
@@ -244,7 +248,6 @@ class Runner:
         on the parent's death), so a killed run leaves nothing behind but committed
         batches."""
         import multiprocessing
-        from multiprocessing.connection import wait as wait_any
 
         ctx = multiprocessing.get_context("fork")
         self._worker_context = context
@@ -264,62 +267,50 @@ class Runner:
         committed_identity: dict[str, dict[str, int]] = {}  # source -> identity counts committed so far
         running: dict[Any, tuple[Any, Any, SourceReport]] = {}  # sentinel -> (process, pipe, report)
         bars: dict[str, Any] = {}
+        finished: dict[str, tuple[Any, ...]] = {}
+
+        def refill() -> None:
+            while todo and len(running) < workers:
+                pos, (inst, rep) = todo.pop(0)
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker_main, args=(self, os.getpid(), inst.name, full_refresh, offset + pos, send), name=f"crmsync-source-{inst.name}", daemon=True)
+                proc.start()
+                send.close()
+                running[proc.sentinel] = (proc, recv, rep)
+                bars[rep.name] = _bar(f"source {inst.name}", self.progress, offset + pos)
+
+        def on_message(rep: SourceReport, msg: tuple[Any, ...]) -> bool:
+            if msg[0] == "progress":  # the worker's progress goes to this process's bars
+                bars[rep.name].update(msg[1])
+            elif msg[0] == "committed":  # counts so far, kept if the worker dies
+                rep.__dict__.update(msg[1])
+                committed_identity[rep.name] = msg[2]
+            else:
+                finished[rep.name] = msg
+                return True
+            return False
+
+        def on_exit(rep: SourceReport, proc: Any, done: bool) -> None:
+            bars.pop(rep.name).close()
+            if not done:
+                how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+                rep.status = "failed"
+                rep.errors.append(f"the worker process reading this source died ({how}; out of memory?); what it committed is kept (counted here) and the next run resumes")
+                log.error("source %s: its worker process died (%s)", rep.name, how)
+                for key, n in committed_identity.pop(rep.name, {}).items():
+                    self._report_identity[key] = self._report_identity.get(key, 0) + n
+                return
+            committed_identity.pop(rep.name, None)
+            _tag, result, counts = finished.pop(rep.name)
+            rep.__dict__.update(result.__dict__)
+            for key, n in counts.items():
+                self._report_identity[key] = self._report_identity.get(key, 0) + n
+
         try:
-            while todo or running:
-                while todo and len(running) < workers:
-                    pos, (inst, rep) = todo.pop(0)
-                    recv, send = ctx.Pipe(duplex=False)
-                    proc = ctx.Process(target=_worker_main, args=(self, os.getpid(), inst.name, full_refresh, offset + pos, send), name=f"crmsync-source-{inst.name}", daemon=True)
-                    proc.start()
-                    send.close()
-                    running[proc.sentinel] = (proc, recv, rep)
-                    bars[rep.name] = _bar(f"source {inst.name}", self.progress, offset + pos)
-                ready = set(wait_any([*running, *(r for _p, r, _rep in running.values())]))
-                for sentinel, (proc, recv, rep) in list(running.items()):
-                    if sentinel not in ready and recv not in ready:
-                        continue
-                    finished, eof = None, False
-                    try:
-                        while recv.poll():
-                            msg = recv.recv()
-                            if msg[0] == "log":  # the worker's log records go through this process's handlers
-                                logging.getLogger(msg[1].name).handle(msg[1])
-                            elif msg[0] == "progress":  # and its progress to this process's bars
-                                bars[rep.name].update(msg[1])
-                            elif msg[0] == "committed":  # counts so far, kept if the worker dies
-                                rep.__dict__.update(msg[1])
-                                committed_identity[rep.name] = msg[2]
-                            else:
-                                finished = msg
-                    except (EOFError, OSError):
-                        eof = True
-                    if finished is None and not eof and proc.exitcode is None:
-                        continue
-                    proc.join()
-                    recv.close()
-                    del running[sentinel]
-                    bars.pop(rep.name).close()
-                    if finished is None:
-                        how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
-                        rep.status = "failed"
-                        rep.errors.append(f"the worker process reading this source died ({how}; out of memory?); what it committed is kept (counted here) and the next run resumes")
-                        log.error("source %s: its worker process died (%s)", rep.name, how)
-                        for key, n in committed_identity.pop(rep.name, {}).items():
-                            self._report_identity[key] = self._report_identity.get(key, 0) + n
-                        continue
-                    committed_identity.pop(rep.name, None)
-                    _tag, done, counts = finished
-                    rep.__dict__.update(done.__dict__)
-                    for key, n in counts.items():
-                        self._report_identity[key] = self._report_identity.get(key, 0) + n
-        except BaseException:
-            # Ctrl-C or a failure here: stop the workers now (their batches are atomic)
-            for proc, _recv, _rep in running.values():
-                proc.kill()
-                proc.join()
+            _watch_workers(running, on_message, on_exit, refill)
+        finally:
             for bar in bars.values():
                 bar.close()
-            raise
 
     # identity resolution ------------------------------------------------
     def _defer_resolver(self, report: RunReport) -> Any:
@@ -665,16 +656,44 @@ class Runner:
 
     def _run_sink(self, inst: InstanceConfig, rep: SinkReport, context: Context) -> None:
         t0 = time.monotonic()
+        try:
+            total = self.store.backlog(inst.name, inst.sources)
+            parts = self._sink_parts(inst, total)
+            if parts > 1:
+                self._run_sink_in_processes(inst, rep, context, total, parts)
+            else:
+                self._deliver(inst, rep, context, _bar(f"sink {inst.name}", self.progress, 0, total=total))
+        except Exception as exc:  # noqa: BLE001 - one sink never breaks another
+            rep.status = "failed"
+            rep.errors.append(_describe(exc))
+            log.error("sink %s failed: %s", inst.name, _describe(exc))
+        finally:
+            rep.duration = round(time.monotonic() - t0, 3)
+            try:
+                rep.backlog = self.store.backlog(inst.name, inst.sources)
+            except Exception:  # noqa: BLE001
+                rep.backlog = -1
+
+    def _sink_parts(self, inst: InstanceConfig, total: int) -> int:
+        """How many worker processes deliver this sink: one per core for a sink that
+        allows it (``Sink.parallel``) when it is the run's only sink and the backlog
+        is worth it (2,000 records a worker); otherwise it runs here."""
+        if self.config.workers != "process" or self._sinks_in_run != 1:
+            return 1
+        cls: type[Sink] = self.host.get("sinks", inst.plugin)
+        if not getattr(cls, "parallel", False):
+            return 1
+        return max(1, min(self.config.concurrency, 16, total // 2000))
+
+    def _deliver(self, inst: InstanceConfig, rep: SinkReport, context: Context, bar: Any, after: str = "", before: str | None = None) -> None:
+        """Deliver the backlog of ``inst`` (the ids after ``after`` and below ``before``)."""
         sink: Sink | None = None
         try:
             cls: type[Sink] = self.host.get("sinks", inst.plugin)
             sink = cls(inst.name, self.config.resolved_options(inst), context)
-            total = self.store.backlog(inst.name, inst.sources)
-            bar = _bar(f"sink {inst.name}", self.progress, 0, total=total)
             sink.open()
             # instance attributes: a sink may size its batches from its config in open()
             page_size = min(sink.batch_size, sink.flush_every or sink.batch_size)
-            after = ""
             since_flush = 0
             profiles: dict[str, Identity] = {}
             policy = {"attempts": self.config.retry_attempts, "max_wait": self.config.retry_max_wait}
@@ -686,7 +705,7 @@ class Runner:
 
             try:
                 while True:
-                    page = self.store.pending(inst.name, sources=inst.sources, after=after, limit=page_size)
+                    page = self.store.pending(inst.name, sources=inst.sources, after=after, before=before, limit=page_size)
                     if not page:
                         break
                     wanted = {p.interaction.author.identity_id for p in page if p.interaction.author and p.interaction.author.identity_id}
@@ -735,11 +754,58 @@ class Runner:
                     sink.close()
                 except Exception as exc:  # noqa: BLE001
                     rep.errors.append(f"close failed: {_describe(exc)}")
-            rep.duration = round(time.monotonic() - t0, 3)
-            try:
-                rep.backlog = self.store.backlog(inst.name, inst.sources)
-            except Exception:  # noqa: BLE001
-                rep.backlog = -1
+
+    def _run_sink_in_processes(self, inst: InstanceConfig, rep: SinkReport, context: Context, total: int, parts: int) -> None:
+        """Deliver one sink from ``parts`` forked workers, each over its own range of
+        interaction ids (they are uniform: uuid5), with a sink instance, a
+        ``context.part`` and ledger writes of its own. A worker that dies fails the
+        sink; what it confirmed is in the ledger, the rest goes with the next run."""
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self._worker_context = context
+        _prctl()
+        gc.freeze()
+        bounds: list[str | None] = ["", *(f"{16 * k // parts:x}" for k in range(1, parts)), None]
+        bar = _bar(f"sink {inst.name}", self.progress, 0, total=total)
+        reports = {k: SinkReport(inst.name, inst.plugin) for k in range(parts)}
+        running: dict[Any, tuple[Any, Any, int]] = {}
+        for k in range(parts):
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_sink_worker_main, args=(self, os.getpid(), inst.name, k, bounds[k], bounds[k + 1], send), name=f"crmsync-sink-{inst.name}-{k}", daemon=True)
+            proc.start()
+            send.close()
+            running[proc.sentinel] = (proc, recv, k)
+
+        def on_message(k: int, msg: tuple[Any, ...]) -> bool:
+            if msg[0] == "progress":
+                bar.update(msg[1])
+            elif msg[0] == "committed":  # counts so far, kept if the worker dies
+                reports[k].__dict__.update(msg[1])
+            elif msg[0] == "done":
+                reports[k] = msg[1]
+                return True
+            return False
+
+        def on_exit(k: int, proc: Any, finished: bool) -> None:
+            if not finished:
+                how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+                reports[k].status = "failed"
+                reports[k].errors.append(f"the worker process delivering part {k + 1} of {parts} died ({how}; out of memory?); what it confirmed is kept and the next run delivers the rest")
+                log.error("sink %s: a worker process died (%s)", inst.name, how)
+
+        try:
+            _watch_workers(running, on_message, on_exit)
+        finally:
+            bar.close()
+        for part in reports.values():
+            rep.created += part.created
+            rep.updated += part.updated
+            rep.delivered += part.delivered
+            rep.errors.extend(e for e in part.errors if e not in rep.errors)
+            rep.notes.extend(n for n in part.notes if n not in rep.notes)
+        rep.status = "failed" if any(p.status != "ok" for p in reports.values()) else "ok"
+        rep.notes.append(f"delivered by {parts} worker processes")
 
     def _ledger(self, inst: InstanceConfig, rep: SinkReport, receipts: Iterable[Receipt] | None, batch: list[Delivery] | None, context: Context) -> None:
         receipts = list(receipts or [])
@@ -755,6 +821,8 @@ class Runner:
             else:
                 rep.created += 1
         rep.delivered += len(receipts)
+        if self._sink_worker:
+            self._channel.send(("committed", {"created": rep.created, "updated": rep.updated, "delivered": rep.delivered}))
 
     def _dry_sink(self, inst: InstanceConfig, rep: SinkReport, dry: dict[str, dict[str, str]]) -> None:
         """Count what the sink would create or update, writing nothing."""
@@ -796,8 +864,36 @@ _UNBUILT: Any = type("_Unbuilt", (), {"__repr__": lambda self: "<resolver not bu
 
 
 def _worker_main(runner: Runner, run_pid: int, name: str, full_refresh: bool, pos: int, pipe: Any) -> None:
-    """A forked source worker: die with the run, ignore Ctrl-C (the run handles it),
-    use database connections of its own, read the source, send the report back."""
+    """A forked source worker: read the source, send the report back."""
+    channel = _become_worker(runner, run_pid, pipe)
+    inst = runner.config.sources[name]
+    rep = SourceReport(inst.name, inst.plugin)
+    counts: dict[str, int] = {}
+    runner._report_identity = counts
+    try:
+        runner._run_source(inst, rep, runner._worker_context, full_refresh, {}, pos)
+    finally:
+        channel.send(("done", rep, counts))
+        pipe.close()
+
+
+def _sink_worker_main(runner: Runner, run_pid: int, name: str, part: int, after: str, before: str | None, pipe: Any) -> None:
+    """A forked sink worker: deliver the ids after ``after`` and below ``before``."""
+    channel = _become_worker(runner, run_pid, pipe)
+    runner._sink_worker = True
+    inst = runner.config.sinks[name]
+    rep = SinkReport(inst.name, inst.plugin)
+    context = dataclasses.replace(runner._worker_context, part=part)
+    try:
+        runner._deliver(inst, rep, context, _RemoteBar(channel) if runner.progress else _NoBar(), after=after, before=before)
+    finally:
+        channel.send(("done", rep))
+        pipe.close()
+
+
+def _become_worker(runner: Runner, run_pid: int, pipe: Any) -> _WorkerChannel:
+    """In a forked worker: die with the run, ignore Ctrl-C (the run handles it), send
+    log records to the run's process, use database connections of its own."""
     _die_with_parent()
     if os.getppid() != run_pid:
         os._exit(1)
@@ -810,15 +906,48 @@ def _worker_main(runner: Runner, run_pid: int, name: str, full_refresh: bool, po
     root.addHandler(channel)
     runner._channel = channel
     runner.store = runner.store.for_worker()
-    inst = runner.config.sources[name]
-    rep = SourceReport(inst.name, inst.plugin)
-    counts: dict[str, int] = {}
-    runner._report_identity = counts
+    return channel
+
+
+def _watch_workers(running: dict[Any, tuple[Any, Any, Any]], on_message: Any, on_exit: Any, refill: Any = None) -> None:
+    """Supervise forked workers (``running``: sentinel -> (process, pipe, key)) until
+    all have ended. Their log records go through this process's handlers; any other
+    message goes to ``on_message(key, message)``, which says whether it was the last;
+    ``on_exit(key, process, finished)`` follows each end. ``refill()`` may start more.
+    On an error here (or Ctrl-C) every worker is killed: their writes are atomic."""
+    from multiprocessing.connection import wait as wait_any
+
     try:
-        runner._run_source(inst, rep, runner._worker_context, full_refresh, {}, pos)
-    finally:
-        channel.send(("done", rep, counts))
-        pipe.close()
+        if refill is not None:
+            refill()
+        while running:
+            ready = set(wait_any([*running, *(r for _p, r, _k in running.values())]))
+            for sentinel, (proc, recv, key) in list(running.items()):
+                if sentinel not in ready and recv not in ready:
+                    continue
+                finished = eof = False
+                try:
+                    while recv.poll():
+                        msg = recv.recv()
+                        if msg[0] == "log":
+                            logging.getLogger(msg[1].name).handle(msg[1])
+                        elif on_message(key, msg):
+                            finished = True
+                except (EOFError, OSError):
+                    eof = True
+                if not finished and not eof and proc.exitcode is None:
+                    continue
+                proc.join()
+                recv.close()
+                del running[sentinel]
+                on_exit(key, proc, finished)
+            if refill is not None:
+                refill()
+    except BaseException:
+        for proc, _recv, _key in running.values():
+            proc.kill()
+            proc.join()
+        raise
 
 
 class _WorkerChannel(logging.handlers.QueueHandler):

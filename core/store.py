@@ -477,9 +477,12 @@ class Store:
             cond = and_(cond, interactions.c.source.in_(list(sources)))
         return join, cond
 
-    def pending(self, sink: str, *, sources: Sequence[str] | None = None, after: str = "", limit: int = 500) -> list[PendingItem]:
-        """The next page of interaction versions ``sink`` has not received, by id."""
+    def pending(self, sink: str, *, sources: Sequence[str] | None = None, after: str = "", before: str | None = None, limit: int = 500) -> list[PendingItem]:
+        """The next page of interaction versions ``sink`` has not received, by id
+        (ids after ``after`` and, if given, below ``before``)."""
         join, cond = self._pending_filter(sink, sources)
+        if before is not None:
+            cond = and_(cond, interactions.c.interaction_id < before)
         q = (
             select(interactions.c.interaction_id, interactions.c.version, interactions.c.record, deliveries.c.version, deliveries.c.external_id)
             .select_from(join)

@@ -9,6 +9,7 @@ delivers nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -144,3 +145,47 @@ def test_sigkill_with_crm_profiles(tmp_path, profile):
         want = sorted(read_import_files(ref.parent / "out", kind=kind), key=lambda r: r["interaction_id" if kind is None else "identity_id"])
         got = sorted(read_import_files(crashed.parent / "out", kind=kind), key=lambda r: r["interaction_id" if kind is None else "identity_id"])
         assert got == want and len(got) > 0
+
+
+# a sink delivered by several worker processes (Sink.parallel: crm_csv) -------------
+def _reviews_dataset(target: Path, reviews: int = 5000, concurrency: int = 2) -> Path:
+    target.mkdir()
+    rows = ["review_id,created_at,stars,title,body,reviewer_name,reviewer_email,product,product_id,reply"]
+    rows += [f"RV-{n},2026-10-{1 + n % 28:02d} 10:00:00,{1 + n % 5},Review {n},\"Body of review {n}, with a comma.\",Person {n % 700},p{n % 700}@people.example,Acme Rocket,ACME-1," for n in range(reviews)]
+    (target / "reviews.csv").write_text("\n".join(rows) + "\n")
+    cfg = target / "crmsync.toml"
+    cfg.write_text(
+        f'[store]\npath = "state.db"\n\n[run]\nconcurrency = {concurrency}\nbatch_size = 250\n\n'
+        '[sources.shop]\nplugin = "reviews"\nfiles = ["reviews.csv"]\nplatform = "shop"\n\n'
+        '[sinks.crm]\nplugin = "crm_csv"\noutput_dir = "out"\nmax_rows_per_file = 400\n'
+    )
+    return cfg
+
+
+def test_a_sink_in_worker_processes_delivers_exactly_once_through_kills(tmp_path):
+    serial = _reviews_dataset(tmp_path / "serial", concurrency=1)
+    assert _run(serial) == 0
+    want = _crm_view(serial.parent / "out")
+    assert len(want) == 5000
+
+    # uninterrupted: two workers, each over half the ids, the same CRM view as one
+    parallel = _reviews_dataset(tmp_path / "parallel")
+    res = subprocess.run([*crmsync_cmd(), "-c", str(parallel), "run", "--json", "--no-progress"], capture_output=True, text=True, timeout=120)
+    sink = json.loads(res.stdout)["sinks"][0]
+    assert res.returncode == 0 and sink["delivered"] == 5000 and sink["backlog"] == 0, sink
+    assert "delivered by 2 worker processes" in sink["notes"], sink
+    assert {p.name.split("-")[-2] for p in (parallel.parent / "out").glob("manifest-*.json")} == {"p0", "p1"}
+    assert _crm_view(parallel.parent / "out") == want
+
+    # killed in a worker (the failpoint kills the whole run) at write, flush and ledger
+    crashed = _reviews_dataset(tmp_path / "crashed")
+    kills = 0
+    for fp in ["sink.after_write:3", "sink.after_flush:2", "sink.after_ledger:2", "sink.after_flush:1"]:
+        code = _run(crashed, fp)
+        assert code in (0, -signal.SIGKILL), code
+        kills += code == -signal.SIGKILL
+    assert kills >= 3
+    assert _run(crashed) == 0
+    assert _crm_view(crashed.parent / "out") == want
+    res = subprocess.run([*crmsync_cmd(), "-c", str(crashed), "run", "--json", "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert json.loads(res.stdout)["sinks"][0]["delivered"] == 0

@@ -94,6 +94,7 @@ class CsvSink(crmsync.Sink):
     name = "crm_csv"
     description = "CRM import files (Salesforce, HubSpot, generic), written atomically with a manifest per file set."
     batch_size = 1000
+    parallel = True  # file sets are independent; rows are upserts by key
     config_schema = {
         "type": "object",
         "properties": {
@@ -166,7 +167,8 @@ class CsvSink(crmsync.Sink):
     def _start(self) -> dict[str, _PartFile]:
         self._seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        self._base = f"{stamp}-{(self.context.run_id or 'run')[:8]}-{self._seq:03d}"
+        part = "" if self.context.part is None else f"p{self.context.part}-"
+        self._base = f"{stamp}-{(self.context.run_id or 'run')[:8]}-{part}{self._seq:03d}"
         self._authors = set()
         return {spec.kind: _PartFile(self.dir / f"{spec.kind}-{self._base}.csv", spec, cols, self.config["mode"]) for spec, cols in self.kinds}
 
