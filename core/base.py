@@ -150,7 +150,7 @@ class Source(_Plugin):
         return Rejected(ref=ref, reason=reason, raw=raw, error_type=error_type)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """A sink's word that an interaction's version is durably written.
 

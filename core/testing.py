@@ -33,7 +33,7 @@ from typing import Any
 
 import jsonschema
 
-from .base import Checkpoint, Context, Sink, Source
+from .base import Checkpoint, Context, Delivery, Sink, Source
 from .config import Config, InstanceConfig, secret_paths, validate_options
 from .errors import ConfigError
 from .hookspecs import hookimpl
@@ -349,6 +349,29 @@ def get_sink_test_class(
             rows = {r["interaction_id"]: r for r in read_back(options, tmp_path)}
             assert len(rows) == len(sample_interactions())
             assert rows[edited]["title"] == "Edited title"
+
+        def test_parallel_parts_do_not_collide(self, tmp_path: Path) -> None:
+            """A ``parallel`` sink: two parts of one run, interleaved, lose nothing."""
+            import pytest
+
+            if not getattr(sink_class, "parallel", False):
+                pytest.skip("the sink is not parallel")
+            cfg, _options = self._cfg(tmp_path)
+            options = cfg.resolved_options(cfg.sinks["kit"])
+            records = sample_interactions()
+            halves = [records[: len(records) // 2], records[len(records) // 2 :]]
+            sinks = [sink_class("kit", options, Context(config_dir=tmp_path, run_id="kit-run-0001", part=k)) for k in (0, 1)]
+            receipts: list[Any] = []
+            for sink in sinks:
+                sink.open()
+            for sink, half in zip(sinks, halves, strict=True):
+                receipts += list(sink.write([Delivery(r, 1, "create") for r in half]) or [])
+            for sink in sinks:
+                receipts += list(sink.flush())
+                sink.close()
+            assert sorted(r.interaction_id for r in receipts) == sorted(r.interaction_id for r in records), "every delivery needs its receipt"
+            ids = [r["interaction_id"] for r in read_back(_options, tmp_path)]
+            assert sorted(ids) == sorted(r.interaction_id for r in records), "two parts of one run overwrote each other"
 
     SinkConformance.__name__ = f"Test{sink_class.__name__}Conformance"
     return SinkConformance

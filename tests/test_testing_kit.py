@@ -75,3 +75,29 @@ def test_kit_fails_a_non_idempotent_sink(tmp_path):
     kit.test_delivers_everything_once(tmp_path / "a")  # a plain first delivery looks fine
     with pytest.raises(AssertionError, match="must not duplicate"):
         kit.test_redelivery_is_idempotent(tmp_path / "b")
+
+
+class OverwritingSink(crmsync.Sink):
+    """Claims to be parallel, but every instance writes the same file from scratch."""
+
+    name = "overwriter"
+    parallel = True
+    config_schema = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+
+    def open(self):
+        self._rows = []
+
+    def write(self, deliveries):
+        self._rows += [{"interaction_id": d.interaction.interaction_id, "title": d.interaction.title} for d in deliveries]
+        self._done = [d.receipt() for d in deliveries]
+
+    def flush(self):
+        with open(self.resolve_path(self.config["path"]), "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in self._rows)
+        return getattr(self, "_done", [])
+
+
+def test_kit_fails_a_parallel_sink_whose_parts_collide(tmp_path):
+    kit = get_sink_test_class(OverwritingSink, {"path": "out.jsonl"}, read_back=_read_appended)()
+    with pytest.raises(AssertionError, match="overwrote each other"):
+        kit.test_parallel_parts_do_not_collide(tmp_path)
