@@ -416,7 +416,7 @@ class Runner:
         if self.resolver is None or self.resolver is _UNBUILT:
             # not built in this process: built now, over what the store holds now. If
             # contacts changed since it was deferred (or there were none at the start:
-            # loaded during this run, possibly by another process), every record gets a look
+            # loaded during this run, possibly by another process), older records get a look
             if self.resolver is None or self.store.contacts_changed_since(before):
                 self._resolver_built, before = datetime.now(UTC), None
             self.resolver = self._make_resolver(report, reset=False)
@@ -424,11 +424,17 @@ class Runner:
                 return
         elif self.store.contacts_changed_since(self._resolver_built):
             # contacts changed since the index was built (another process, or authors
-            # merged into them): the index takes in those, and every record gets a look
+            # merged into them): the index takes in those, and older records get a look
             since, self._resolver_built = self._resolver_built, datetime.now(UTC)
             self.resolver.refresh(self.store.contacts(changed_since=since))
             report.identity["contacts"] = len(self.resolver.index)
             before = None
+        # whose records: with the built-in ladder, only an author who shares a key with a
+        # contact written during this run can link now (a review decision or a plugin
+        # matcher can link anyone: then every author gets a look)
+        authors = None
+        if not decisions and not self.resolver.matchers:
+            authors = self._authors_sharing_keys(self.store.contacts(changed_since=started_at))
         if decisions:
             before = None
         relinked = 0
@@ -440,7 +446,7 @@ class Runner:
         # each one is resolved once
         outcome: dict[str, Any] = {}
         unseen = object()
-        for iid, author in self.store.iter_authors(updated_before=before, unlinked_only=True):
+        for iid, author in self.store.iter_authors(updated_before=before, unlinked_only=True, author_ids=authors):
             if author.crm_ids:
                 continue
             key = author.model_dump_json()
@@ -462,6 +468,19 @@ class Runner:
             relinked += self.store.write_batch(source, recs, run_id=context.run_id).updated
         self.store.mark_decisions_applied()
         report.identity["relinked"] = relinked
+
+    def _authors_sharing_keys(self, contacts: Iterable[Identity]) -> set[str] | None:
+        """The unlinked authors (cluster ids) that share a key (canonical email, URL,
+        handle) with one of ``contacts``; None, meaning every author, when a contact
+        has an email without a canonical form (the ladder also matches raw emails)."""
+        from .identity import canonical_email, identity_keys, is_role_address
+
+        keys: set[str] = set()
+        for c in contacts:
+            if any(canonical_email(e) is None and not is_role_address(e) for e in c.emails):
+                return None
+            keys.update(f"{k}:{v}" for k, v in identity_keys(c))
+        return self.store.identities_by_keys(keys)
 
     def _score_identities(self, report: RunReport) -> None:
         """Influence score and flags for every author (one aggregate query)."""

@@ -563,15 +563,26 @@ class Store:
             for row in rows:
                 yield Interaction.model_validate_json(row[1], context=STORED), row[2]
 
-    def iter_authors(self, *, updated_before: datetime | None = None, unlinked_only: bool = False, page: int = 2000) -> Iterator[tuple[str, Identity]]:
+    def iter_authors(self, *, updated_before: datetime | None = None, unlinked_only: bool = False, author_ids: Iterable[str] | None = None, page: int = 2000) -> Iterator[tuple[str, Identity]]:
         """``(interaction_id, author)`` of stored interactions that have an author, by id,
-        in pages, filtered as :meth:`iter_interactions`; reads no more of each record."""
-        q = select(interactions.c.interaction_id, interactions.c.record).where(interactions.c.author_id.is_not(None))
-        for rows in self._pages_by_id(_written_before_unlinked(q, updated_before, unlinked_only), page):
-            for iid, record in rows:
-                author = json.loads(record).get("author")
-                if author:
-                    yield iid, Identity.model_validate(author)
+        in pages, filtered as :meth:`iter_interactions` (and to the authors
+        ``author_ids``, if given); reads no more of each record."""
+        q = _written_before_unlinked(select(interactions.c.interaction_id, interactions.c.record).where(interactions.c.author_id.is_not(None)), updated_before, unlinked_only)
+        queries = [q] if author_ids is None else [q.where(interactions.c.author_id.in_(chunk)) for chunk in _chunks(sorted(set(author_ids)), 500)]
+        for query in queries:
+            for rows in self._pages_by_id(query, page):
+                for iid, record in rows:
+                    author = json.loads(record).get("author")
+                    if author:
+                        yield iid, Identity.model_validate(author)
+
+    def identities_by_keys(self, keys: Iterable[str]) -> set[str]:
+        """The identity ids that own any of ``keys`` (``kind:value``, as :meth:`cluster` writes them)."""
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(keys)), 500):
+                out.update(conn.execute(select(identity_keys.c.identity_id).where(identity_keys.c.key.in_(chunk))).scalars())
+        return out
 
     def _pages_by_id(self, q, page: int) -> Iterator[list[Any]]:  # noqa: ANN001
         """Rows of ``q`` (its first column the interaction id) in pages by id, each page

@@ -180,6 +180,47 @@ def test_later_runs_build_the_contact_index_only_when_a_batch_needs_it(tmp_path,
     assert linked["<2@b>"] == {"generic": "C2"} and linked["<1@s>"] == {}
 
 
+def _linked(tmp_path) -> dict[str, dict[str, str]]:
+    store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
+    try:
+        return {r.native_id: r.author.crm_ids for r, _ in store.iter_interactions()}
+    finally:
+        store.dispose()
+
+
+def test_a_key_an_author_brings_to_a_contact_links_earlier_records(tmp_path):
+    # Yan writes from home first (unknown), then from work with the home address as
+    # Reply-To: the work mail links to the contact, which so gains the home address,
+    # and the relink links the home mail too; a stranger stays unlinked
+    (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC7,Yan,Lee,yan@corp.example\n")
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "1.eml").write_text("From: Yan <yan.home@home.example>\nMessage-ID: <1@y>\nSubject: Hi\n\nQuestion\n")
+    (tmp_path / "mail" / "2.eml").write_text("From: Yan Lee <yan@corp.example>\nReply-To: yan.home@home.example\nMessage-ID: <2@y>\nSubject: Re\n\nMore\n")
+    (tmp_path / "mail" / "3.eml").write_text("From: Stranger <s@elsewhere.example>\nMessage-ID: <3@s>\nSubject: Hi\n\nHello\n")
+    cfg = tmp_path / "crmsync.toml"
+    cfg.write_text('[sources.crm]\nplugin = "crm_csv"\nfile = "contacts.csv"\n[sources.mail]\nplugin = "email"\npaths = ["mail"]\n')
+    report = json.loads(CliRunner().invoke(create_cli(), ["-c", str(cfg), "run", "--json"]).stdout)
+    assert report["identity"]["linked"] == 1 and report["identity"]["relinked"] == 1, report["identity"]
+    assert _linked(tmp_path) == {"<1@y>": {"generic": "C7"}, "<2@y>": {"generic": "C7"}, "<3@s>": {}}
+
+
+def test_a_contact_added_to_the_crm_later_links_earlier_records(tmp_path):
+    (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC1,Ann,Ash,ann@ash.example\n")
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "1.eml").write_text("From: Dana <dana@people.example>\nMessage-ID: <1@d>\nSubject: Hi\n\nQuestion\n")
+    (tmp_path / "mail" / "2.eml").write_text("From: Erin <erin@people.example>\nMessage-ID: <2@e>\nSubject: Hi\n\nHello\n")
+    cfg = tmp_path / "crmsync.toml"
+    cfg.write_text('[sources.crm]\nplugin = "crm_csv"\nfile = "contacts.csv"\n[sources.mail]\nplugin = "email"\npaths = ["mail"]\n')
+    cli = create_cli()
+    first = json.loads(CliRunner().invoke(cli, ["-c", str(cfg), "run", "--json"]).stdout)
+    assert first["identity"]["linked"] == 0 and _linked(tmp_path) == {"<1@d>": {}, "<2@e>": {}}
+    # the CRM export gains Dana: the next run links her earlier mail, and only hers
+    (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC1,Ann,Ash,ann@ash.example\nC9,Dana,Dell,Dana@People.example\n")
+    later = json.loads(CliRunner().invoke(cli, ["-c", str(cfg), "run", "--json"]).stdout)
+    assert later["identity"]["relinked"] == 1, later["identity"]
+    assert _linked(tmp_path) == {"<1@d>": {"generic": "C9"}, "<2@e>": {}}
+
+
 def test_one_person_under_several_addresses_is_one_identity(tmp_path):
     mails = [
         "From: Dee <dee@home.example>\nReply-To: dee.work@corp.example\nMessage-ID: <1@d>\n\none\n",
