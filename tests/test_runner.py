@@ -351,3 +351,22 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_a_parallel_sink_is_split_over_workers_and_a_dead_worker_fails_it_only_for_now(host, tmp_path):
+    sources = {"a": {"plugin": "list", "items": items(4500, "a")}}
+    cfg = _with_run_keys(write_config(tmp_path, sources, {"t": {"plugin": "sqlite_parallel", "db": "t.db", "die_in_part": 1}}), 'workers = "process"\nconcurrency = 2')
+    cfg.write_text(cfg.read_text().replace("batch_size = 4", "batch_size = 500"))
+    rep = run(host, cfg)
+    sink = rep.sinks[0]
+    # part 0 delivered its half; part 1's worker died after two confirmed writes
+    assert sink.status == "failed" and "worker process delivering part 2 of 2 died" in " ".join(sink.errors), rep.as_dict()
+    # the living worker's report came back whole; the dead one's counts came per write
+    assert "part 0" in sink.notes and "delivered by 2 worker processes" in sink.notes
+    assert sink.delivered == len(target_rows(tmp_path / "t.db")) and 2000 < sink.delivered < 4500
+    assert sink.backlog == 4500 - sink.delivered and rep.exit_code == 1
+    cfg.write_text(cfg.read_text().replace("die_in_part = 1", "die_in_part = -1"))
+    again = run(host, cfg)
+    assert again.exit_code == 0 and again.sinks[0].delivered == 4500 - sink.delivered, again.as_dict()
+    rows = target_rows(tmp_path / "t.db")
+    assert len(rows) == 4500 and {w for _t, _v, w in rows.values()} == {1}

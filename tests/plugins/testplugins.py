@@ -106,6 +106,27 @@ class SqliteSink(crmsync.Sink):
             self.conn.close()
 
 
+class ParallelSqliteSink(SqliteSink):
+    """The SQLite target, delivered by several worker processes; one of them can die."""
+
+    name = "sqlite_parallel"
+    batch_size = 100
+    parallel = True
+    config_schema = {
+        "type": "object",
+        "properties": {**SqliteSink.config_schema["properties"], "die_in_part": {"type": "integer", "default": -1, "description": "SIGKILL the worker of this part at its third write"}},
+        "required": ["db"],
+    }
+
+    def write(self, deliveries):
+        self.writes = getattr(self, "writes", 0) + 1
+        if self.context.part == self.config["die_in_part"] and self.writes == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        receipts = super().write(deliveries)
+        self.notes.append(f"part {self.context.part}") if self.writes == 1 else None
+        return receipts
+
+
 def target_rows(db: Path) -> dict[str, tuple[str, int, int]]:
     conn = sqlite3.connect(db)
     try:
@@ -138,6 +159,7 @@ def register_sources(register):
 @crmsync.hookimpl
 def register_sinks(register):
     register(SqliteSink)
+    register(ParallelSqliteSink)
 
 
 @crmsync.hookimpl
