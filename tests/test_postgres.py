@@ -97,3 +97,20 @@ def test_sigkill_on_postgres_store(pg_database, demo_dir):
 
     rows = read_import_files(demo_dir / "out")
     assert len(rows) == 12 and len({r["external_id"] for r in rows}) == 12
+
+
+def test_a_sink_in_worker_processes_on_postgres(pg_database, tmp_path):
+    import os
+
+    from .test_crash import _crm_view, _reviews_dataset
+
+    cfg = _reviews_dataset(tmp_path / "data")
+    env = {**{k: v for k, v in os.environ.items() if k != "CRMSYNC_FAILPOINTS"}, "CRMSYNC_STORE_URL": pg_database}
+    killed = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress"], env={**env, "CRMSYNC_FAILPOINTS": "sink.after_ledger:1"}, capture_output=True)
+    assert killed.returncode == -9
+    done = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--json", "--no-progress"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    sink = json.loads(done.stdout)["sinks"][0]
+    assert "delivered by 2 worker processes" in sink["notes"] and sink["backlog"] == 0, sink
+    view = _crm_view(tmp_path / "data" / "out")
+    assert len(view) == 5000 and all(title.startswith("Review ") for title, _body in view.values())
