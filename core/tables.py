@@ -50,6 +50,8 @@ interactions = Table(
     Index("ix_interactions_source", "source"),
     Index("ix_interactions_author_id", "author_id"),
     Index("ix_interactions_due", "needs_response", "due_at"),
+    # the sinks' backlog and pages read only these: an index-only scan
+    Index("ix_interactions_pending", "interaction_id", "version", "source"),
 )
 
 #: Authors and CRM contacts.
