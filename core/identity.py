@@ -412,6 +412,11 @@ class Resolver:
         return sorted(out, key=lambda m: -m.confidence)[:3]
 
 
+
+def cluster_keys(person: Identity) -> list[str]:
+    """:func:`identity_keys` as the store's cluster table holds them: ``kind:value``."""
+    return [f"{k}:{v}" for k, v in identity_keys(person)]
+
 def link(rec: Interaction, match: Match) -> Interaction:
     """The interaction with its author linked to the matched contact."""
     author = rec.author.model_copy(update={"identity_id": match.contact_id, "crm_ids": {**rec.author.crm_ids, **match.crm_ids}}) if rec.author else None
@@ -423,5 +428,5 @@ def link(rec: Interaction, match: Match) -> Interaction:
 
 __all__ = [
     "ContactIndex", "Match", "Matcher", "Resolver", "canonical_email", "canonical_handle", "canonical_url",
-    "handle_from_url", "identity_keys", "is_role_address", "link",
+    "cluster_keys", "handle_from_url", "identity_keys", "is_role_address", "link",
 ]

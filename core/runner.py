@@ -134,7 +134,6 @@ class Runner:
         self._report_identity: dict[str, int] = {}
         self._resolver_built = datetime.now(UTC)
         self._channel: _WorkerChannel | None = None  # set in a worker process
-        self._sink_worker = False  # a worker process delivering part of a sink
         self._sinks_in_run = 0
 
     # --------------------------------------------------------------------
@@ -272,11 +271,7 @@ class Runner:
         def refill() -> None:
             while todo and len(running) < workers:
                 pos, (inst, rep) = todo.pop(0)
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_worker_main, args=(self, os.getpid(), inst.name, full_refresh, offset + pos, send), name=f"crmsync-source-{inst.name}", daemon=True)
-                proc.start()
-                send.close()
-                running[proc.sentinel] = (proc, recv, rep)
+                _spawn(ctx, running, rep, _worker_main, (self, os.getpid(), inst.name, full_refresh, offset + pos), f"crmsync-source-{inst.name}")
                 bars[rep.name] = _bar(f"source {inst.name}", self.progress, offset + pos)
 
         def on_message(rep: SourceReport, msg: tuple[Any, ...]) -> bool:
@@ -293,7 +288,7 @@ class Runner:
         def on_exit(rep: SourceReport, proc: Any, done: bool) -> None:
             bars.pop(rep.name).close()
             if not done:
-                how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+                how = _how_it_ended(proc)
                 rep.status = "failed"
                 rep.errors.append(f"the worker process reading this source died ({how}; out of memory?); what it committed is kept (counted here) and the next run resumes")
                 log.error("source %s: its worker process died (%s)", rep.name, how)
@@ -360,7 +355,7 @@ class Runner:
 
     def _resolve(self, recs: list[Interaction], rep: SourceReport | None, report_counts: dict[str, int] | None = None) -> list[Interaction]:
         """Link authors to CRM contacts; queue candidates; one identity per unknown person."""
-        from .identity import identity_keys, link
+        from .identity import cluster_keys, link
 
         resolver = self._current_resolver()
         out: list[Interaction] = []
@@ -379,11 +374,11 @@ class Runner:
                         for c in cands:
                             candidates.append({"author_id": a.identity_id, "contact_id": c.contact_id, "method": c.method, "confidence": c.confidence,
                                                "evidence": json.dumps(c.evidence, default=str), "author": a.model_dump_json(), "interaction_id": rec.interaction_id})
-                        keys = [f"{k}:{v}" for k, v in identity_keys(a)]
+                        keys = cluster_keys(a)
                         if keys:
                             unlinked[a.identity_id] = keys
             elif a is not None and not a.crm_ids and a.identity_id:
-                keys = [f"{k}:{v}" for k, v in identity_keys(a)]
+                keys = cluster_keys(a)
                 if keys:
                     unlinked[a.identity_id] = keys
             out.append(rec)
@@ -473,13 +468,13 @@ class Runner:
         """The unlinked authors (cluster ids) that share a key (canonical email, URL,
         handle) with one of ``contacts``; None, meaning every author, when a contact
         has an email without a canonical form (the ladder also matches raw emails)."""
-        from .identity import canonical_email, identity_keys, is_role_address
+        from .identity import canonical_email, cluster_keys, is_role_address
 
         keys: set[str] = set()
         for c in contacts:
             if any(canonical_email(e) is None and not is_role_address(e) for e in c.emails):
                 return None
-            keys.update(f"{k}:{v}" for k, v in identity_keys(c))
+            keys.update(cluster_keys(c))
         return self.store.identities_by_keys(keys)
 
     def _score_identities(self, report: RunReport) -> None:
@@ -524,8 +519,7 @@ class Runner:
 
     def _run_source(self, inst: InstanceConfig, rep: SourceReport, context: Context, full_refresh: bool, dry: dict, pos: int) -> None:
         t0 = time.monotonic()
-        channel = self._channel
-        bar = _RemoteBar(channel) if (channel is not None and self.progress) else _bar(f"source {inst.name}", self.progress, pos)
+        bar = self._progress_bar(f"source {inst.name}", pos)
         source: Source | None = None
         try:
             cls: type[Source] = self.host.get("sources", inst.plugin)
@@ -681,7 +675,7 @@ class Runner:
             if parts > 1:
                 self._run_sink_in_processes(inst, rep, context, total, parts)
             else:
-                self._deliver(inst, rep, context, _bar(f"sink {inst.name}", self.progress, 0, total=total))
+                self._deliver(inst, rep, context, total=total)
         except Exception as exc:  # noqa: BLE001 - one sink never breaks another
             rep.status = "failed"
             rep.errors.append(_describe(exc))
@@ -693,6 +687,12 @@ class Runner:
             except Exception:  # noqa: BLE001
                 rep.backlog = -1
 
+    def _progress_bar(self, desc: str, position: int, total: int | None = None) -> Any:
+        """A progress bar here, or in a worker one whose steps go to the run's process."""
+        if self._channel is not None and self.progress:
+            return _RemoteBar(self._channel)
+        return _bar(desc, self.progress, position, total=total)
+
     def _sink_parts(self, inst: InstanceConfig, total: int) -> int:
         """How many worker processes deliver this sink: one per core for a sink that
         allows it (``Sink.parallel``) when it is the run's only sink and the backlog
@@ -700,12 +700,13 @@ class Runner:
         if self.config.workers != "process" or self._sinks_in_run != 1:
             return 1
         cls: type[Sink] = self.host.get("sinks", inst.plugin)
-        if not getattr(cls, "parallel", False):
+        if not cls.parallel:
             return 1
         return max(1, min(self.config.concurrency, 16, total // 2000))
 
-    def _deliver(self, inst: InstanceConfig, rep: SinkReport, context: Context, bar: Any, after: str = "", before: str | None = None) -> None:
+    def _deliver(self, inst: InstanceConfig, rep: SinkReport, context: Context, *, total: int | None = None, after: str = "", before: str | None = None) -> None:
         """Deliver the backlog of ``inst`` (the ids after ``after`` and below ``before``)."""
+        bar = self._progress_bar(f"sink {inst.name}", 0, total)
         sink: Sink | None = None
         try:
             cls: type[Sink] = self.host.get("sinks", inst.plugin)
@@ -790,11 +791,7 @@ class Runner:
         reports = {k: SinkReport(inst.name, inst.plugin) for k in range(parts)}
         running: dict[Any, tuple[Any, Any, int]] = {}
         for k in range(parts):
-            recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_sink_worker_main, args=(self, os.getpid(), inst.name, k, bounds[k], bounds[k + 1], send), name=f"crmsync-sink-{inst.name}-{k}", daemon=True)
-            proc.start()
-            send.close()
-            running[proc.sentinel] = (proc, recv, k)
+            _spawn(ctx, running, k, _sink_worker_main, (self, os.getpid(), inst.name, k, bounds[k], bounds[k + 1]), f"crmsync-sink-{inst.name}-{k}")
 
         def on_message(k: int, msg: tuple[Any, ...]) -> bool:
             if msg[0] == "progress":
@@ -808,7 +805,7 @@ class Runner:
 
         def on_exit(k: int, proc: Any, finished: bool) -> None:
             if not finished:
-                how = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+                how = _how_it_ended(proc)
                 reports[k].status = "failed"
                 reports[k].errors.append(f"the worker process delivering part {k + 1} of {parts} died ({how}; out of memory?); what it confirmed is kept and the next run delivers the rest")
                 log.error("sink %s: a worker process died (%s)", inst.name, how)
@@ -840,7 +837,7 @@ class Runner:
             else:
                 rep.created += 1
         rep.delivered += len(receipts)
-        if self._sink_worker:
+        if self._channel is not None:  # a sink worker: counts so far, kept if it dies
             self._channel.send(("committed", {"created": rep.created, "updated": rep.updated, "delivered": rep.delivered}))
 
     def _dry_sink(self, inst: InstanceConfig, rep: SinkReport, dry: dict[str, dict[str, str]]) -> None:
@@ -899,12 +896,11 @@ def _worker_main(runner: Runner, run_pid: int, name: str, full_refresh: bool, po
 def _sink_worker_main(runner: Runner, run_pid: int, name: str, part: int, after: str, before: str | None, pipe: Any) -> None:
     """A forked sink worker: deliver the ids after ``after`` and below ``before``."""
     channel = _become_worker(runner, run_pid, pipe)
-    runner._sink_worker = True
     inst = runner.config.sinks[name]
     rep = SinkReport(inst.name, inst.plugin)
     context = dataclasses.replace(runner._worker_context, part=part)
     try:
-        runner._deliver(inst, rep, context, _RemoteBar(channel) if runner.progress else _NoBar(), after=after, before=before)
+        runner._deliver(inst, rep, context, after=after, before=before)
     finally:
         channel.send(("done", rep))
         pipe.close()
@@ -926,6 +922,19 @@ def _become_worker(runner: Runner, run_pid: int, pipe: Any) -> _WorkerChannel:
     runner._channel = channel
     runner.store = runner.store.for_worker()
     return channel
+
+
+def _spawn(ctx: Any, running: dict[Any, tuple[Any, Any, Any]], key: Any, target: Any, args: tuple[Any, ...], name: str) -> None:
+    """Fork a worker ``target(*args, pipe)`` and add it to ``running`` under ``key``."""
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(*args, send), name=name, daemon=True)
+    proc.start()
+    send.close()
+    running[proc.sentinel] = (proc, recv, key)
+
+
+def _how_it_ended(proc: Any) -> str:
+    return f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
 
 
 def _watch_workers(running: dict[Any, tuple[Any, Any, Any]], on_message: Any, on_exit: Any, refill: Any = None) -> None:
