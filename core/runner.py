@@ -201,6 +201,10 @@ class Runner:
                 self._score_identities(report)
             report.sinks = [SinkReport(i.name, i.plugin) for i in sink_insts]
             self._sinks_in_run = len(sink_insts)
+            if self.resolver is not None and self.resolver is not _UNBUILT:
+                # delivering needs no contact index: freed here, not copied into sink workers
+                self.resolver = None
+                gc.collect()
             if dry_run:
                 for inst, rep in zip(sink_insts, report.sinks, strict=True):
                     self._dry_sink(inst, rep, dry)
@@ -746,6 +750,7 @@ class Runner:
                     since_flush += len(batch)
                     after = page[-1].interaction.interaction_id
                     bar.update(len(batch))
+                    del page, batch  # not held while the next page is read: one page at a time in memory
                     if sink.flush_every and since_flush >= sink.flush_every:
                         flush()
                         since_flush = 0

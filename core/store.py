@@ -491,8 +491,8 @@ class Store:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [PendingItem(Interaction.model_validate_json(r[2], context=STORED), r[1], r[3], r[4]) for r in rows]
+            # parsed row by row: the page's raw JSON is not all held beside its models
+            return [PendingItem(Interaction.model_validate_json(r[2], context=STORED), r[1], r[3], r[4]) for r in conn.execute(q)]
 
     def backlog(self, sink: str, sources: Sequence[str] | None = None) -> int:
         """How many interaction versions ``sink`` has not received."""

@@ -160,7 +160,10 @@ class CsvSink(crmsync.Sink):
         self.flush_every = self.config["max_rows_per_file"]
         self._seq = 0
         self._files: dict[str, _PartFile] | None = None
-        self._receipts: list[crmsync.Receipt] = []
+        # one JSON string per written batch, not a Receipt per row: a file set holds
+        # up to max_rows_per_file of them until the flush, and small objects kept that
+        # long pin memory the pages in between would have given back
+        self._receipts: list[str] = []
         self._authors: set[str] = set()
         self._truncated: dict[str, int] = {}
 
@@ -177,6 +180,7 @@ class CsvSink(crmsync.Sink):
             self._files = self._start()
         crm = self.profile.crm
         create = self.config["new_authors"] == "create"
+        done: list[tuple[str, int]] = []
         for d in deliveries:
             values = interaction_fields(d, crm, html_note=self._html_note)
             if not create:
@@ -190,7 +194,8 @@ class CsvSink(crmsync.Sink):
                     f.write(identity_fields(d.author_profile or a))
             if a is not None and a.identity_id:
                 self._authors.add(a.identity_id)
-            self._receipts.append(d.receipt(external_id=d.interaction.interaction_id))
+            done.append((d.interaction.interaction_id, d.version))
+        self._receipts.append(json.dumps(done, separators=(",", ":")))
         return None
 
     def flush(self) -> list[crmsync.Receipt]:
@@ -218,8 +223,8 @@ class CsvSink(crmsync.Sink):
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(self.dir)
-        receipts, self._receipts = self._receipts, []
-        return receipts
+        batches, self._receipts = self._receipts, []
+        return [crmsync.Receipt(iid, version, iid) for batch in batches for iid, version in json.loads(batch)]
 
     def abort(self) -> None:
         if self._files is not None:
