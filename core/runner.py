@@ -201,10 +201,7 @@ class Runner:
                 self._score_identities(report)
             report.sinks = [SinkReport(i.name, i.plugin) for i in sink_insts]
             self._sinks_in_run = len(sink_insts)
-            if self.resolver is not None and self.resolver is not _UNBUILT:
-                # delivering needs no contact index: freed here, not copied into sink workers
-                self.resolver = None
-                gc.collect()
+            self.resolver = None  # delivering needs no contact index: freed, not copied into sink workers
             if dry_run:
                 for inst, rep in zip(sink_insts, report.sinks, strict=True):
                     self._dry_sink(inst, rep, dry)

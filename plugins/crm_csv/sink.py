@@ -40,7 +40,6 @@ class _PartFile:
         self.final = final
         self.tmp = final.with_name(f".{final.name}.tmp")
         self.spec = spec
-        self.columns = columns
         self.mode = mode
         self.rows = 0
         self.truncated: dict[str, int] = {}
@@ -163,7 +162,7 @@ class CsvSink(crmsync.Sink):
         # one JSON string per written batch, not a Receipt per row: a file set holds
         # up to max_rows_per_file of them until the flush, and small objects kept that
         # long pin memory the pages in between would have given back
-        self._receipts: list[str] = []
+        self._receipt_batches: list[str] = []
         self._authors: set[str] = set()
         self._truncated: dict[str, int] = {}
 
@@ -195,7 +194,7 @@ class CsvSink(crmsync.Sink):
             if a is not None and a.identity_id:
                 self._authors.add(a.identity_id)
             done.append((d.interaction.interaction_id, d.version))
-        self._receipts.append(json.dumps(done, separators=(",", ":")))
+        self._receipt_batches.append(json.dumps(done, separators=(",", ":")))
         return None
 
     def flush(self) -> list[crmsync.Receipt]:
@@ -223,7 +222,7 @@ class CsvSink(crmsync.Sink):
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(self.dir)
-        batches, self._receipts = self._receipts, []
+        batches, self._receipt_batches = self._receipt_batches, []
         return [crmsync.Receipt(iid, version, iid) for batch in batches for iid, version in json.loads(batch)]
 
     def abort(self) -> None:
@@ -231,7 +230,7 @@ class CsvSink(crmsync.Sink):
             for f in self._files.values():
                 f.discard()
             self._files = None
-        self._receipts = []
+        self._receipt_batches = []
 
 
 def read_import_files(output_dir: str | Path, kind: str | None = None) -> list[dict[str, str]]:
