@@ -13,7 +13,7 @@ This module is the public API plugins may use; everything else is internal.
 
 from __future__ import annotations
 
-from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, Source
+from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, SinkRejection, Source
 from .brands import BrandRules, fold
 from .config import Secret
 from .errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
@@ -67,6 +67,7 @@ __all__ = [
     "Secret",
     "Sentiment",
     "Sink",
+    "SinkRejection",
     "SkippableError",
     "Source",
     "__version__",

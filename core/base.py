@@ -183,12 +183,30 @@ class Delivery:
         return Receipt(self.interaction.interaction_id, self.version, external_id or self.external_id)
 
 
+@dataclass(frozen=True, slots=True)
+class SinkRejection:
+    """A delivery a sink could not write: no receipt, so it stays in the backlog.
+
+    ``kind`` is ``rejected`` (the target refused it: ``detail`` keeps the
+    request and the response, secrets masked) or ``invalid`` (refused by the
+    sink before sending). The runner puts it in the quarantine under
+    ``sink:INSTANCE``; every run tries it again until it lands.
+    """
+
+    interaction_id: str
+    version: int
+    reason: str
+    kind: Literal["rejected", "invalid"] = "rejected"
+    detail: dict[str, Any] | None = None
+
+
 class Sink(_Plugin):
     """Writes interactions somewhere (a CRM, its import files, a database).
 
     Override :meth:`write`. Writes must be idempotent (upsert by
     ``interaction_id``): after a crash the runner delivers again whatever has
-    no receipt.
+    no receipt. A record the target refuses (or the sink cannot send) gets no
+    receipt and is reported with :meth:`reject`; the rest of the batch goes on.
     """
 
     _role = "sink"
@@ -200,6 +218,25 @@ class Sink(_Plugin):
     #: in worker processes (each with its own ``context.part``). Only for sinks
     #: whose writes do not depend on order or on one another (files, upserts).
     parallel: ClassVar[bool] = False
+
+    def __init__(self, instance: str, config: Mapping[str, Any], context: Context | None = None) -> None:
+        super().__init__(instance, config, context)
+        self.rejections: list[SinkRejection] = []
+
+    def reject(self, delivery: Delivery, reason: str, *, request: Any = None, response: Any = None, invalid: bool = False) -> None:
+        """Report that ``delivery`` was not written (return no receipt for it).
+
+        ``reason`` says why in the user's terms (the API's message). Pass the
+        ``request`` and ``response`` the target saw (JSON-able; auth headers
+        left out: known secret values are masked anyway); ``invalid=True``
+        when the sink refused the record before sending it. The record goes
+        to the quarantine (``crmsync quarantine list``) and is tried again by
+        the next run.
+
+        .. versionadded:: 0.2
+        """
+        detail = None if request is None and response is None else {"request": request, "response": response}
+        self.rejections.append(SinkRejection(delivery.interaction.interaction_id, delivery.version, reason, "invalid" if invalid else "rejected", detail))
 
     def open(self) -> None:
         """Prepare for a run (connect, create directories)."""
@@ -243,4 +280,4 @@ class Enricher(_Plugin):
         return [self.enrich(i) for i in interactions]
 
 
-__all__ = ["Checkpoint", "Context", "Delivery", "Enricher", "Receipt", "Record", "Rejected", "Sink", "Source"]
+__all__ = ["Checkpoint", "Context", "Delivery", "Enricher", "Receipt", "Record", "Rejected", "Sink", "SinkRejection", "Source"]

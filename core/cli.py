@@ -339,8 +339,8 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
         """
 
     @quarantine.command("list")
-    @click.option("--source", help="Only this source.")
-    @click.option("--status", type=click.Choice(["open", "replayed", "dismissed", "all"]), default="open", show_default=True, help="Which items.")
+    @click.option("--source", help="Only this source (sink:NAME for the records a sink could not write).")
+    @click.option("--status", type=click.Choice(["open", "replayed", "delivered", "dismissed", "all"]), default="open", show_default=True, help="Which items (delivered: records a sink could not write at first, written since).")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @pass_state
     @_errors
@@ -416,10 +416,25 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
     @pass_state
     @_errors
     def q_dismiss(state: State, item_ids: tuple[int, ...]) -> None:
-        """Mark quarantined records as dismissed (kept, no longer open)."""
+        """Mark quarantined records as dismissed (kept, no longer open).
+
+        A record a sink could not write (source sink:NAME) is then no longer
+        retried by that sink, until the interaction changes.
+        """
+        from .base import Receipt
+        from .sink_quarantine import sink_of
+
         store = state.store()
         try:
             for i in item_ids:
+                item = store.quarantine_item(i)
+                sink = sink_of(item.source) if item else None
+                if sink and item.status == "open":
+                    # a record a sink could not write: recorded as handled, so the sink stops retrying it
+                    found = store.get_interaction(item.ref)
+                    if found is not None:
+                        store.record_receipts(sink, [Receipt(item.ref, found[1], None)])
+                        click.echo(f"{i}: sink {sink} will not retry interaction {item.ref} (until it changes)")
                 store.set_quarantine_status(i, "dismissed")
         finally:
             store.dispose()
@@ -503,6 +518,8 @@ def _print_report(report: Any) -> None:
         click.echo(f"  {'sink':<20} {'plugin':<10} {label:>12} {'updated':>7} {'delivered':>9} {'backlog':>7}  status")
         for s in report.sinks:
             click.echo(f"  {s.name:<20} {s.plugin:<10} {s.created:>12} {s.updated:>7} {s.delivered:>9} {s.backlog:>7}  {s.status}")
+            if s.rejected or s.invalid:
+                click.echo(f"      not written: {s.rejected} rejected by the target, {s.invalid} invalid (kept in the backlog, tried again next run): crmsync quarantine list --source sink:{s.name}")
             for e in s.errors:
                 click.echo(f"      error: {e}")
             for n in s.notes:

@@ -9,6 +9,7 @@ from .config import Config
 from .errors import CrmsyncError
 from .plugins import PluginHost
 from .schema import Identity, Interaction
+from .sink_quarantine import sink_of
 from .store import Store
 
 
@@ -31,6 +32,9 @@ def replay(config: Config, store: Store, host: PluginHost, *, ids: list[int] | N
         context = Context(config_dir=config.directory, run_id=None)
         sources: dict[str, Any] = {}
         for item in items:
+            if sink_of(item.source):
+                results.append({"id": item.id, "status": "open", "detail": f"a record sink {sink_of(item.source)!r} could not write: it stays in that sink's backlog and every run tries it again (dismiss it to stop)"})
+                continue
             inst = config.sources.get(item.source)
             if inst is None:
                 results.append({"id": item.id, "status": "error", "detail": f"source {item.source!r} is not configured any more"})

@@ -37,6 +37,7 @@ from .plugins import PluginHost
 from .retry import retrying
 from .schema import Identity, Interaction
 from .store import Store
+from .sink_quarantine import RejectionLog
 
 log = logging.getLogger("crmsync.runner")
 
@@ -73,6 +74,9 @@ class SinkReport:
     created: int = 0
     updated: int = 0
     delivered: int = 0
+    #: records the target refused / the sink refused to send: quarantined, tried again next run
+    rejected: int = 0
+    invalid: int = 0
     backlog: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -211,7 +215,7 @@ class Runner:
                     for f in futures:
                         f.result()
             failed = any(r.status in ("failed", "partial") for r in [*report.sources, *report.sinks])
-            quarantined = any(r.quarantined for r in report.sources)
+            quarantined = any(r.quarantined for r in report.sources) or any(r.rejected or r.invalid for r in report.sinks)
             locked = any(r.status == "locked" for r in report.sinks)
             report.exit_code = EXIT_PARTIAL if (failed or quarantined) else (EXIT_LOCKED if locked else EXIT_OK)
             report.status = "failed" if failed else ("ok" if not quarantined else "ok_with_quarantine")
@@ -709,10 +713,12 @@ class Runner:
         """Deliver the backlog of ``inst`` (the ids after ``after`` and below ``before``)."""
         bar = self._progress_bar(f"sink {inst.name}", 0, total)
         sink: Sink | None = None
+        rejections: RejectionLog | None = None
         try:
             cls: type[Sink] = self.host.get("sinks", inst.plugin)
             sink = cls(inst.name, self.config.resolved_options(inst), context)
             sink.open()
+            rejections = RejectionLog(self.store, inst.name, context.run_id)
             # instance attributes: a sink may size its batches from its config in open()
             page_size = min(sink.batch_size, sink.flush_every or sink.batch_size)
             since_flush = 0
@@ -720,9 +726,10 @@ class Runner:
             policy = {"attempts": self.config.retry_attempts, "max_wait": self.config.retry_max_wait}
 
             def flush() -> None:
-                receipts = retrying(name=f"sink {inst.name}", **policy)(sink.flush)
+                receipts = list(retrying(name=f"sink {inst.name}", **policy)(sink.flush) or ())
                 failpoint("sink.after_flush")
-                self._ledger(inst, rep, receipts, None, context)
+                _drain_rejections(sink, rejections, rep, receipts)
+                self._ledger(inst, rep, receipts, None, context, rejections)
 
             try:
                 while True:
@@ -743,7 +750,10 @@ class Runner:
                     receipts = retrying(name=f"sink {inst.name}", **policy)(sink.write, batch)
                     failpoint("sink.after_write")
                     if receipts is not None:
-                        self._ledger(inst, rep, receipts, batch, context)
+                        receipts = list(receipts)
+                    _drain_rejections(sink, rejections, rep, receipts or ())
+                    if receipts:
+                        self._ledger(inst, rep, receipts, batch, context, rejections)
                     since_flush += len(batch)
                     after = page[-1].interaction.interaction_id
                     bar.update(len(batch))
@@ -759,9 +769,14 @@ class Runner:
             rep.status = "failed"
             rep.errors.append(_describe(exc))
             log.error("sink %s failed: %s", inst.name, _describe(exc))
+            if sink is not None and rejections is not None:
+                try:
+                    _drain_rejections(sink, rejections, rep, getattr(exc, "receipts", None) or ())
+                except Exception as rej_exc:  # noqa: BLE001
+                    rep.errors.append(f"recording rejected records failed: {_describe(rej_exc)}")
             if getattr(exc, "receipts", None):  # durable before the failure: never sent twice
                 try:
-                    self._ledger(inst, rep, exc.receipts, None, context)
+                    self._ledger(inst, rep, exc.receipts, None, context, rejections)
                 except Exception as ledger_exc:  # noqa: BLE001
                     rep.errors.append(f"recording {len(exc.receipts)} confirmed receipt(s) failed: {_describe(ledger_exc)}")
             if sink is not None:
@@ -820,18 +835,22 @@ class Runner:
             rep.created += part.created
             rep.updated += part.updated
             rep.delivered += part.delivered
+            rep.rejected += part.rejected
+            rep.invalid += part.invalid
             rep.errors.extend(e for e in part.errors if e not in rep.errors)
             rep.notes.extend(n for n in part.notes if n not in rep.notes)
         rep.status = "failed" if any(p.status != "ok" for p in reports.values()) else "ok"
         rep.notes.append(f"delivered by {parts} worker processes")
 
-    def _ledger(self, inst: InstanceConfig, rep: SinkReport, receipts: Iterable[Receipt] | None, batch: list[Delivery] | None, context: Context) -> None:
+    def _ledger(self, inst: InstanceConfig, rep: SinkReport, receipts: Iterable[Receipt] | None, batch: list[Delivery] | None, context: Context, rejections: RejectionLog | None = None) -> None:
         receipts = list(receipts or [])
         if not receipts:
             return
         ops = {d.interaction.interaction_id: d.operation for d in batch} if batch else None
         self.store.record_receipts(inst.name, receipts, context.run_id)
         failpoint("sink.after_ledger")
+        if rejections is not None:
+            rejections.resolve(receipts)
         for r in receipts:
             op = ops.get(r.interaction_id) if ops is not None else ("update" if r.version > 1 else "create")
             if op == "update":
@@ -840,7 +859,7 @@ class Runner:
                 rep.created += 1
         rep.delivered += len(receipts)
         if self._channel is not None:  # a sink worker: counts so far, kept if it dies
-            self._channel.send(("committed", {"created": rep.created, "updated": rep.updated, "delivered": rep.delivered}))
+            self._channel.send(("committed", {"created": rep.created, "updated": rep.updated, "delivered": rep.delivered, "rejected": rep.rejected, "invalid": rep.invalid}))
 
     def _dry_sink(self, inst: InstanceConfig, rep: SinkReport, dry: dict[str, dict[str, str]]) -> None:
         """Count what the sink would create or update, writing nothing."""
@@ -1064,6 +1083,20 @@ def _bar(desc: str, enabled: bool, position: int, total: int | None = None) -> A
     from tqdm import tqdm
 
     return tqdm(desc=desc, total=total, unit="rec", position=position, leave=True, dynamic_ncols=True)
+
+
+def _drain_rejections(sink: Sink, log_: RejectionLog, rep: SinkReport, receipts: Iterable[Receipt]) -> None:
+    """Quarantine what ``sink`` reported as not written since the last call (a record
+    rejected by an attempt that a retry then wrote has a receipt: not counted)."""
+    if not sink.rejections:
+        return
+    written = {r.interaction_id for r in receipts}
+    pending, sink.rejections = [r for r in sink.rejections if r.interaction_id not in written], []
+    counts = log_.record(pending)
+    rep.rejected += counts["rejected"]
+    rep.invalid += counts["invalid"]
+    for r in pending[:3]:
+        log.warning("sink %s: %s %s: %s", rep.name, r.kind, r.interaction_id, r.reason)
 
 
 def _raw(raw: bytes | str | None) -> bytes | None:

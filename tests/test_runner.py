@@ -370,3 +370,36 @@ def test_a_parallel_sink_is_split_over_workers_and_a_dead_worker_fails_it_only_f
     assert again.exit_code == 0 and again.sinks[0].delivered == 4500 - sink.delivered, again.as_dict()
     rows = target_rows(tmp_path / "t.db")
     assert len(rows) == 4500 and {w for _t, _v, w in rows.values()} == {1}
+
+
+def test_a_record_the_target_refuses_is_quarantined_retried_and_closed_when_delivered(host, tmp_path):
+    src = {"a": {"plugin": "list", "items": items(5)}}
+    p = write_config(tmp_path, src, {"t": {"plugin": "sqlite_target", "db": "t.db", "refuse_titles": ["title 2"]}})
+    first = run(host, p)
+    sink = first.sinks[0]
+    assert (sink.delivered, sink.rejected, sink.invalid, sink.backlog, first.exit_code) == (4, 1, 0, 1, 1)
+    assert len(target_rows(tmp_path / "t.db")) == 4  # the rest of the batch landed
+    second = run(host, p)  # still refused: tried again, one quarantine entry
+    assert (second.sinks[0].delivered, second.sinks[0].rejected) == (0, 1)
+    cli = create_cli()
+    listed = json.loads(CliRunner().invoke(cli, ["-c", str(p), "quarantine", "list", "--source", "sink:t", "--json"]).output)
+    assert len(listed) == 1 and listed[0]["attempts"] == 2 and "title 2" in listed[0]["reason"] and listed[0]["error_type"] == "SinkRejected"
+    shown = CliRunner().invoke(cli, ["-c", str(p), "quarantine", "show", str(listed[0]["id"]), "--raw"]).output
+    assert json.loads(shown)["response"] == {"status": 400, "error": "REFUSED"}
+    p = write_config(tmp_path, src, {"t": {"plugin": "sqlite_target", "db": "t.db"}})  # the cause is fixed
+    third = run(host, p)
+    assert (third.sinks[0].delivered, third.sinks[0].rejected, third.exit_code) == (1, 0, 0)
+    assert len(target_rows(tmp_path / "t.db")) == 5
+    after = json.loads(CliRunner().invoke(cli, ["-c", str(p), "quarantine", "list", "--status", "all", "--json"]).output)
+    assert [i["status"] for i in after] == ["delivered"]
+
+
+def test_dismissing_a_refused_record_stops_the_retries(host, tmp_path):
+    p = write_config(tmp_path, {"a": {"plugin": "list", "items": items(3)}}, {"t": {"plugin": "sqlite_target", "db": "t.db", "refuse_titles": ["title 0"]}})
+    assert run(host, p).sinks[0].rejected == 1
+    cli = create_cli()
+    (item,) = json.loads(CliRunner().invoke(cli, ["-c", str(p), "quarantine", "list", "--json"]).output)
+    res = CliRunner().invoke(cli, ["-c", str(p), "quarantine", "dismiss", str(item["id"])])
+    assert res.exit_code == 0 and "will not retry" in res.output
+    again = run(host, p)
+    assert (again.sinks[0].rejected, again.sinks[0].backlog, again.exit_code) == (0, 0, 0)

@@ -79,6 +79,7 @@ class SqliteSink(crmsync.Sink):
             "fail": {"type": "string", "enum": ["never", "always", "retriable"], "default": "never"},
             "retriable_failures": {"type": "integer", "default": 1},
             "counter": {"type": "string", "default": "sink-counter.txt"},
+            "refuse_titles": {"type": "array", "items": {"type": "string"}, "default": [], "description": "rows with these titles are refused, as an API refuses a row of a batch"},
         },
         "required": ["db"],
     }
@@ -92,14 +93,19 @@ class SqliteSink(crmsync.Sink):
             raise crmsync.FatalError("target rejected the login")
         if self.config["fail"] == "retriable" and _bump(self.resolve_path(self.config["counter"])) <= self.config["retriable_failures"]:
             raise crmsync.RetriableError("HTTP 503", retry_after=0.05)
+        written = []
         with self.conn:
             for d in deliveries:
                 i = d.interaction
+                if i.title in self.config["refuse_titles"]:
+                    self.reject(d, f"title {i.title!r} is refused", request={"title": i.title}, response={"status": 400, "error": "REFUSED"})
+                    continue
+                written.append(d)
                 self.conn.execute(
                     "INSERT INTO t VALUES (?, ?, ?, 1) ON CONFLICT(id) DO UPDATE SET title=excluded.title, version=excluded.version, writes=writes+1",
                     (i.interaction_id, i.title, d.version),
                 )
-        return [d.receipt(external_id="T-" + d.interaction.interaction_id[:8]) for d in deliveries]
+        return [d.receipt(external_id="T-" + d.interaction.interaction_id[:8]) for d in written]
 
     def close(self):
         if hasattr(self, "conn"):
