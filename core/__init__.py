@@ -13,6 +13,7 @@ This module is the public API plugins may use; everything else is internal.
 
 from __future__ import annotations
 
+from .activity import Activity, activity_text
 from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, SinkRejection, Source
 from .brands import BrandRules, fold
 from .config import Secret
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Activity",
     "Attachment",
     "BrandRules",
     "Checkpoint",
@@ -71,6 +73,7 @@ __all__ = [
     "SkippableError",
     "Source",
     "__version__",
+    "activity_text",
     "call_with_retries",
     "content_hash",
     "csv_line",

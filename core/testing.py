@@ -107,7 +107,9 @@ def _resolve(config: ConfigArg | None, tmp: Path) -> dict[str, Any] | None:
 
 
 def _read_all(cls: type[Source], options: dict[str, Any], tmp: Path, state: dict[str, Any] | None = None) -> list[Any]:
-    opts = validate_options(cls.config_schema, options, where=cls.name)
+    # the options as the runner hands them over: validated, secret references resolved
+    cfg = kit_config(tmp, kit_host(sources=[cls]), sources={"kit": (cls.name, options)})
+    opts = cfg.resolved_options(cfg.sources["kit"])
     src = cls("kit", opts, Context(config_dir=tmp))
     return list(src.read(state))
 

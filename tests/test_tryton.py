@@ -1,0 +1,281 @@
+"""The tryton sink and source against a real Tryton server (trytond + party, SQLite).
+
+Each test starts its own trytond on 127.0.0.1 over a fresh copy of an
+initialised database (crmsync_tryton.devserver: trytond lives in a venv of its
+own, installed from PyPI on first use) and reads the CRM back through its own
+JSON-RPC API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from crmsync.testing import get_sink_test_class, get_source_test_class
+from crmsync_tryton import TrytonContactsSource, TrytonSink
+from crmsync_tryton.devserver import TrytonServer
+
+from .conftest import ROOT, crmsync_cmd
+
+PASSWORD_ENV = "CRMSYNC_TEST_TRYTON_PASSWORD"
+os.environ[PASSWORD_ENV] = TrytonServer.password
+MARKER = re.compile(r"\[crmsync:([0-9a-f-]{36}) v(\d+)\]\s*$")
+
+_servers: dict[Path, TrytonServer] = {}
+
+
+def _server(directory: Path) -> TrytonServer:
+    """The server of one test directory (the kit calls config() more than once per test)."""
+    if directory not in _servers:
+        try:
+            _servers[directory] = TrytonServer(directory / "tryton").start()
+        except RuntimeError as exc:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"Tryton cannot be installed or started here: {exc}")
+    return _servers[directory]
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers():
+    yield
+    while _servers:
+        _servers.popitem()[1].stop()
+
+
+@pytest.fixture
+def tryton(tmp_path: Path) -> TrytonServer:
+    return _server(tmp_path)
+
+
+def connection(server: TrytonServer) -> dict:
+    return {"url": server.url, "database": server.database, "username": server.username, "password": f"env:{PASSWORD_ENV}"}
+
+
+def held(server: TrytonServer) -> dict[str, dict]:
+    """Notes crmsync wrote, by interaction id; fails on a duplicate."""
+    out: dict[str, dict] = {}
+    for n in server.notes():
+        m = MARKER.search(n["message"])
+        assert m, f"a note without crmsync's marker: {n}"
+        assert m.group(1) not in out, f"interaction {m.group(1)} is in Tryton twice"
+        out[m.group(1)] = {"note": n["id"], "party": int(n["resource"].split(",")[1]), "version": int(m.group(2)), "message": n["message"]}
+    return out
+
+
+def _kit_read_back(options: dict, tmp: Path) -> list[dict]:
+    rows = []
+    for iid, note in held(_servers[tmp]).items():
+        rows.append({"interaction_id": iid, "title": note["message"].split("\n", 1)[0]})
+    return rows
+
+
+TestTrytonSink = get_sink_test_class(TrytonSink, lambda tmp: {**connection(_server(tmp)), "unmatched_party": "Unmatched authors"}, read_back=_kit_read_back)
+
+
+def _seeded_source_config(tmp: Path) -> dict:
+    server = _server(tmp)
+    if server.rpc("party.party", "search", [], 0, None, None):
+        return connection(server)  # seeded by an earlier call of this test
+    server.rpc("party.party", "create", [
+        {"name": "Ann Example", "contact_mechanisms": [["create", [{"type": "email", "value": "ann@example.org"}]]]},
+        {"name": "Bob Example", "contact_mechanisms": [["create", [{"type": "email", "value": "bob@example.org"}, {"type": "website", "value": "https://bob.example"}]]]},
+        {"name": "Acme Inc."},
+    ])
+    return connection(server)
+
+
+TestTrytonSource = get_source_test_class(TrytonContactsSource, _seeded_source_config, bad_config=None, min_records=3)
+
+
+# end to end: the demo into a running CRM -------------------------------------------------
+def _demo(tmp: Path, server: TrytonServer, extra: str = "") -> Path:
+    target = tmp / "demo"
+    shutil.copytree(ROOT / "demo", target, ignore=shutil.ignore_patterns(".crmsync", "out"))
+    cfg = (target / "crmsync-tryton.toml").read_text()
+    cfg = cfg.replace('url = "http://127.0.0.1:8000"', f'url = "{server.url}"').replace("env:TRYTON_PASSWORD", f"env:{PASSWORD_ENV}")
+    (target / "crmsync-tryton.toml").write_text(cfg + extra)
+    return target / "crmsync-tryton.toml"
+
+
+def _run(cfg: Path, *args: str, failpoints: str | None = None) -> tuple[int, dict | None]:
+    env = {k: v for k, v in os.environ.items() if k != "CRMSYNC_FAILPOINTS"}
+    if failpoints:
+        env["CRMSYNC_FAILPOINTS"] = failpoints
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--json", "--no-progress", *args], capture_output=True, text=True, env=env, timeout=300)
+    try:
+        return res.returncode, json.loads(res.stdout)
+    except ValueError:
+        return res.returncode, None
+
+
+def _store_ids(cfg: Path) -> dict[str, int]:
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True)
+    return {r["interaction_id"]: r["version"] for r in map(json.loads, res.stdout.splitlines())}
+
+
+def _seed_demo_contacts(server: TrytonServer) -> dict[str, int]:
+    """The demo's CRM contacts, as parties (Tom Baker's email in another case)."""
+    ids = server.rpc("party.party", "create", [
+        {"name": "Tom Baker", "contact_mechanisms": [["create", [{"type": "email", "value": "Tom.Baker@example.org"}]]]},
+        {"name": "Camille Durand", "contact_mechanisms": [["create", [{"type": "email", "value": "camille@durand.example"}]]]},
+        {"name": "José Martínez", "contact_mechanisms": [["create", [{"type": "email", "value": "jose@martinez.example"}]]]},
+    ])
+    return dict(zip(["tom", "camille", "jose"], ids, strict=True))
+
+
+@pytest.mark.slow
+def test_demo_lands_in_tryton_exactly_once_on_the_right_parties(tmp_path, tryton):
+    seeded = _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    code, report = _run(cfg)
+    assert code == 0, report
+    stored = _store_ids(cfg)
+    notes = held(tryton)
+    assert set(notes) == set(stored) and len(stored) == 12
+    assert report["sinks"][0]["delivered"] == 12
+    parties = {p["id"]: p for p in tryton.parties()}
+    # every note is on a party whose email is its author's (case aside), or on the unmatched party
+    export = {r["interaction_id"]: r for r in map(json.loads, subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True).stdout.splitlines())}
+    for iid, note in notes.items():
+        author = export[iid]["author"] or {}
+        emails = {e.casefold() for e in author.get("emails", [])}
+        party = parties[note["party"]]
+        if emails:
+            assert emails & {e.casefold() for e in party["emails"]}, (author, party)
+        else:
+            assert party["name"] == "Unmatched authors", (author, party)
+    # the seeded parties were used, never duplicated: one party per email
+    all_emails = [e.casefold() for p in parties.values() for e in p["emails"]]
+    assert len(all_emails) == len(set(all_emails))
+    assert any(n["party"] == seeded["tom"] for n in notes.values())
+    # the next run reads back the party the sink created for a new author: the link it
+    # makes re-delivers that author's record as an update (replaced on the same party)
+    code, again = _run(cfg)
+    assert code == 0 and again["sinks"][0]["created"] == 0
+    assert again["sinks"][0]["updated"] == again["identity"]["relinked"] <= len(parties) - len(seeded)
+    relinked = held(tryton)
+    assert relinked == notes, "the same notes: a relink changes nothing a note shows"
+    # after that a re-run sends nothing and changes nothing
+    code, third = _run(cfg)
+    assert code == 0 and third["sinks"][0]["delivered"] == 0
+    assert held(tryton) == relinked
+
+
+@pytest.mark.slow
+def test_an_edit_replaces_the_note_and_a_crash_between_create_and_delete_heals(tmp_path, tryton):
+    cfg = _demo(tmp_path, tryton)
+    assert _run(cfg)[0] == 0
+    before = held(tryton)
+    code, relinked = _run(cfg)  # the authors the sink created parties for are linked to them now
+    assert code == 0 and relinked["identity"]["relinked"] > 0 and relinked["sinks"][0]["updated"] == relinked["identity"]["relinked"]
+    assert held(tryton) == before, "a new version that changes nothing a note shows keeps its note"
+    mbox = cfg.parent / "mail" / "support.mbox"
+    text = mbox.read_text()
+    edited = text.replace("for our schools. Can you quote?", "for our SCHOOLS. Can you quote?")
+    assert edited != text
+    mbox.write_text(edited)
+    code, report = _run(cfg)
+    assert code == 0 and report["sinks"][0]["updated"] >= 1
+    after = held(tryton)  # exactly one note per interaction, the edited one replaced
+    assert set(after) == set(before)
+    (changed,) = [i for i in after if "SCHOOLS" in after[i]["message"]]
+    assert after[changed]["note"] != before[changed]["note"] and after[changed]["version"] > before[changed]["version"]
+    assert all(after[i]["note"] == before[i]["note"] for i in after if i != changed), "only the edited note is replaced"
+    # the state a crash between creating the new note and deleting the old one leaves: both
+    old = before[changed]
+    tryton.rpc("ir.note", "create", [{"resource": f"party.party,{old['party']}", "message": old["message"]}])
+    from crmsync.config import load_config
+    from crmsync.plugins import get_host
+    from crmsync.store import Store
+
+    store = Store(load_config(cfg, get_host()).store_url)
+    try:
+        store.reset_ledger("tryton")  # the receipt was lost with the crash
+    finally:
+        store.dispose()
+    code, report = _run(cfg)
+    assert code == 0
+    healed = held(tryton)
+    assert set(healed) == set(after) and "SCHOOLS" in healed[changed]["message"]
+    assert {i: n["note"] for i, n in healed.items()} == {i: n["note"] for i, n in after.items()}, "notes that were right were not re-created"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failpoints", ["sink.after_write:1", "sink.after_write:2", "sink.after_ledger:1"])
+def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, tryton, failpoints):
+    _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    text = cfg.read_text().replace('[sinks.tryton]\nplugin = "tryton"', '[sinks.tryton]\nplugin = "tryton"\nbatch_size = 3')
+    cfg.write_text(text)
+    code, _ = _run(cfg, failpoints=failpoints)
+    assert code == -9
+    for _ in range(3):
+        code, report = _run(cfg)
+        if code == 0:
+            break
+    assert code == 0, report
+    notes = held(tryton)  # fails on a duplicate
+    assert set(notes) == set(_store_ids(cfg))
+    parties = tryton.parties()
+    emails = [e.casefold() for p in parties for e in p["emails"]]
+    assert len(emails) == len(set(emails)), "a party was created twice"
+
+
+@pytest.mark.slow
+def test_contacts_read_back_link_authors_and_follow_edits(tmp_path, tryton):
+    seeded = _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    code, report = _run(cfg)
+    src = {s["name"]: s for s in report["sources"]}
+    assert src["crm_parties"]["identities"] >= 3
+    notes = held(tryton)
+    export = [json.loads(line) for line in subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True).stdout.splitlines()]
+    toms = [r for r in export if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]]
+    assert toms and all(r["author"]["crm_ids"].get("tryton") == str(seeded["tom"]) for r in toms)
+    assert all(notes[r["interaction_id"]]["party"] == seeded["tom"] for r in toms)
+    _run(cfg)  # the parties the sink created are read back (and relinked)
+    # a contact edited in the CRM flows into matching on the next run
+    (mech,) = tryton.rpc("party.contact_mechanism", "search", [["party", "=", seeded["camille"]]], 0, None, None)
+    tryton.rpc("party.contact_mechanism", "write", [mech], {"value": "camille.new@durand.example"})
+    code, third = _run(cfg)
+    assert code == 0
+    from crmsync.config import load_config
+    from crmsync.plugins import get_host
+    from crmsync.store import Store
+
+    store = Store(load_config(cfg, get_host()).store_url)
+    try:
+        contacts = [c for c in store.contacts() if c.crm_ids.get("tryton") == str(seeded["camille"])]
+    finally:
+        store.dispose()
+    assert contacts and "camille.new@durand.example" in contacts[0].emails
+
+
+@pytest.mark.slow
+def test_update_only_never_creates_a_party_and_reports_the_rest_invalid(tmp_path, tryton):
+    _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    text = cfg.read_text().replace('unmatched_party = "Unmatched authors"\n', 'contacts = "update-only"\n')
+    cfg.write_text(text)
+    code, report = _run(cfg)
+    sink = report["sinks"][0]
+    assert code == 1 and sink["invalid"] > 0 and sink["delivered"] + sink["invalid"] == 12
+    assert len(tryton.parties()) == 3, "update-only created a party"
+    listed = json.loads(subprocess.run([*crmsync_cmd(), "-c", str(cfg), "quarantine", "list", "--source", "sink:tryton", "--json"], capture_output=True, text=True, check=True).stdout)
+    assert len(listed) == sink["invalid"] and all("update-only" in i["reason"] or "has no author" in i["reason"] for i in listed)
+
+
+def test_a_wrong_password_is_a_clear_error_without_the_password(tmp_path, tryton, monkeypatch):
+    cfg = _demo(tmp_path, tryton)
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    code, report = _run(cfg)
+    sink = report["sinks"][0]
+    assert code == 1 and sink["status"] == "failed"
+    assert "refused the login of 'admin'" in sink["errors"][0] and "not-the-password" not in json.dumps(report)
