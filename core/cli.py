@@ -232,10 +232,18 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
                 click.echo(f"    ERROR: {e}")
 
     @cli.command()
+    @click.option("--offline", is_flag=True, help="Check the file only; do not connect to the CRMs and services plugins use.")
     @pass_state
     @_errors
-    def validate(state: State) -> None:
-        """Check the config file: plugins, options, secret references, store URL."""
+    def validate(state: State, offline: bool) -> None:
+        """Check the config file: plugins, options, secret references, store URL.
+
+        Then each plugin that can checks its connection (a CRM sink: the
+        credentials, and the custom fields or properties it needs). Nothing
+        is written. Exits 2 on the first problem, saying how to fix it.
+        """
+        from .base import Context
+
         cfg = state.config
         for kind in ("sources", "sinks", "enrichers"):
             for inst in getattr(cfg, kind).values():
@@ -243,6 +251,21 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
         from .config import redact_url
 
         click.echo(f"{cfg.where}: ok ({len(cfg.sources)} sources, {len(cfg.sinks)} sinks, {len(cfg.enrichers)} enrichers; store {redact_url(cfg.store_url)})")
+        if offline:
+            return
+        context = Context(config_dir=cfg.directory, dry_run=True)
+        for kind in ("sources", "sinks"):
+            for inst in getattr(cfg, kind).values():
+                cls = state.host.get(kind, inst.plugin)
+                if not callable(getattr(cls, "check", None)):
+                    continue
+                plugin = cls(inst.name, cfg.resolved_options(inst), context)
+                try:
+                    lines = plugin.check()
+                except CrmsyncError as exc:
+                    raise _Exit(redact(f"{inst.label}: {exc}"), 2) from None
+                for line in lines or ():
+                    click.echo(redact(f"{inst.label}: {line}"))
 
     @cli.command()
     @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")

@@ -279,3 +279,15 @@ def test_a_wrong_password_is_a_clear_error_without_the_password(tmp_path, tryton
     sink = report["sinks"][0]
     assert code == 1 and sink["status"] == "failed"
     assert "refused the login of 'admin'" in sink["errors"][0] and "not-the-password" not in json.dumps(report)
+
+
+def test_validate_checks_the_connection_and_writes_nothing(tmp_path, tryton, monkeypatch):
+    cfg = _demo(tmp_path, tryton)
+    ok = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "validate"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "[sinks.tryton]: logged in to" in ok.stdout and "[sources.crm_parties]: logged in to" in ok.stdout
+    assert tryton.parties() == [] and tryton.notes() == []
+    bad = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "validate"], capture_output=True, text=True, env={**os.environ, PASSWORD_ENV: "wrong-password"})
+    assert bad.returncode == 2 and "refused the login of 'admin'" in bad.stderr and "wrong-password" not in bad.stderr + bad.stdout
+    offline = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "validate", "--offline"], capture_output=True, text=True, env={**os.environ, PASSWORD_ENV: "wrong-password"})
+    assert offline.returncode == 0
