@@ -140,10 +140,13 @@ class TrytonSink(crmsync.Sink):
             self.client.model("ir.note", "delete", old)
         return receipts
 
-    def close(self) -> None:
+    def flush(self) -> list[crmsync.Receipt]:
         if self._cut:
             self.note(f"cut {self._cut} note(s) to max_note_chars ({self.config['max_note_chars']}) with …[truncated]")
             self._cut = 0
+        return []
+
+    def close(self) -> None:
         if getattr(self, "client", None) is not None:
             self.client.close()
 

@@ -1,0 +1,386 @@
+"""The ``hubspot`` sink: interactions as notes on HubSpot contacts.
+
+Why notes: a note takes any text, custom properties and an association to a
+contact, and shows on the contact's timeline. HubSpot's *email* engagements
+are for one-to-one mail logged by a sales rep (they need a direction, and
+count in sales email reporting) and *communications* only cover WhatsApp,
+LinkedIn and SMS; a public post or review is neither.
+
+Per batch of up to 100 interactions:
+
+1. **Contacts.** An author linked to a HubSpot contact (``crm_ids``, from the
+   ``hubspot`` source or a contacts export) uses that record id: crmsync never
+   creates a second contact for a linked author. Other authors are matched by
+   ``contact_match``: ``email`` (default) or a unique-value contact property
+   holding crmsync's identity id. ``contacts = "upsert"`` upserts them (batch
+   upsert, one request per 100), ``"insert"`` creates only the missing ones,
+   ``"update-only"`` only looks them up. An author with no email (and an
+   ``email`` match) gets no contact: the note is left unassociated.
+2. **Notes.** A new interaction is a note created with its association
+   (batch create); the interaction id goes in ``id_property``, a custom note
+   property. Before creating, the batch's ids are *searched* (one request per
+   100): a note an earlier attempt created (its answer lost to a timeout, a
+   dropped connection, a crash before the ledger, a reset ledger) is kept, not
+   created again. Creates are also written down first in a small journal in
+   the state directory: an id whose outcome is unknown and that the search
+   does not find yet is searched again after ``search_lag`` seconds, since
+   HubSpot's search index trails writes. An edit updates the note by its id
+   (batch update) and re-associates it.
+3. **Refusals.** A batch HubSpot refuses with a validation error (an unknown
+   property, a value outside an enumeration's options) is split in halves
+   until the refused inputs are alone: those are rejected with HubSpot's
+   message (quarantined, retried next run) and the rest lands.
+
+Text over HubSpot's 65,536-character property limit is cut at the end of the
+text (the footer stays) with ``…[truncated]``, and the run report says how
+many were.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import crmsync
+
+from .api import BATCH_LIMIT, NOTE_TO_CONTACT, SEARCH_IN_LIMIT, SEARCH_LIMIT, ApiError, HubSpotApi
+
+MAX_TEXT = 65_536
+#: fields a note property may be mapped to (note_properties)
+NOTE_FIELDS = ("source", "channel", "kind", "url", "title", "language", "sentiment_label", "sentiment_score", "rating_normalized", "priority", "needs_response", "due_at", "thread_id", "author_name", "author_email")
+
+CONNECTION_SCHEMA: dict[str, Any] = {
+    "access_token": {"type": "string", "secret": True, "description": "A private app's access token: env:NAME or file:PATH."},
+    "base_url": {"type": "string", "default": "https://api.hubapi.com", "description": "API host: HubSpot's default, an EU data-centre host (https://api-eu1.hubapi.com) or a proxy. The API version is the client's (CRM v3 objects, v4 associations)."},
+    "timeout": {"type": "number", "default": 30, "description": "Seconds to wait for one request."},
+    "retry_attempts": {"type": "integer", "minimum": 1, "default": 6, "description": "Attempts per request on 429, 5xx and timeouts (Retry-After and the rate-limit headers are honoured)."},
+    "crm": {"type": "string", "default": "hubspot", "description": "Name the contact record ids are kept under (Identity.crm_ids); the hubspot source and sink must agree."},
+}
+
+
+def make_api(plugin: crmsync.Sink | crmsync.Source) -> HubSpotApi:
+    cfg = plugin.config
+    return HubSpotApi(cfg["access_token"], cfg["base_url"], timeout=cfg["timeout"], attempts=cfg["retry_attempts"], max_wait=60.0, plugin=plugin.instance)
+
+
+def _value(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class HubSpotSink(crmsync.Sink):
+    """Interactions as HubSpot notes associated with their authors' contacts."""
+
+    name = "hubspot"
+    description = "HubSpot CRM: interactions as notes on contacts (batch API, upsert by email), idempotent by a note property."
+    batch_size = BATCH_LIMIT
+    config_schema = {
+        "type": "object",
+        "properties": {
+            **CONNECTION_SCHEMA,
+            "contacts": {"type": "string", "enum": ["upsert", "update-only", "insert"], "default": "upsert", "description": "upsert: create or update the authors' contacts; update-only: never create one (notes of unknown authors stay unassociated); insert: create missing contacts, leave existing ones untouched."},
+            "contact_match": {"type": "string", "default": "email", "description": "How unlinked authors are matched to contacts: email, or the name of a unique-value contact property that holds crmsync's identity id (then authors without email get contacts too). Linked authors always use their record id."},
+            "id_property": {"type": "string", "default": "crmsync_interaction_id", "description": "The note property that holds the interaction id (single-line text; `crmsync validate` creates it with create_properties)."},
+            "create_properties": {"type": "boolean", "default": False, "description": "Create missing custom properties (id_property, a custom contact_match) at validate and at the start of a run."},
+            "note_properties": {"type": "object", "additionalProperties": {"type": "string", "enum": list(NOTE_FIELDS)}, "default": {}, "description": "More note properties: {hubspot_property = field}."},
+            "search_before_create": {"type": "string", "enum": ["always", "unknown"], "default": "always", "description": "always: search for notes that already carry the batch's interaction ids before creating (one search request per 100; safe however receipts were lost); unknown: only where an earlier create's outcome is unknown (a journal in .crmsync/plugins; one machine per sink, ledgers never reset by hand)."},
+            "search_lag": {"type": "number", "minimum": 0, "default": 5, "description": "Seconds to wait before searching again for a note whose create's outcome is unknown and that the first search did not find (HubSpot's search index trails writes by a few seconds)."},
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": BATCH_LIMIT, "default": BATCH_LIMIT, "description": "Interactions per batch request (HubSpot's limit is 100)."},
+        },
+        "required": ["access_token"],
+    }
+
+    def open(self) -> None:
+        self.batch_size = self.config["batch_size"]
+        self.api = make_api(self)
+        self.crm = self.config["crm"]
+        self.id_prop = self.config["id_property"]
+        self._cut = 0
+        journal_dir = self.context.state_dir
+        self._journal_path = Path(journal_dir) / f"{self.instance}.hubspot-creates.json" if journal_dir else None
+        self._unknown: set[str] = set(json.loads(self._journal_path.read_text())) if self._journal_path and self._journal_path.exists() else set()
+        self._settled = False
+        self._ensure_properties(create=self.config["create_properties"])
+
+    def check(self) -> list[str]:
+        """What ``crmsync validate`` reports: the token works, the properties exist."""
+        self.api = make_api(self)
+        created = self._ensure_properties(create=self.config["create_properties"])
+        lines = [f"token accepted by {self.api.base_url}; note property {self.config['id_property']!r} exists"]
+        lines += [f"created property {p}" for p in created]
+        return lines
+
+    def _ensure_properties(self, *, create: bool) -> list[str]:
+        wanted = [("notes", self.config["id_property"], False)]
+        if self.config["contact_match"] != "email":
+            wanted.append(("contacts", self.config["contact_match"], True))
+        wanted += [("notes", p, None) for p in self.config["note_properties"]]
+        made = []
+        for obj, name, unique in wanted:
+            found = self.api.get_property(obj, name)
+            if found is not None:
+                if unique and not found.get("hasUniqueValue"):
+                    msg = f"contact property {name!r} must be a unique-value property to match contacts by it (HubSpot: Settings > Properties > {name} > 'Require unique values')"
+                    raise crmsync.ConfigError(msg, plugin=self.instance)
+                continue
+            if create and unique is not None:
+                self.api.create_property(obj, {
+                    "name": name, "label": f"crmsync {name.replace('_', ' ')}", "type": "string", "fieldType": "text",
+                    "groupName": "contactinformation" if obj == "contacts" else "note_information", **({"hasUniqueValue": True} if unique else {}),
+                })
+                made.append(f"{obj}.{name}")
+                continue
+            how = "set create_properties = true, or " if unique is not None else ""
+            msg = f"HubSpot has no {obj[:-1]} property {name!r}: {how}create it in HubSpot (Settings > Properties > {obj.capitalize()}: single-line text{', unique values' if unique else ''})"
+            raise crmsync.ConfigError(msg, plugin=self.instance)
+        return made
+
+
+    # the journal of creates whose outcome may be unknown ---------------------------
+    def _journal(self, ids: Sequence[str]) -> None:
+        self._unknown.update(ids)
+        if self._journal_path is None:
+            return
+        self._journal_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._journal_path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(sorted(self._unknown), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._journal_path)
+
+    def _settle(self) -> None:
+        """The previous write returned: the runner has recorded its receipts."""
+        if self._settled and self._unknown:
+            self._unknown.clear()
+            if self._journal_path is not None:
+                self._journal_path.unlink(missing_ok=True)
+        self._settled = False
+
+    def flush(self) -> list[crmsync.Receipt]:
+        self._settle()
+        if self._cut:
+            self.note(f"cut {self._cut} note(s) to HubSpot's {MAX_TEXT}-character limit with …[truncated] at the end of the text")
+            self._cut = 0
+        return []
+
+    # writing -----------------------------------------------------------------
+    def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
+        self._settle()
+        contacts = self._contacts(deliveries)
+        props = {d.interaction.interaction_id: self._note_properties(d) for d in deliveries}
+        receipts: list[crmsync.Receipt] = []
+        creates: list[crmsync.Delivery] = []
+        updates = [d for d in deliveries if d.operation == "update" and d.external_id]
+        if updates:
+            gone = self._update(updates, props, contacts, receipts)
+            creates += gone
+        creates += [d for d in deliveries if not (d.operation == "update" and d.external_id)]
+        if creates:
+            search = creates if self.config["search_before_create"] == "always" or self._journal_path is None else [d for d in creates if d.interaction.interaction_id in self._unknown]
+            found = self._existing([d.interaction.interaction_id for d in search]) if search else {}
+            unsure = [d.interaction.interaction_id for d in search if d.interaction.interaction_id in self._unknown and d.interaction.interaction_id not in found]
+            if unsure and self.config["search_lag"]:
+                time.sleep(self.config["search_lag"])  # a note created just before a crash may not be searchable yet
+                found.update(self._existing(unsure))
+            fresh = []
+            for d in creates:
+                note = found.get(d.interaction.interaction_id)
+                if note is not None:  # created by an attempt whose answer was lost
+                    receipts.append(d.receipt(note))
+                else:
+                    fresh.append(d)
+            if fresh:
+                self._journal([d.interaction.interaction_id for d in fresh])
+                receipts += self._create(fresh, props, contacts)
+        self._settled = True
+        return receipts
+
+    def _note_properties(self, d: crmsync.Delivery) -> dict[str, str | None]:
+        i = d.interaction
+        act = crmsync.activity_text(i, d.author_profile, max_body=MAX_TEXT // 2)
+        # HubSpot renders a note's body as HTML: the text goes in escaped, its lines as <br>
+        body = "<br>".join(html.escape(line) for line in f"{act.subject}\n\n{act.body}".split("\n"))
+        if len(body) > MAX_TEXT:
+            body = crmsync.truncate(body, MAX_TEXT, "…[truncated]")[0] or ""
+            act = crmsync.Activity(act.subject, act.body, True)
+        self._cut += act.truncated
+        when = i.published or i.fetched
+        props: dict[str, str | None] = {"hs_timestamp": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if when else None, "hs_note_body": body, self.id_prop: i.interaction_id}
+        a = d.author_profile or i.author
+        values = {
+            "source": i.source, "channel": i.channel, "kind": i.kind, "url": i.url, "title": i.title, "language": i.language,
+            "sentiment_label": i.sentiment.label if i.sentiment else None, "sentiment_score": i.sentiment.score if i.sentiment else None,
+            "rating_normalized": i.rating.normalized if i.rating else None, "priority": i.priority, "needs_response": i.needs_response,
+            "due_at": i.due_at.isoformat() if i.due_at else None, "thread_id": i.thread_id,
+            "author_name": a.name if a else None, "author_email": a.emails[0] if a and a.emails else None,
+        }
+        for prop, field in self.config["note_properties"].items():
+            v = _value(values[field])
+            props[prop] = crmsync.truncate(v, MAX_TEXT, "…[truncated]")[0] if v else v
+        return props
+
+    def _update(self, updates: list[crmsync.Delivery], props: dict[str, dict[str, Any]], contacts: dict[str, str], receipts: list[crmsync.Receipt]) -> list[crmsync.Delivery]:
+        """Update notes by id; returns the deliveries whose note is gone (created again)."""
+        by_note = {d.external_id: d for d in updates}
+        done: list[crmsync.Delivery] = []
+        missing: set[str] = set()
+        for chunk in _chunks(updates, BATCH_LIMIT):
+            inputs = [{"id": d.external_id, "properties": {k: v for k, v in props[d.interaction.interaction_id].items() if v is not None}} for d in chunk]
+            ok = self._send("update", chunk, inputs)
+            for status_body in ok:
+                for r in status_body.get("results", []):
+                    done.append(by_note[r["id"]])
+                for e in status_body.get("errors", []):
+                    missing.update((e.get("context") or {}).get("ids", []))
+        pairs = [(d.external_id, contacts[d.interaction.interaction_id]) for d in done if d.interaction.interaction_id in contacts]
+        for chunk in _chunks(pairs, BATCH_LIMIT):
+            self.api.associate_default(chunk)
+        receipts += [d.receipt(d.external_id) for d in done]
+        return [by_note[n] for n in missing if n in by_note]
+
+    def _create(self, fresh: list[crmsync.Delivery], props: dict[str, dict[str, Any]], contacts: dict[str, str]) -> list[crmsync.Receipt]:
+        out = []
+        for chunk in _chunks(fresh, BATCH_LIMIT):
+            inputs = []
+            for d in chunk:
+                iid = d.interaction.interaction_id
+                inp: dict[str, Any] = {"properties": {k: v for k, v in props[iid].items() if v is not None}}
+                if iid in contacts:
+                    inp["associations"] = [{"to": {"id": contacts[iid]}, "types": [NOTE_TO_CONTACT]}]
+                inputs.append(inp)
+            by_id = {d.interaction.interaction_id: d for d in chunk}
+            for body in self._send("create", chunk, inputs):
+                for r in body.get("results", []):
+                    d = by_id[r["properties"][self.id_prop]]
+                    out.append(d.receipt(r["id"]))
+        return out
+
+    def _send(self, op: str, chunk: list[crmsync.Delivery], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One batch request; a validation error splits it until the refused inputs are alone."""
+        try:
+            return [self.api.batch("notes", op, {"inputs": inputs}, repeatable=op != "create")[1] or {}]
+        except ApiError as exc:
+            if exc.status not in (400, 409) or exc.category not in ("VALIDATION_ERROR", "CONFLICT", None):
+                raise
+            if len(chunk) == 1:
+                self.reject(chunk[0], str(exc.message), request={"endpoint": f"POST /crm/v3/objects/notes/batch/{op}", "inputs": inputs}, response={"status": exc.status, "body": exc.body})
+                return []
+            half = len(chunk) // 2
+            return self._send(op, chunk[:half], inputs[:half]) + self._send(op, chunk[half:], inputs[half:])
+
+    def _existing(self, interaction_ids: list[str]) -> dict[str, str]:
+        """Notes that already carry these interaction ids (search)."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(interaction_ids, SEARCH_IN_LIMIT):
+            after: str | None = None
+            while True:
+                body: dict[str, Any] = {"filterGroups": [{"filters": [{"propertyName": self.id_prop, "operator": "IN", "values": chunk}]}], "properties": [self.id_prop], "limit": SEARCH_LIMIT}
+                if after:
+                    body["after"] = after
+                page = self.api.search("notes", body)
+                for r in page.get("results", []):
+                    found.setdefault(r["properties"][self.id_prop], r["id"])
+                after = ((page.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+        return found
+
+    # contacts ----------------------------------------------------------------
+    def _contacts(self, deliveries: Sequence[crmsync.Delivery]) -> dict[str, str]:
+        """Contact record id per interaction id, for the authors that have (or get) one."""
+        match = self.config["contact_match"]
+        mode = self.config["contacts"]
+        authors: dict[str, crmsync.Identity] = {}
+        contact_of: dict[str, str] = {}
+        for d in deliveries:
+            a = d.author_profile or d.interaction.author
+            if a is not None and a.identity_id:
+                authors.setdefault(a.identity_id, a)
+        linked = {k: a.crm_ids[self.crm] for k, a in authors.items() if a.crm_ids.get(self.crm)}
+        contact_of.update(linked)
+        keyed: dict[str, tuple[str, crmsync.Identity]] = {}  # match value -> (identity id, author)
+        for k, a in authors.items():
+            if k in linked:
+                continue
+            value = (a.emails[0].strip() if a.emails else None) if match == "email" else k
+            if value:
+                keyed.setdefault(value.lower() if match == "email" else value, (k, a))
+        if keyed:
+            if mode == "upsert":
+                found = self._upsert_contacts(match, keyed)
+            else:
+                found = self._read_contacts(match, list(keyed))
+                if mode == "insert":
+                    found.update(self._create_contacts(match, {v: ka for v, ka in keyed.items() if v not in found}))
+            for value, (k, _a) in keyed.items():
+                if value in found:
+                    contact_of[k] = found[value]
+        out = {}
+        for d in deliveries:
+            a = d.author_profile or d.interaction.author
+            if a is not None and a.identity_id in contact_of:
+                out[d.interaction.interaction_id] = contact_of[a.identity_id]
+        return out
+
+    @staticmethod
+    def _contact_properties(a: crmsync.Identity) -> dict[str, str]:
+        parts = (a.name or "").split()
+        props = {"email": a.emails[0] if a.emails else None, "firstname": " ".join(parts[:-1]) if len(parts) > 1 else None, "lastname": parts[-1] if parts else None, "company": a.company, "website": a.profile_urls[0] if a.profile_urls else None}
+        return {k: v[:MAX_TEXT] for k, v in props.items() if v}
+
+    def _upsert_contacts(self, match: str, keyed: dict[str, tuple[str, crmsync.Identity]]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        items = list(keyed.items())
+        for chunk in _chunks(items, BATCH_LIMIT):
+            inputs = [{"idProperty": match, "id": a.emails[0].strip() if match == "email" else value, "properties": self._contact_properties(a)} for value, (_k, a) in chunk]
+            _status, body = self.api.batch("contacts", "upsert", {"inputs": inputs})
+            for r in (body or {}).get("results", []):
+                key = r["properties"].get(match)
+                if key:
+                    found[key.lower() if match == "email" else key] = r["id"]
+        return found
+
+    def _read_contacts(self, match: str, values: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(values, BATCH_LIMIT):
+            _status, body = self.api.batch("contacts", "read", {"idProperty": match, "inputs": [{"id": v} for v in chunk], "properties": [match]})
+            for r in (body or {}).get("results", []):
+                key = r["properties"].get(match)
+                if key:
+                    found[key.lower() if match == "email" else key] = r["id"]
+        return found
+
+    def _create_contacts(self, match: str, keyed: dict[str, tuple[str, crmsync.Identity]]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(keyed.items()), BATCH_LIMIT):
+            inputs = [{"properties": {**self._contact_properties(a), **({} if match == "email" else {match: value})}} for value, (_k, a) in chunk]
+            try:
+                _status, body = self.api.batch("contacts", "create", {"inputs": inputs}, repeatable=False)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                # created meanwhile (another run, a lost answer): read them back instead
+                found.update(self._read_contacts(match, [v for v, _ka in chunk]))
+                continue
+            for r in (body or {}).get("results", []):
+                key = r["properties"].get(match)
+                if key:
+                    found[key.lower() if match == "email" else key] = r["id"]
+        return found
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Any]:
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+__all__ = ["HubSpotSink", "make_api"]

@@ -1,0 +1,1 @@
+"""Local servers that stand in for SaaS CRM APIs in the tests and benchmarks."""
