@@ -33,7 +33,7 @@ from . import hookspecs
 from .base import Enricher, Sink, Source
 
 #: Built-in plugins, registered before any third-party plugin.
-DEFAULT_PLUGINS: tuple[str, ...] = ("crmsync_rss", "crmsync_reviews", "crmsync_email", "crmsync_crm_csv", "crmsync_enrich", "crmsync_singer", "crmsync_tryton", "crmsync_hubspot")
+DEFAULT_PLUGINS: tuple[str, ...] = ("crmsync_rss", "crmsync_reviews", "crmsync_email", "crmsync_crm_csv", "crmsync_enrich", "crmsync_singer", "crmsync_tryton", "crmsync_hubspot", "crmsync_salesforce")
 
 _KINDS: dict[str, type | None] = {"sources": Source, "sinks": Sink, "enrichers": Enricher, "matchers": None}
 
