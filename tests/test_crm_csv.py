@@ -253,3 +253,21 @@ def test_bench_corpus_contacts_load(tmp_path):
     assert {p.crm_ids["generic"] for p in people} == {r["contact_id"] for r in expected}
     with_twitter = [p for p, r in zip(people, expected, strict=True) if r["twitter"]]
     assert all(p.handles and p.handles[0].startswith("twitter:") for p in with_twitter)
+
+
+def test_hubspot_notes_use_the_matched_crm_contact_not_the_raw_address(tmp_path):
+    # identity linked Jane's +tag address to HubSpot contact 51; the note must name contact 51
+    jane_raw = crmsync.Identity(identity_id="contact-51", name="jane", emails=["Jane.Doe+orders@gmail.com"], crm_ids={"hubspot": "51"})
+    jane_crm = crmsync.Identity(identity_id="contact-51", name="Jane Doe", emails=["jane.doe@gmail.com", "Jane.Doe+orders@gmail.com"], crm_ids={"hubspot": "51"}, company="Doe Bakery")
+    linked = crmsync.Interaction.create(source="s", channel="email", native_id="<j@x>", kind="email", title="Order", body_text="Where is it?", author=jane_raw)
+    anonymous = crmsync.Interaction.create(source="s", channel="feed", native_id="https://blog.example/c/1", kind="comment", title="Nice", author=crmsync.Identity(name="Guest"))
+    reply = crmsync.Interaction.create(
+        source="s", channel="review", native_id="R1#reply", scope="shop", kind="reply", title="Thanks!", author=crmsync.Identity(name="shop business reply", kind="organization"), extra={"business_reply": True}
+    )
+    sink, out = _write(tmp_path, {"profile": "hubspot"}, [crmsync.Delivery(linked, 1, "create", author_profile=jane_crm), crmsync.Delivery(anonymous, 1, "create"), crmsync.Delivery(reply, 1, "create")])
+    rows = {r["crmsync ID"]: r for r in read_import_files(out)}
+    jane = rows[linked.interaction_id]
+    assert (jane["Record ID"], jane["Email"], jane["First Name"], jane["Last Name"], jane["Company Name"]) == ("51", "jane.doe@gmail.com", "Jane", "Doe", "Doe Bakery")
+    for iid in (anonymous.interaction_id, reply.interaction_id):  # no empty contacts
+        assert [rows[iid][c] for c in ("Record ID", "Email", "First Name", "Last Name", "Company Name")] == ["", "", "", "", ""]
+    assert any("2 note(s) have no contact" in n for n in sink.notes)

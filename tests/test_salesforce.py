@@ -141,6 +141,9 @@ def test_demo_lands_in_salesforce_once_on_the_matched_records(tmp_path, sf):
     assert toms and all(tasks[i]["WhoId"] == seeded["tom"] for i in toms)
     assert all(stored[i]["author"]["crm_ids"].get("salesforce") == seeded["tom"] for i in toms), "identity linked the author to the CRM contact"
     assert all(t["Status"] == "Completed" and len(t["Subject"]) <= 255 for t in tasks.values())
+    replies = [i for i, r in stored.items() if r["extra"].get("business_reply")]
+    assert replies and all("WhoId" not in tasks[i] for i in replies), "a business's reply is no Lead"
+    assert not any("business reply" in f"{p.get('FirstName')} {p.get('LastName')}" for p in sf.records["Lead"].values())
     _run(cfg)  # the Leads the sink created are read back and linked (an update to the same Task)
     before = dict(sf.requests)
     code, again = _run(cfg)

@@ -118,17 +118,18 @@ SALESFORCE = Profile(
 # contact (keyed by Email) and the note associated with it.
 HUBSPOT = Profile(
     name="hubspot",
-    description="HubSpot import: one file of notes with their contact (keyed by Email) in the same row.",
+    description="HubSpot import: one file of notes with their contact in the same row (the matched CRM contact's Record ID and email; no contact for authors without either).",
     crm="hubspot",
     files=(
         FileKind(
             "notes", "Note", "crmsync ID", "interaction",
             (
                 ("crmsync ID", "external_id"),
-                ("Email", "author_email"),
-                ("First Name", "author_first_name"),
-                ("Last Name", "author_last_name"),
-                ("Company Name", "author_company"),
+                ("Record ID", "contact_record_id"),
+                ("Email", "contact_email"),
+                ("First Name", "contact_first_name"),
+                ("Last Name", "contact_last_name"),
+                ("Company Name", "contact_company"),
                 ("Note body", "note_body_html"),
                 ("Activity date", "published"),
                 ("crmsync source", "source"),
@@ -171,6 +172,15 @@ def interaction_fields(d: crmsync.Delivery, crm: str, *, html_note: bool = True)
     a = i.author
     first, last = split_name(a.name if a else None, a.emails[0] if a and a.emails else None)
     crm_id = a.crm_ids.get(crm) if a else None
+    # the contact a note belongs to: the CRM's own record when identity matched one (its
+    # record id and the email the CRM holds, from the stored profile), else the author's
+    # address; none for a business's reply or an author with neither (no empty contacts)
+    profile = d.author_profile if d.author_profile is not None and crm_id and d.author_profile.crm_ids.get(crm) == crm_id else None
+    business = bool(i.extra.get("business_reply"))
+    contact = None if business else (profile or a)
+    contact_email = contact.emails[0] if contact is not None and contact.emails else None
+    has_contact = contact is not None and bool(contact_email or crm_id)
+    c_first, c_last = split_name(contact.name, contact_email) if has_contact else (None, None)
     text = i.body_text or i.summary or ""
     footer = [f"Link: {i.url}"] if i.url else []
     if i.rating:
@@ -208,6 +218,11 @@ def interaction_fields(d: crmsync.Delivery, crm: str, *, html_note: bool = True)
         "author_profile_urls": ";".join(a.profile_urls) if a else None,
         "author_company": a.company if a else None,
         "author_crm_id": crm_id,
+        "contact_record_id": crm_id if has_contact else None,
+        "contact_email": contact_email if has_contact else None,
+        "contact_first_name": c_first,
+        "contact_last_name": c_last,
+        "contact_company": contact.company if has_contact else None,
         "author_new_lead_id": a.identity_id if a and not crm_id and a.identity_id else None,
         "in_reply_to": i.in_reply_to,
         "thread_id": i.thread_id,

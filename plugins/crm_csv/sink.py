@@ -165,6 +165,7 @@ class CsvSink(crmsync.Sink):
         self._receipt_batches: list[str] = []
         self._authors: set[str] = set()
         self._truncated: dict[str, int] = {}
+        self._no_contact = 0
 
     def _start(self) -> dict[str, _PartFile]:
         self._seq += 1
@@ -182,6 +183,8 @@ class CsvSink(crmsync.Sink):
         done: list[tuple[str, int]] = []
         for d in deliveries:
             values = interaction_fields(d, crm, html_note=self._html_note)
+            if crm == "hubspot" and values["contact_email"] is None and values["contact_record_id"] is None:
+                self._no_contact += 1
             if not create:
                 values["author_new_lead_id"] = None
             a = d.interaction.author
@@ -202,6 +205,9 @@ class CsvSink(crmsync.Sink):
             return []
         files, self._files = self._files, None
         entries = [f.commit() for f in files.values()]
+        if self._no_contact:
+            self.note(f"{self._no_contact} note(s) have no contact to import with (an author without email or CRM record, or a business's reply): they import unassociated, no empty contact is created")
+            self._no_contact = 0
         for f in files.values():
             for column, n in f.truncated.items():
                 self.note(f"truncated {n} value(s) of {f.spec.kind}.{column} to {f.spec.limits[column]} characters")

@@ -304,7 +304,7 @@ class HubSpotSink(crmsync.Sink):
         contact_of: dict[str, str] = {}
         for d in deliveries:
             a = d.author_profile or d.interaction.author
-            if a is not None and a.identity_id:
+            if a is not None and a.identity_id and not d.interaction.extra.get("business_reply"):  # the company itself: no contact
                 authors.setdefault(a.identity_id, a)
         linked = {k: a.crm_ids[self.crm] for k, a in authors.items() if a.crm_ids.get(self.crm)}
         contact_of.update(linked)
@@ -328,7 +328,7 @@ class HubSpotSink(crmsync.Sink):
         out = {}
         for d in deliveries:
             a = d.author_profile or d.interaction.author
-            if a is not None and a.identity_id in contact_of:
+            if a is not None and a.identity_id in contact_of and not d.interaction.extra.get("business_reply"):
                 out[d.interaction.interaction_id] = contact_of[a.identity_id]
         return out
 

@@ -176,7 +176,7 @@ class SalesforceSink(crmsync.Sink):
         authors: dict[str, crmsync.Identity] = {}
         for d in deliveries:
             a = d.author_profile or d.interaction.author
-            if a is not None and a.identity_id:
+            if a is not None and a.identity_id and not d.interaction.extra.get("business_reply"):  # the company itself: no Lead
                 authors.setdefault(a.identity_id, a)
         whom: dict[str, Any] = {k: a.crm_ids[self.crm] for k, a in authors.items() if a.crm_ids.get(self.crm)}
         rest = {k: a for k, a in authors.items() if k not in whom}
@@ -188,7 +188,7 @@ class SalesforceSink(crmsync.Sink):
         out: dict[str, Any] = {}
         for d in deliveries:
             a = d.author_profile or d.interaction.author
-            if a is not None and a.identity_id in whom:
+            if a is not None and a.identity_id in whom and not d.interaction.extra.get("business_reply"):
                 out[d.interaction.interaction_id] = whom[a.identity_id]
         return out
 

@@ -195,7 +195,8 @@ class TrytonSink(crmsync.Sink):
         by_delivery: dict[str, str | None] = {}
         for d in deliveries:
             a = d.author_profile or d.interaction.author
-            key = a.identity_id if a is not None and a.identity_id else None
+            # a business's public reply to a review is the company speaking: not a contact
+            key = a.identity_id if a is not None and a.identity_id and not d.interaction.extra.get("business_reply") else None
             by_delivery[d.interaction.interaction_id] = key
             if key:
                 authors.setdefault(key, a)
@@ -212,7 +213,7 @@ class TrytonSink(crmsync.Sink):
             if party is None and self.config.get("unmatched_party"):
                 party = self._unmatched_party()
             if party is None:
-                why = "it has no author" if key is None else (
+                why = ("it is a business's reply, which has no contact" if d.interaction.extra.get("business_reply") else "it has no author") if key is None else (
                     "update-only mode never creates a party and none matches the author" if mode == "update-only"
                     else "the author has no email and contacts_without_email is 'skip'"
                 )
