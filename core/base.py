@@ -238,6 +238,18 @@ class Sink(_Plugin):
         detail = None if request is None and response is None else {"request": request, "response": response}
         self.rejections.append(SinkRejection(delivery.interaction.interaction_id, delivery.version, reason, "invalid" if invalid else "rejected", detail))
 
+    def plan(self, deliveries: Sequence[Delivery]) -> dict[str, int]:
+        """What :meth:`write` would do with ``deliveries``, as counts by phrase
+        (``{"notes to create": 3, "contacts to upsert by email": 2}``).
+
+        Called by ``crmsync run --dry-run`` on the sink's backlog, without
+        :meth:`open`: decide from the records and the config alone, send nothing.
+        The default says nothing beyond the runner's create/update counts.
+
+        .. versionadded:: 0.2
+        """
+        return {}
+
     def open(self) -> None:
         """Prepare for a run (connect, create directories)."""
 

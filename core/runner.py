@@ -37,6 +37,7 @@ from .plugins import PluginHost
 from .retry import retrying
 from .schema import Identity, Interaction
 from .store import Store
+from .plan import sink_plan
 from .sink_quarantine import RejectionLog
 
 log = logging.getLogger("crmsync.runner")
@@ -890,6 +891,8 @@ class Runner:
                     rep.created += 1
         rep.backlog = rep.created + rep.updated
         rep.status = "dry-run"
+        cls = self.host.get("sinks", inst.plugin)
+        rep.notes.extend(sink_plan(self.store, cls, inst.name, self.config.resolved_options(inst), Context(config_dir=self.config.directory, dry_run=True), inst.sources))
 
 
 # source worker processes -----------------------------------------------

@@ -289,3 +289,17 @@ def test_the_fake_refuses_what_hubspot_refuses(hubspot):
     assert status == 409 and re.search(r"Existing ID: \d+", body["message"])
     assert post("/crm/v3/objects/notes/search", {"limit": 201})[0] == 400
     assert post("/crm/v3/objects/notes/search", {"limit": 1}, token="bad")[0] == 401
+
+
+def test_dry_run_plan_names_what_it_would_create_and_associate(tmp_path, hubspot):
+    seeded = _seed_demo_contacts(hubspot)
+    cfg = _demo(tmp_path, hubspot)
+    cfg.write_text(cfg.read_text().replace("[sinks.hubspot]\n", "[sinks.hubspot]\nenabled = false\n"))
+    assert _run(cfg)[0] == 0  # the store holds the demo; the sink has not run
+    cfg.write_text(cfg.read_text().replace("[sinks.hubspot]\nenabled = false\n", "[sinks.hubspot]\n"))
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--dry-run", "--json"], capture_output=True, text=True)
+    sink = json.loads(res.stdout)["sinks"][0]
+    plan = {line.split(" ", 2)[2]: int(line.split(" ", 2)[1]) for line in sink["notes"] if line.startswith("plan:")}
+    assert plan["notes to create"] == 12 and plan["notes on CRM-linked contacts"] >= 1
+    assert plan["contacts to upsert by email, notes associated with them"] >= 1
+    assert not hubspot.notes and set(hubspot.contacts) == set(seeded.values()), "a dry run writes nothing"

@@ -276,3 +276,17 @@ def test_the_fake_refuses_what_salesforce_refuses(sf):
     r = s.patch(url.replace("Task", "Lead"), json={"allOrNone": False, "records": [{"attributes": {"type": "Lead"}, "Crmsync_Id__c": "x", "LastName": "L"}]}, headers=h)
     assert r.json()[0]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"  # Company
     assert s.patch(url, json={"records": []}, headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_dry_run_plan_names_what_it_would_upsert(tmp_path, sf):
+    _seed_demo(sf)
+    cfg = _demo(tmp_path, sf)
+    cfg.write_text(cfg.read_text().replace("[sinks.salesforce]\n", "[sinks.salesforce]\nenabled = false\n"))
+    assert _run(cfg)[0] == 0
+    cfg.write_text(cfg.read_text().replace("[sinks.salesforce]\nenabled = false\n", "[sinks.salesforce]\n"))
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--dry-run", "--json"], capture_output=True, text=True)
+    notes = json.loads(res.stdout)["sinks"][0]["notes"]
+    assert "plan: 12 Tasks to upsert (new)" in notes
+    assert any(n.startswith("plan: ") and "Tasks with WhoId from a CRM-linked record" in n for n in notes)
+    assert any("upserted as Leads by Crmsync_Id__c" in n for n in notes)
+    assert not sf.records["Task"]

@@ -291,3 +291,16 @@ def test_validate_checks_the_connection_and_writes_nothing(tmp_path, tryton, mon
     assert bad.returncode == 2 and "refused the login of 'admin'" in bad.stderr and "wrong-password" not in bad.stderr + bad.stdout
     offline = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "validate", "--offline"], capture_output=True, text=True, env={**os.environ, PASSWORD_ENV: "wrong-password"})
     assert offline.returncode == 0
+
+
+def test_dry_run_plan_names_what_it_would_create(tmp_path, tryton):
+    _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    cfg.write_text(cfg.read_text().replace("[sinks.tryton]\n", "[sinks.tryton]\nenabled = false\n"))
+    assert _run(cfg)[0] == 0
+    cfg.write_text(cfg.read_text().replace("[sinks.tryton]\nenabled = false\n", "[sinks.tryton]\n"))
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--dry-run", "--json"], capture_output=True, text=True)
+    notes = json.loads(res.stdout)["sinks"][0]["notes"]
+    assert "plan: 12 notes to create" in notes and any("notes on the unmatched party 'Unmatched authors'" in n for n in notes)
+    assert any("notes on CRM-linked parties" in n for n in notes)
+    assert tryton.notes() == []

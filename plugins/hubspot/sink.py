@@ -173,6 +173,25 @@ class HubSpotSink(crmsync.Sink):
             self._cut = 0
         return []
 
+    def plan(self, deliveries: Sequence[crmsync.Delivery]) -> dict[str, int]:
+        crm, match, mode = self.config["crm"], self.config["contact_match"], self.config["contacts"]
+        out = {"notes to create": 0, "notes to update": 0, "notes on CRM-linked contacts": 0, "notes without a contact": 0}
+        unlinked: set[str] = set()
+        for d in deliveries:
+            out["notes to update" if d.operation == "update" and d.external_id else "notes to create"] += 1
+            a = d.author_profile or d.interaction.author
+            if a is None or d.interaction.extra.get("business_reply"):
+                out["notes without a contact"] += 1
+            elif a.crm_ids.get(crm):
+                out["notes on CRM-linked contacts"] += 1
+            elif (a.emails if match == "email" else a.identity_id):
+                unlinked.add((a.emails[0].lower() if match == "email" else a.identity_id) or "")
+            else:
+                out["notes without a contact"] += 1
+        verb = {"upsert": "to upsert", "insert": "to look up, creating missing ones,", "update-only": "to look up (never created)"}[mode]
+        out[f"contacts {verb} by {match}, notes associated with them"] = len(unlinked)
+        return out
+
     # writing -----------------------------------------------------------------
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
         self._settle()

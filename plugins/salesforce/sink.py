@@ -106,6 +106,24 @@ class SalesforceSink(crmsync.Sink):
             self._cut = 0
         return []
 
+    def plan(self, deliveries: Sequence[crmsync.Delivery]) -> dict[str, int]:
+        crm, new = self.config["crm"], self.config["new_authors"]
+        out = {"Tasks to upsert (new)": 0, "Tasks to upsert (changed)": 0, "Tasks with WhoId from a CRM-linked record": 0, "Tasks without WhoId": 0}
+        unlinked: set[str] = set()
+        for d in deliveries:
+            out["Tasks to upsert (changed)" if d.operation == "update" else "Tasks to upsert (new)"] += 1
+            a = d.author_profile or d.interaction.author
+            if a is None or not a.identity_id or d.interaction.extra.get("business_reply"):
+                out["Tasks without WhoId"] += 1
+            elif a.crm_ids.get(crm):
+                out["Tasks with WhoId from a CRM-linked record"] += 1
+            else:
+                unlinked.add(a.identity_id)
+        how = "looked up by email, else " if self.config["contact_match"] == "email" else ""
+        what = "left without WhoId" if new == "skip" or self.config["contacts"] == "update-only" else f"upserted as {new}s by {self.config['contact_external_id']}"
+        out[f"other authors {how}{what}"] = len(unlinked)
+        return out
+
     # writing -----------------------------------------------------------------
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
         who = self._who(deliveries)

@@ -108,6 +108,24 @@ class TrytonSink(crmsync.Sink):
         finally:
             self.close()
 
+    def plan(self, deliveries: Sequence[crmsync.Delivery]) -> dict[str, int]:
+        crm, mode = self.config["crm"], self.config["contacts"]
+        out = {"notes to create": 0, "notes to replace (edited: new note, then the old one deleted)": 0, "notes on CRM-linked parties": 0}
+        by_email: set[str] = set()
+        nowhere = 0
+        for d in deliveries:
+            out["notes to replace (edited: new note, then the old one deleted)" if d.operation == "update" else "notes to create"] += 1
+            a = d.author_profile or d.interaction.author
+            if a is not None and a.crm_ids.get(crm):
+                out["notes on CRM-linked parties"] += 1
+            elif a is not None and a.identity_id and not d.interaction.extra.get("business_reply") and (a.emails or self.config["contacts_without_email"] == "create"):
+                by_email.add(a.identity_id)
+            else:
+                nowhere += 1
+        out["authors' parties found by email" + ("" if mode == "update-only" else " or created")] = len(by_email)
+        out[f"notes on the unmatched party {self.config['unmatched_party']!r}" if self.config.get("unmatched_party") else "notes with no party (invalid: quarantined)"] = nowhere
+        return out
+
     # writing ---------------------------------------------------------------
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
         parties = self._parties(deliveries)

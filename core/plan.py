@@ -1,0 +1,41 @@
+"""``crmsync run --dry-run``: what each sink would do with its backlog.
+
+The runner counts creates and updates; a sink that implements
+:meth:`crmsync.Sink.plan` also says what it would write in the target's
+terms (notes, tasks, contacts to upsert, associations), from the records and
+its config alone: nothing is sent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from .base import Context, Delivery, Sink
+
+
+def sink_plan(store: Any, cls: type[Sink], name: str, options: dict[str, Any], context: Context, sources: Sequence[str] | None, *, page: int = 1000) -> list[str]:
+    """Lines describing what sink ``name`` would do with its stored backlog."""
+    if cls.plan is Sink.plan:
+        return []
+    sink = cls(name, options, context)
+    totals: Counter[str] = Counter()
+    after = ""
+    while True:
+        pending = store.pending(name, sources=sources, after=after, limit=page)
+        if not pending:
+            break
+        ids = {p.interaction.author.identity_id for p in pending if p.interaction.author and p.interaction.author.identity_id}
+        profiles = store.identities_by_id(sorted(ids)) if ids else {}
+        batch = [
+            Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id,
+                     profiles.get(p.interaction.author.identity_id) if p.interaction.author and p.interaction.author.identity_id else None)
+            for p in pending
+        ]
+        totals.update(sink.plan(batch))
+        after = pending[-1].interaction.interaction_id
+    return [f"plan: {n} {what}" for what, n in totals.items() if n]
+
+
+__all__ = ["sink_plan"]
