@@ -31,7 +31,7 @@ def test_unknown_plugin_lists_choices(tmp_path):
     msg = _err(tmp_path, '[sources.blog]\nplugin = "rsss"\nfeeds = ["x"]\n')
     assert str(tmp_path / "crmsync.toml") in msg
     assert "[sources.blog]" in msg and "'rsss'" in msg
-    assert "available: crm_csv, email, reviews, rss" in msg
+    assert "available: crm_csv, email, hubspot, reviews, rss, salesforce" in msg
 
 
 def test_unknown_and_missing_keys(tmp_path):

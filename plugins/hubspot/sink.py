@@ -105,6 +105,7 @@ class HubSpotSink(crmsync.Sink):
         self.crm = self.config["crm"]
         self.id_prop = self.config["id_property"]
         self._cut = 0
+        self._written = 0
         journal_dir = self.context.state_dir
         self._journal_path = Path(journal_dir) / f"{self.instance}.hubspot-creates.json" if journal_dir else None
         self._unknown: set[str] = set(json.loads(self._journal_path.read_text())) if self._journal_path and self._journal_path.exists() else set()
@@ -171,6 +172,8 @@ class HubSpotSink(crmsync.Sink):
         if self._cut:
             self.note(f"cut {self._cut} note(s) to HubSpot's {MAX_TEXT}-character limit with …[truncated] at the end of the text")
             self._cut = 0
+        if self._written:
+            self.note(f"{self.api.requests} API requests for {self._written} records ({100 * self.api.requests / self._written:.1f} per 100)")
         return []
 
     def plan(self, deliveries: Sequence[crmsync.Delivery]) -> dict[str, int]:
@@ -195,6 +198,7 @@ class HubSpotSink(crmsync.Sink):
     # writing -----------------------------------------------------------------
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
         self._settle()
+        self._written += len(deliveries)
         contacts = self._contacts(deliveries)
         props = {d.interaction.interaction_id: self._note_properties(d) for d in deliveries}
         receipts: list[crmsync.Receipt] = []

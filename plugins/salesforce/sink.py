@@ -83,6 +83,7 @@ class SalesforceSink(crmsync.Sink):
         self.api = SalesforceApi(self)
         self.crm = self.config["crm"]
         self._cut = 0
+        self._written = 0
 
     def check(self) -> list[str]:
         """What ``crmsync validate`` reports: the login works, the external-id fields exist."""
@@ -104,6 +105,8 @@ class SalesforceSink(crmsync.Sink):
         if self._cut:
             self.note(f"cut {self._cut} Task subject(s)/description(s) to Salesforce's limits with …[truncated]")
             self._cut = 0
+        if self._written:
+            self.note(f"{self.api.requests} API requests for {self._written} records ({100 * self.api.requests / self._written:.1f} per 100)")
         return []
 
     def plan(self, deliveries: Sequence[crmsync.Delivery]) -> dict[str, int]:
@@ -126,6 +129,7 @@ class SalesforceSink(crmsync.Sink):
 
     # writing -----------------------------------------------------------------
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
+        self._written += len(deliveries)
         who = self._who(deliveries)
         tasks: list[tuple[crmsync.Delivery, dict[str, Any]]] = []
         for d in deliveries:

@@ -96,6 +96,7 @@ class TrytonSink(crmsync.Sink):
         self.crm = self.config["crm"]
         self._unmatched: int | None = None
         self._cut = 0
+        self._written = 0
 
     def check(self) -> list[str]:
         """Log in and read one party and one note: what ``crmsync validate`` reports."""
@@ -128,6 +129,7 @@ class TrytonSink(crmsync.Sink):
 
     # writing ---------------------------------------------------------------
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
+        self._written += len(deliveries)
         parties = self._parties(deliveries)
         existing = self._notes_of([d.interaction.interaction_id for d in deliveries])
         receipts: list[crmsync.Receipt] = []
@@ -162,6 +164,8 @@ class TrytonSink(crmsync.Sink):
         if self._cut:
             self.note(f"cut {self._cut} note(s) to max_note_chars ({self.config['max_note_chars']}) with …[truncated]")
             self._cut = 0
+        if self._written:
+            self.note(f"{self.client.requests} JSON-RPC calls for {self._written} records ({100 * self.client.requests / self._written:.1f} per 100)")
         return []
 
     def close(self) -> None:
