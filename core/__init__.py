@@ -19,6 +19,7 @@ from .brands import BrandRules, fold
 from .config import Secret
 from .errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
 from .hookspecs import hookimpl
+from .journal import CreateJournal
 from .http import Fetcher, FetchError, FetchResult
 from .retry import call_with_retries, retrying
 from .schema import (
@@ -48,6 +49,7 @@ __all__ = [
     "BrandRules",
     "Checkpoint",
     "ConfigError",
+    "CreateJournal",
     "Context",
     "CrmsyncError",
     "Delivery",

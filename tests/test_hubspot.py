@@ -173,9 +173,10 @@ def test_batches_are_full_and_rate_limits_are_honoured(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_lost_answer_to_a_create_is_searched_not_created_again(tmp_path, hubspot):
+@pytest.mark.parametrize("search", ["always", "unknown"])
+def test_a_lost_answer_to_a_create_is_searched_not_created_again(tmp_path, hubspot, search):
     hubspot.drop_after_apply = {"notes/batch/create": {1}}
-    cfg = _demo(tmp_path, hubspot)
+    cfg = _demo(tmp_path, hubspot, sink_extra=f'search_before_create = "{search}"')
     code, report = _run(cfg)
     assert code == 0, report
     _check_exactly_once(hubspot, cfg)
@@ -303,3 +304,31 @@ def test_dry_run_plan_names_what_it_would_create_and_associate(tmp_path, hubspot
     assert plan["notes to create"] == 12 and plan["notes on CRM-linked contacts"] >= 1
     assert plan["contacts to upsert by email, notes associated with them"] >= 1
     assert not hubspot.notes and set(hubspot.contacts) == set(seeded.values()), "a dry run writes nothing"
+
+
+def _kill_during(cfg: Path, fake, endpoint: str, nth: int) -> int:
+    """Run crmsync and SIGKILL it while HubSpot has applied its nth `endpoint` request
+    and not yet answered: the write happened, the sink never learns it did."""
+    import signal
+
+    proc = subprocess.Popen([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def kill(key, n):
+        if key == endpoint and n == nth:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    fake.after_apply = kill
+    try:
+        return proc.wait(timeout=120)
+    finally:
+        fake.after_apply = None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("endpoint", "nth", "search"), [("notes/batch/create", 1, "always"), ("notes/batch/create", 2, "unknown"), ("contacts/batch/upsert", 2, "always")])
+def test_a_kill_at_the_write_loses_and_duplicates_nothing(tmp_path, hubspot, endpoint, nth, search):
+    cfg = _demo(tmp_path, hubspot, sink_extra=f'batch_size = 10\nsearch_before_create = "{search}"', posts=30)
+    assert _kill_during(cfg, hubspot, endpoint, nth) == -9
+    code, report = _run(cfg)
+    assert code == 0, report
+    _check_exactly_once(hubspot, cfg)

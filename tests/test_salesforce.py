@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import crmsync
+
 from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_salesforce import SalesforceContactsSource, SalesforceSink
 
@@ -290,3 +292,58 @@ def test_dry_run_plan_names_what_it_would_upsert(tmp_path, sf):
     assert any(n.startswith("plan: ") and "Tasks with WhoId from a CRM-linked record" in n for n in notes)
     assert any("upserted as Leads by Crmsync_Id__c" in n for n in notes)
     assert not sf.records["Task"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nth", [1, 3])
+def test_a_kill_at_the_write_loses_and_duplicates_nothing(tmp_path, sf, nth):
+    import signal
+
+    cfg = _demo(tmp_path, sf, sink_extra="batch_size = 10", posts=30)
+    proc = subprocess.Popen([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sf.after_apply = lambda kind, n: os.killpg(proc.pid, signal.SIGKILL) if kind == "collections" and n == nth else None
+    try:
+        assert proc.wait(timeout=120) == -9
+    finally:
+        sf.after_apply = None
+    code, report = _run(cfg)
+    assert code == 0, report
+    _check_exactly_once(sf, cfg)
+
+
+def test_the_login_flows_pass_their_secrets_to_simple_salesforce(tmp_path, monkeypatch):
+    """The OAuth/password logins go to *.salesforce.com, which the tests cannot reach:
+    check each flow hands simple-salesforce the right, resolved credentials."""
+    import simple_salesforce
+
+    from crmsync.testing import kit_config, kit_host
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            seen.append(kwargs)
+            self.sf_instance = "acme.my.salesforce.com"
+
+    monkeypatch.setattr(simple_salesforce, "Salesforce", Recorder)
+    monkeypatch.setenv("T_SF_PASSWORD", "pw-value")
+    monkeypatch.setenv("T_SF_TOKEN", "token-value")
+    monkeypatch.setenv("T_SF_SECRET", "secret-value")
+    (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+    flows = {
+        "password": {"username": "u@acme.example", "password": "env:T_SF_PASSWORD", "security_token": "env:T_SF_TOKEN", "domain": "test"},
+        "client_credentials": {"consumer_key": "ck", "consumer_secret": "env:T_SF_SECRET", "domain": "acme.my"},
+        "jwt": {"consumer_key": "ck", "private_key": f"file:{tmp_path / 'key.pem'}", "username": "u@acme.example"},
+    }
+    for name, opts in flows.items():
+        cfg = kit_config(tmp_path, kit_host(sinks=[SalesforceSink]), sinks={name: ("salesforce", {**opts, "api_version": "61.0"})})
+        sink = SalesforceSink(name, cfg.resolved_options(cfg.sinks[name]))
+        sink.open()
+        assert sink.api.instance_url == "https://acme.my.salesforce.com"
+    pw, cc, jwt = seen
+    assert (pw["username"], pw["password"], pw["security_token"], pw["domain"], pw["version"]) == ("u@acme.example", "pw-value", "token-value", "test", "61.0")
+    assert (cc["consumer_key"], cc["consumer_secret"], cc["domain"]) == ("ck", "secret-value", "acme.my")
+    assert jwt["privatekey"].startswith("-----BEGIN PRIVATE KEY-----") and jwt["username"] == "u@acme.example"
+    empty = kit_config(tmp_path, kit_host(sinks=[SalesforceSink]), sinks={"none": ("salesforce", {})})
+    with pytest.raises(crmsync.ConfigError, match="no Salesforce credentials"):
+        SalesforceSink("none", empty.resolved_options(empty.sinks["none"])).open()

@@ -208,11 +208,11 @@ def test_an_edit_replaces_the_note_and_a_crash_between_create_and_delete_heals(t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("failpoints", ["sink.after_write:1", "sink.after_write:2", "sink.after_ledger:1"])
-def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, tryton, failpoints):
+@pytest.mark.parametrize(("failpoints", "search"), [("sink.after_write:1", "always"), ("sink.after_write:2", "unknown"), ("sink.after_ledger:1", "unknown")])
+def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, tryton, failpoints, search):
     _seed_demo_contacts(tryton)
     cfg = _demo(tmp_path, tryton)
-    text = cfg.read_text().replace('[sinks.tryton]\nplugin = "tryton"', '[sinks.tryton]\nplugin = "tryton"\nbatch_size = 3')
+    text = cfg.read_text().replace('[sinks.tryton]\nplugin = "tryton"', f'[sinks.tryton]\nplugin = "tryton"\nbatch_size = 3\nsearch_before_create = "{search}"')
     cfg.write_text(text)
     code, _ = _run(cfg, failpoints=failpoints)
     assert code == -9

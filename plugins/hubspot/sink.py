@@ -39,12 +39,9 @@ many were.
 from __future__ import annotations
 
 import html
-import json
-import os
 import time
 from collections.abc import Sequence
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import crmsync
@@ -106,10 +103,7 @@ class HubSpotSink(crmsync.Sink):
         self.id_prop = self.config["id_property"]
         self._cut = 0
         self._written = 0
-        journal_dir = self.context.state_dir
-        self._journal_path = Path(journal_dir) / f"{self.instance}.hubspot-creates.json" if journal_dir else None
-        self._unknown: set[str] = set(json.loads(self._journal_path.read_text())) if self._journal_path and self._journal_path.exists() else set()
-        self._settled = False
+        self.journal = crmsync.CreateJournal.for_sink(self, "hubspot-creates")
         self._ensure_properties(create=self.config["create_properties"])
 
     def check(self) -> list[str]:
@@ -146,29 +140,8 @@ class HubSpotSink(crmsync.Sink):
         return made
 
 
-    # the journal of creates whose outcome may be unknown ---------------------------
-    def _journal(self, ids: Sequence[str]) -> None:
-        self._unknown.update(ids)
-        if self._journal_path is None:
-            return
-        self._journal_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._journal_path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(sorted(self._unknown), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._journal_path)
-
-    def _settle(self) -> None:
-        """The previous write returned: the runner has recorded its receipts."""
-        if self._settled and self._unknown:
-            self._unknown.clear()
-            if self._journal_path is not None:
-                self._journal_path.unlink(missing_ok=True)
-        self._settled = False
-
     def flush(self) -> list[crmsync.Receipt]:
-        self._settle()
+        self.journal.next_write()
         if self._cut:
             self.note(f"cut {self._cut} note(s) to HubSpot's {MAX_TEXT}-character limit with …[truncated] at the end of the text")
             self._cut = 0
@@ -197,7 +170,7 @@ class HubSpotSink(crmsync.Sink):
 
     # writing -----------------------------------------------------------------
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
-        self._settle()
+        self.journal.next_write()
         self._written += len(deliveries)
         contacts = self._contacts(deliveries)
         props = {d.interaction.interaction_id: self._note_properties(d) for d in deliveries}
@@ -209,9 +182,11 @@ class HubSpotSink(crmsync.Sink):
             creates += gone
         creates += [d for d in deliveries if not (d.operation == "update" and d.external_id)]
         if creates:
-            search = creates if self.config["search_before_create"] == "always" or self._journal_path is None else [d for d in creates if d.interaction.interaction_id in self._unknown]
-            found = self._existing([d.interaction.interaction_id for d in search]) if search else {}
-            unsure = [d.interaction.interaction_id for d in search if d.interaction.interaction_id in self._unknown and d.interaction.interaction_id not in found]
+            ids = [d.interaction.interaction_id for d in creates]
+            unknown = set(self.journal.unknown(ids))
+            search = ids if self.config["search_before_create"] == "always" else [i for i in ids if i in unknown]
+            found = self._existing(search) if search else {}
+            unsure = [i for i in search if i in unknown and i not in found] if self.journal.durable else []
             if unsure and self.config["search_lag"]:
                 time.sleep(self.config["search_lag"])  # a note created just before a crash may not be searchable yet
                 found.update(self._existing(unsure))
@@ -223,9 +198,9 @@ class HubSpotSink(crmsync.Sink):
                 else:
                     fresh.append(d)
             if fresh:
-                self._journal([d.interaction.interaction_id for d in fresh])
+                self.journal.sending([d.interaction.interaction_id for d in fresh])
                 receipts += self._create(fresh, props, contacts)
-        self._settled = True
+        self.journal.returned()
         return receipts
 
     def _note_properties(self, d: crmsync.Delivery) -> dict[str, str | None]:

@@ -13,7 +13,9 @@ Per batch, a handful of JSON-RPC calls:
    to the ``unmatched_party`` when one is configured, else they are invalid
    (quarantined, retried next run).
 2. **Notes.** Every note ends with a marker line, ``[crmsync:INTERACTION_ID
-   vVERSION]``. The batch's markers are searched first: a note with the same
+   vVERSION]``. The batch's markers are searched first (a new interaction's
+   among the notes of the parties it goes to, an edited one's everywhere,
+   since a relinked author's note moves): a note with the same
    text on the same party (an earlier attempt whose answer was lost, or a new
    version that changes nothing a note shows, such as the author's link to
    the party) is kept, not created again.
@@ -84,6 +86,7 @@ class TrytonSink(crmsync.Sink):
             },
             "contacts_without_email": {"type": "string", "enum": ["skip", "create"], "default": "skip", "description": "Authors with no email and no linked party: create a party for them (create), or not (skip: their notes go to unmatched_party, else they are invalid)."},
             "unmatched_party": {"type": "string", "description": "Name of a party (created once, found again by its identifier crmsync:unmatched) that holds the notes of authors without a party of their own."},
+            "search_before_create": {"type": "string", "enum": ["always", "unknown"], "default": "always", "description": "always: look for the batch's notes by their marker before creating (safe however receipts were lost; a scan of the parties' notes); unknown: only for creates whose outcome is unknown (a journal in .crmsync/plugins; one machine per sink, ledgers never reset by hand)."},
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100, "description": "Interactions per write (a few JSON-RPC calls each)."},
             "max_note_chars": {"type": "integer", "minimum": 1000, "default": 100000, "description": "Longer notes are cut at the end of the text with …[truncated] (the footer and marker are kept)."},
         },
@@ -97,6 +100,7 @@ class TrytonSink(crmsync.Sink):
         self._unmatched: int | None = None
         self._cut = 0
         self._written = 0
+        self.journal = crmsync.CreateJournal.for_sink(self, "tryton-creates")
 
     def check(self) -> list[str]:
         """Log in and read one party and one note: what ``crmsync validate`` reports."""
@@ -131,7 +135,17 @@ class TrytonSink(crmsync.Sink):
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
         self._written += len(deliveries)
         parties = self._parties(deliveries)
-        existing = self._notes_of([d.interaction.interaction_id for d in deliveries])
+        # a new interaction's note, if an earlier attempt wrote it, is on the party the same
+        # resolution gives now: only those parties' notes are scanned. An update's note may
+        # sit on another party (a relinked author): searched everywhere
+        self.journal.next_write()
+        fresh = [d.interaction.interaction_id for d in deliveries if d.operation == "create" and d.interaction.interaction_id in parties]
+        if self.config["search_before_create"] == "unknown":
+            fresh = self.journal.unknown(fresh)
+        existing = self._notes_of(fresh, [f"party.party,{parties[i]}" for i in fresh]) if fresh else {}
+        changed = [d.interaction.interaction_id for d in deliveries if d.operation != "create"]
+        if changed:
+            existing.update(self._notes_of(changed, []))
         receipts: list[crmsync.Receipt] = []
         create: list[tuple[crmsync.Delivery, dict[str, Any]]] = []
         stale: dict[str, list[int]] = {}
@@ -152,15 +166,18 @@ class TrytonSink(crmsync.Sink):
                 receipts.append(d.receipt(str(current["id"])))
             else:
                 create.append((d, {"resource": resource, "message": message}))
+        self.journal.sending([d.interaction.interaction_id for d, _v in create])
         receipts.extend(self._create(create))
         # old versions go only once their replacement exists (a crash in between leaves two, never none)
         done = {r.interaction_id for r in receipts}
         old = [n for iid, ids in stale.items() if iid in done for n in ids]
         if old:
             self.client.model("ir.note", "delete", old)
+        self.journal.returned()
         return receipts
 
     def flush(self) -> list[crmsync.Receipt]:
+        self.journal.next_write()
         if self._cut:
             self.note(f"cut {self._cut} note(s) to max_note_chars ({self.config['max_note_chars']}) with …[truncated]")
             self._cut = 0
@@ -198,11 +215,15 @@ class TrytonSink(crmsync.Sink):
                 self.reject(row[0], exc.message, request={"method": "model.ir.note.create", "values": row[1]}, response={"error": exc.message})
         return out
 
-    def _notes_of(self, interaction_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """The notes that carry these interactions' markers, by interaction id."""
+    def _notes_of(self, interaction_ids: list[str], resources: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The notes that carry these interactions' markers, by interaction id: those on
+        ``resources`` (the batch's parties: an index narrows the scan), plus, for an
+        interaction whose note moved (a relink), anywhere."""
         if not interaction_ids:
             return {}
         domain: list[Any] = ["OR", *(["message", "ilike", f"%{escape_like(f'[crmsync:{i} v')}%"] for i in interaction_ids)]
+        if resources:
+            domain = [["resource", "in", sorted(set(resources))], domain]
         found: dict[str, list[dict[str, Any]]] = {}
         for n in self.client.model("ir.note", "search_read", domain, 0, None, [["id", "ASC"]], ["message", "resource"]):
             m = _MARKER.search(n["message"] or "")

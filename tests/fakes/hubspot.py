@@ -27,7 +27,8 @@ refuse, so a test fails when the sink sends something HubSpot would reject:
   (https://developers.hubspot.com/docs/api/crm/notes);
 * batch read/update of ids that do not exist: 207 with per-id errors.
 
-Faults: ``drop_after_apply`` (``{"notes/batch/create": {2}}``: apply the 2nd
+Faults: ``after_apply(endpoint, n)`` runs once a request is applied and before
+it is answered (a test kills the client there), ``drop_after_apply`` (``{"notes/batch/create": {2}}``: apply the 2nd
 such request, then close the connection without an answer, so the client
 cannot know the outcome), ``force_429`` (answer the next N requests 429).
 ``requests`` counts requests per endpoint.
@@ -81,6 +82,9 @@ class FakeHubSpot:
         self.requests: Counter[str] = Counter()
         self.drop_after_apply: dict[str, set[int]] = {}
         self.force_429 = 0
+        self._indexes: dict[tuple[str, str], tuple[int, dict[str, list[str]]]] = {}
+        #: called as after_apply(endpoint, n) once a request is applied, before it is answered
+        self.after_apply: Any = None
         self._ids = itertools.count(1001)
         self._recent: deque[float] = deque()
         self._searches: deque[float] = deque()
@@ -162,6 +166,8 @@ class FakeHubSpot:
             except _Refused as exc:
                 return exc.status, exc.body, {**headers, **exc.headers}, False
             drop = self.requests[key] in self.drop_after_apply.get(key, set())
+            if self.after_apply is not None:
+                self.after_apply(key, self.requests[key])
             return status, payload, headers, drop
 
     def _rate_limit(self, route: str) -> _Refused | None:
@@ -249,11 +255,25 @@ class FakeHubSpot:
         rec = (self.contacts if obj == "contacts" else self.notes)[oid]
         return {"id": oid, "properties": dict(rec["properties"]), "createdAt": rec["createdAt"], "updatedAt": rec["updatedAt"], "archived": False}
 
+    def _index(self, obj: str, prop: str) -> dict[str, list[str]]:
+        """Object ids by a property's value (email folded), rebuilt when objects are added."""
+        store = self.contacts if obj == "contacts" else self.notes
+        cached = self._indexes.get((obj, prop))
+        if cached is None or cached[0] != len(store):  # objects are only added between calls
+            index: dict[str, list[str]] = {}
+            for oid, rec in store.items():
+                v = rec["properties"].get(prop)
+                if v is not None:
+                    index.setdefault(v.lower() if prop == "email" else v, []).append(oid)
+            cached = (len(store), index)
+            self._indexes[(obj, prop)] = cached
+        return cached[1]
+
     def _unique(self, obj: str, prop: str, value: str) -> str | None:
         store = self.contacts if obj == "contacts" else self.notes
         fold = prop == "email"
-        for oid, rec in store.items():
-            v = rec["properties"].get(prop)
+        for oid in self._index(obj, prop).get(value.lower() if fold else value, []):
+            v = store[oid]["properties"].get(prop)
             if v is not None and (v.lower() == value.lower() if fold else v == value):
                 return oid
         return None
@@ -363,7 +383,12 @@ class FakeHubSpot:
         store = self.contacts if obj == "contacts" else self.notes
         groups = body.get("filterGroups") or [{"filters": []}]
         hits = []
-        for oid in sorted(store, key=int):
+        candidates: Any = store
+        first = groups[0]["filters"][0] if len(groups) == 1 and groups[0].get("filters") else None
+        if first is not None and first["operator"] == "IN" and first["propertyName"] != "email":
+            index = self._index(obj, first["propertyName"])
+            candidates = {oid for v in first["values"] for oid in index.get(v, [])}
+        for oid in sorted(candidates, key=int):
             props = store[oid]["properties"]
             if any(all(self._matches(props, f) for f in g.get("filters", [])) for g in groups):
                 hits.append(oid)

@@ -24,7 +24,8 @@ would refuse:
   ``failedResults`` with ``sf__Id``/``sf__Error``)
   (https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/bulk_api_2_0.htm).
 
-Faults: ``drop_after_apply`` (``{"collections": {1}}``: apply the 1st upsert,
+Faults: ``after_apply(kind, n)`` runs once a request is applied and before it
+is answered (a test kills the client there), ``drop_after_apply`` (``{"collections": {1}}``: apply the 1st upsert,
 then close the connection unanswered), ``force_403``, ``force_503``.
 ``requests`` counts requests per kind.
 """
@@ -106,8 +107,11 @@ class FakeSalesforce:
         self.drop_after_apply: dict[str, set[int]] = {}
         self.force_403 = 0
         self.force_503 = 0
+        #: called as after_apply(kind, n) once a request is applied, before it is answered
+        self.after_apply: Any = None
         self.jobs: dict[str, dict[str, Any]] = {}
         self._pages: dict[str, list[dict[str, Any]]] = {}
+        self._index: dict[tuple[str, str], tuple[int, dict[Any, list[str]]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         cert, key = make_certificate(directory)
@@ -174,6 +178,19 @@ class FakeSalesforce:
         self.records[sobject][rid] = {**values, "Id": rid, "LastModifiedDate": _now()}
         return rid
 
+    def _find(self, sobject: str, field: str, key: Any) -> list[str]:
+        """Records whose external id ``field`` is ``key`` (an index, rebuilt when records change)."""
+        store = self.records[sobject]
+        cached = self._index.get((sobject, field))
+        if cached is None or cached[0] != len(store):  # records are only added (or cleared) between calls
+            index: dict[Any, list[str]] = {}
+            for rid, r in store.items():
+                if r.get(field) is not None:
+                    index.setdefault(r[field], []).append(rid)
+            cached = (len(store), index)
+            self._index[(sobject, field)] = cached
+        return [rid for rid in cached[1].get(key, []) if store.get(rid, {}).get(field) == key]
+
     # dispatch ------------------------------------------------------------------
     def handle(self, method: str, path: str, auth: str | None, raw: bytes, ctype: str) -> tuple[int, Any, str, bool]:
         url = urlsplit(path)
@@ -196,6 +213,8 @@ class FakeSalesforce:
                 return exc.status, exc.body, "application/json", False
             self.requests[kind] += 1
             drop = self.requests[kind] in self.drop_after_apply.get(kind, set())
+            if self.after_apply is not None:
+                self.after_apply(kind, self.requests[kind])
             return status, body, out_type, drop
 
     def _route(self, method: str, rest: str, query: dict[str, list[str]], raw: bytes) -> tuple[str, int, Any, str]:
@@ -263,7 +282,7 @@ class FakeSalesforce:
                 results.append({"success": False, "errors": [_err("MISSING_ARGUMENT", f"{field} not specified", [field])]})
                 plan.append(None)
                 continue
-            matches = [rid for rid, r in self.records[sobject].items() if r.get(field) == key]
+            matches = self._find(sobject, field, key)
             if len(matches) > 1:
                 results.append({"success": False, "errors": [_err("DUPLICATE_EXTERNAL_ID", f"{field}: more than one record found for external id field: {matches}", [field])]})
                 plan.append(None)
