@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--interactions", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    ap.add_argument("--sinks", default="crm_csv,hubspot,salesforce,salesforce_bulk,tryton", help="Which to run (crm_csv, the anchor, always runs).")
+    ap.add_argument("--sinks", default="crm_csv,hubspot,hubspot_unknown,salesforce,salesforce_bulk,tryton,tryton_unknown", help="Which to run (crm_csv, the anchor, always runs).")
     args = ap.parse_args()
     if not CORPUS_TOOL.exists():
         raise SystemExit(f"corpus generator not found at {CORPUS_TOOL} (it lives in ../shared/bench)")
@@ -78,6 +78,7 @@ def main() -> None:
             sinks = {
                 "crm_csv": '[sinks.crm_csv]\nplugin = "crm_csv"\nprofile = "generic"\noutput_dir = "out"\n',
                 "hubspot": f'[sinks.hubspot]\nplugin = "hubspot"\naccess_token = "env:BENCH_HUBSPOT_TOKEN"\nbase_url = "{hs.url}"\n',
+                "hubspot_unknown": f'[sinks.hubspot_unknown]\nplugin = "hubspot"\naccess_token = "env:BENCH_HUBSPOT_TOKEN"\nbase_url = "{hs.url}"\nsearch_before_create = "unknown"\n',
                 "salesforce": f'[sinks.salesforce]\nplugin = "salesforce"\ninstance_url = "{sf.instance_url}"\nsession_id = "env:BENCH_SF_SESSION"\nca_file = "{sf.ca_file}"\n',
                 "salesforce_bulk": f'[sinks.salesforce_bulk]\nplugin = "salesforce"\ninstance_url = "{sf.instance_url}"\nsession_id = "env:BENCH_SF_SESSION"\nca_file = "{sf.ca_file}"\nbatch_size = 10000\nbulk_threshold = 2000\nbulk_poll = 0.2\ntask_external_id = "Crmsync_Id__c"\n',
             }
@@ -87,8 +88,10 @@ def main() -> None:
                 from crmsync_tryton.devserver import TrytonServer
 
                 server = TrytonServer(work / "tryton").start()
+                first_tryton_url = server.url
                 env["BENCH_TRYTON_PASSWORD"] = server.password
                 sinks["tryton"] = f'[sinks.tryton]\nplugin = "tryton"\nurl = "{server.url}"\ndatabase = "{server.database}"\npassword = "env:BENCH_TRYTON_PASSWORD"\nunmatched_party = "Unmatched authors"\n'
+                sinks["tryton_unknown"] = sinks["tryton"].replace("[sinks.tryton]", "[sinks.tryton_unknown]") + 'search_before_create = "unknown"\n'
             try:
                 for name, table in sinks.items():
                     if name not in wanted:
@@ -96,6 +99,14 @@ def main() -> None:
                     if name == "salesforce_bulk":
                         sf.records["Task"].clear()  # a fresh org for the bulk path
                         sf.records["Lead"].clear()
+                    if name == "hubspot_unknown":
+                        hs.notes.clear()  # a fresh portal: the same creates again
+                        hs.contacts.clear()
+                        hs.associations.clear()
+                    if name == "tryton_unknown" and server is not None:
+                        server.stop()  # a fresh Tryton: the same parties and notes to create again
+                        server = TrytonServer(work / "tryton2").start()
+                        table = table.replace(f'url = "{first_tryton_url}"', f'url = "{server.url}"')
                     cfg.write_text(base + "\n" + table)
                     t0 = time.perf_counter()
                     rep = crmsync(cfg, "--sink", name, env=env)

@@ -176,20 +176,26 @@ class FakeSalesforce:
     def _insert(self, sobject: str, values: dict[str, Any]) -> str:
         rid = f"{PREFIX[sobject]}{next(self._ids):015d}"
         self.records[sobject][rid] = {**values, "Id": rid, "LastModifiedDate": _now()}
+        self._indexed(sobject, rid)
         return rid
 
     def _find(self, sobject: str, field: str, key: Any) -> list[str]:
-        """Records whose external id ``field`` is ``key`` (an index, rebuilt when records change)."""
+        """Records whose external id ``field`` is ``key`` (an index kept by _insert/_set)."""
         store = self.records[sobject]
-        cached = self._index.get((sobject, field))
-        if cached is None or cached[0] != len(store):  # records are only added (or cleared) between calls
-            index: dict[Any, list[str]] = {}
+        index = self._index.get((sobject, field))
+        if index is None or index[0] != id(store) or (not store and index[1]):
+            index = (id(store), {})
             for rid, r in store.items():
                 if r.get(field) is not None:
-                    index.setdefault(r[field], []).append(rid)
-            cached = (len(store), index)
-            self._index[(sobject, field)] = cached
-        return [rid for rid in cached[1].get(key, []) if store.get(rid, {}).get(field) == key]
+                    index[1].setdefault(r[field], []).append(rid)
+            self._index[(sobject, field)] = index
+        return [rid for rid in index[1].get(key, []) if store.get(rid, {}).get(field) == key]
+
+    def _indexed(self, sobject: str, rid: str) -> None:
+        rec = self.records[sobject][rid]
+        for (t, field), (_ident, index) in self._index.items():
+            if t == sobject and rec.get(field) is not None and rid not in index.setdefault(rec[field], []):
+                index[rec[field]].append(rid)
 
     # dispatch ------------------------------------------------------------------
     def handle(self, method: str, path: str, auth: str | None, raw: bytes, ctype: str) -> tuple[int, Any, str, bool]:
@@ -306,6 +312,7 @@ class FakeSalesforce:
             else:
                 self.records[sobject][rid].update(values)
                 self.records[sobject][rid]["LastModifiedDate"] = _now()
+                self._indexed(sobject, rid)
             res["id"] = rid
         return results
 
@@ -321,7 +328,8 @@ class FakeSalesforce:
                 raise _Refused(400, [{"message": f"No such column '{c}' on entity '{sobject}'", "errorCode": "INVALID_FIELD"}])
         rows = list(self.records[sobject].values())
         if m.group(3):
-            rows = [r for r in rows if self._where(r, m.group(3), sobject)]
+            keep = self._where(m.group(3))
+            rows = [r for r in rows if keep(r)]
         for part in reversed([p.strip() for p in (m.group(4) or "").split(",") if p.strip()]):
             name = part.split()[0]
             rows.sort(key=lambda r: str(r.get(name) or ""), reverse=part.upper().endswith("DESC"))
@@ -347,16 +355,23 @@ class FakeSalesforce:
             out["nextRecordsUrl"] = f"/services/data/v{self.version}/query/{token}-{start + size}"
         return out
 
-    def _where(self, r: dict[str, Any], cond: str, sobject: str) -> bool:
+    @staticmethod
+    def _where(cond: str) -> Any:
+        """The rows a WHERE condition keeps, as a predicate."""
         m = re.fullmatch(r"(\w+) IN \((.*)\)", cond.strip(), re.DOTALL)
         if m:
-            values = [unquote(v.strip().strip("'")).replace("\\'", "'") for v in m.group(2).split(",")]
             if len(cond) > 100_000:
                 raise _Refused(414, [{"message": "URI too long", "errorCode": "MALFORMED_QUERY"}])
-            return str(r.get(m.group(1)) or "").lower() in {v.lower() for v in values} if m.group(1) == "Email" else r.get(m.group(1)) in values
+            field = m.group(1)
+            values = {unquote(v.strip().strip("'")).replace("\\'", "'") for v in m.group(2).split(",")}
+            if field == "Email":
+                folded = {v.lower() for v in values}
+                return lambda r: str(r.get(field) or "").lower() in folded
+            return lambda r: r.get(field) in values
         m = re.fullmatch(r"(\w+) >= (\S+)", cond.strip())
         if m:
-            return _sf_time(r.get(m.group(1))) >= _sf_time(m.group(2))
+            field, bound = m.group(1), _sf_time(m.group(2))
+            return lambda r: _sf_time(r.get(field)) >= bound
         raise _Refused(400, [{"message": f"unsupported condition {cond!r} in this fake", "errorCode": "MALFORMED_QUERY"}])
 
     # bulk 2.0 ------------------------------------------------------------------
