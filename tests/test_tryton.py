@@ -304,3 +304,38 @@ def test_dry_run_plan_names_what_it_would_create(tmp_path, tryton):
     assert "plan: 12 notes to create" in notes and any("notes on the unmatched party 'Unmatched authors'" in n for n in notes)
     assert any("notes on CRM-linked parties" in n for n in notes)
     assert tryton.notes() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_demo_into_tryton_on_postgresql_with_a_postgresql_store(tmp_path, postgres_url):
+    """The same sync into a Tryton whose database is PostgreSQL, crmsync's store there too."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('CREATE DATABASE "crm"'))
+        conn.execute(text('CREATE DATABASE "crmsync_store"'))
+    admin.dispose()
+    server_root = postgres_url.split("+psycopg", 1)[0] + postgres_url.split("+psycopg", 1)[1].rsplit("/", 1)[0] + "/"
+    try:
+        server = TrytonServer(tmp_path / "tryton-pg", postgres=server_root).start()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Tryton on PostgreSQL cannot be set up here: {exc}")
+    try:
+        _seed_demo_contacts(server)
+        cfg = _demo(tmp_path, server)
+        store = postgres_url.rsplit("/", 1)[0] + "/crmsync_store"
+        cfg.write_text(cfg.read_text().replace('[store]\npath = ".crmsync/crmsync-tryton.db"', f'[store]\nurl = "env:T_STORE_URL"'))
+        os.environ["T_STORE_URL"] = store
+        code, report = _run(cfg)
+        assert code == 0, report
+        notes = held(server)
+        assert len(notes) == 12 and set(notes) == set(_store_ids(cfg))
+        code, _ = _run(cfg)  # the parties the sink made are read back and linked: the notes stay
+        assert code == 0 and held(server) == notes
+    finally:
+        server.stop()
+        os.environ.pop("T_STORE_URL", None)

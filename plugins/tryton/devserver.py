@@ -67,6 +67,30 @@ def ensure_installed(root: Path | None = None) -> Path:
     return env_dir / "bin"
 
 
+def ensure_postgres_driver(root: Path | None = None) -> None:
+    """trytond's PostgreSQL backend needs psycopg (3) in its environment (installed once)."""
+    root = root or home()
+    bindir = ensure_installed(root)
+    with _locked(root / ".install.lock"):
+        if not (root / ".psycopg-pool").exists():
+            res = subprocess.run([str(bindir / "pip"), "install", "-q", "psycopg[binary]", "psycopg-pool"], capture_output=True, text=True)
+            if res.returncode != 0:
+                msg = f"cannot install psycopg[binary] for trytond: {res.stderr[-800:]}"
+                raise RuntimeError(msg)
+            (root / ".psycopg-pool").write_text("psycopg[binary] psycopg-pool")
+
+
+def _initialise(bindir: Path, conf: Path, database: str, work: Path) -> None:
+    (work / "pass").write_text(ADMIN_PASSWORD)
+    res = subprocess.run(
+        [str(bindir / "trytond-admin"), "-c", str(conf), "-d", database, "--all", "-u", "party", "--activate-dependencies", "--email", "admin@example.com"],
+        env={**os.environ, "TRYTONPASSFILE": str(work / "pass")}, capture_output=True, text=True,
+    )
+    if res.returncode != 0:
+        msg = f"trytond-admin failed: {res.stderr[-1500:]}"
+        raise RuntimeError(msg)
+
+
 def _config(directory: Path, port: int, uri: str = "sqlite://") -> Path:
     conf = directory / "trytond.conf"
     conf.write_text(f"[database]\nuri = {uri}\npath = {directory}\n\n[web]\nlisten = 127.0.0.1:{port}\n\n[session]\ntimeout = 86400\n")
@@ -83,15 +107,7 @@ def template(root: Path | None = None) -> Path:
             work = Path(tempfile.mkdtemp(prefix="crmsync-tryton-init-"))
             try:
                 (work / "crm.sqlite").touch()
-                (work / "pass").write_text(ADMIN_PASSWORD)
-                conf = _config(work, free_port())
-                res = subprocess.run(
-                    [str(bindir / "trytond-admin"), "-c", str(conf), "-d", "crm", "--all", "-u", "party", "--activate-dependencies", "--email", "admin@example.com"],
-                    env={**os.environ, "TRYTONPASSFILE": str(work / "pass")}, capture_output=True, text=True,
-                )
-                if res.returncode != 0:
-                    msg = f"trytond-admin failed: {res.stderr[-1500:]}"
-                    raise RuntimeError(msg)
+                _initialise(bindir, _config(work, free_port()), "crm", work)
                 _copy_sqlite(work / "crm.sqlite", root / ".template.tmp")
                 os.replace(root / ".template.tmp", target)
             finally:
@@ -120,8 +136,11 @@ class TrytonServer:
     username = "admin"
     password = ADMIN_PASSWORD
 
-    def __init__(self, directory: Path | None = None, *, port: int | None = None, root: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, port: int | None = None, root: Path | None = None, postgres: str | None = None) -> None:
+        """``postgres``: a server URL (``postgresql://user@host:port/``) whose (existing, empty)
+        database ``crm`` is initialised on start; default: SQLite in ``directory``."""
         self.root = root or home()
+        self.postgres = postgres
         self.dir = Path(directory or tempfile.mkdtemp(prefix="crmsync-tryton-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -131,10 +150,17 @@ class TrytonServer:
 
     def start(self, timeout: float = 60) -> TrytonServer:
         bindir = ensure_installed(self.root)
-        db = self.dir / f"{self.database}.sqlite"
-        if not db.exists():
-            _copy_sqlite(template(self.root), db)
-        conf = _config(self.dir, self.port)
+        if self.postgres:
+            ensure_postgres_driver(self.root)
+            conf = _config(self.dir, self.port, self.postgres)
+            if not (self.dir / ".initialised").exists():
+                _initialise(bindir, conf, self.database, self.dir)
+                (self.dir / ".initialised").touch()
+        else:
+            db = self.dir / f"{self.database}.sqlite"
+            if not db.exists():
+                _copy_sqlite(template(self.root), db)
+            conf = _config(self.dir, self.port)
         log = open(self.dir / "trytond.log", "wb")  # noqa: SIM115
         # -d preloads the database: without it every login fails (KeyError: 'res.user')
         self.proc = subprocess.Popen([str(bindir / "trytond"), "-c", str(conf), "-d", self.database], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -221,7 +221,8 @@ class TrytonSink(crmsync.Sink):
         interaction whose note moved (a relink), anywhere."""
         if not interaction_ids:
             return {}
-        domain: list[Any] = ["OR", *(["message", "ilike", f"%{escape_like(f'[crmsync:{i} v')}%"] for i in interaction_ids)]
+        # no space in the pattern: on PostgreSQL, trytond 8.2 finds nothing for an ilike with one
+        domain: list[Any] = ["OR", *(["message", "ilike", f"%{escape_like(f'[crmsync:{i}')}%"] for i in interaction_ids)]
         if resources:
             domain = [["resource", "in", sorted(set(resources))], domain]
         found: dict[str, list[dict[str, Any]]] = {}
