@@ -82,7 +82,7 @@ class FakeHubSpot:
         self.requests: Counter[str] = Counter()
         self.drop_after_apply: dict[str, set[int]] = {}
         self.force_429 = 0
-        self._indexes: dict[tuple[str, str], tuple[int, dict[str, list[str]]]] = {}
+        self._indexes: dict[tuple[str, str], dict[str, list[str]]] = {}
         #: called as after_apply(endpoint, n) once a request is applied, before it is answered
         self.after_apply: Any = None
         self._ids = itertools.count(1001)
@@ -256,23 +256,33 @@ class FakeHubSpot:
         return {"id": oid, "properties": dict(rec["properties"]), "createdAt": rec["createdAt"], "updatedAt": rec["updatedAt"], "archived": False}
 
     def _index(self, obj: str, prop: str) -> dict[str, list[str]]:
-        """Object ids by a property's value (email folded), rebuilt when objects are added."""
+        """Object ids by a property's value (email folded); kept up to date by _new and _touch."""
         store = self.contacts if obj == "contacts" else self.notes
-        cached = self._indexes.get((obj, prop))
-        if cached is None or cached[0] != len(store):  # objects are only added between calls
-            index: dict[str, list[str]] = {}
+        index = self._indexes.get((obj, prop))
+        if index is None or (not store and index):  # first use, or the test emptied the store
+            index = {}
             for oid, rec in store.items():
                 v = rec["properties"].get(prop)
                 if v is not None:
                     index.setdefault(v.lower() if prop == "email" else v, []).append(oid)
-            cached = (len(store), index)
-            self._indexes[(obj, prop)] = cached
-        return cached[1]
+            self._indexes[(obj, prop)] = index
+        return index
+
+    def _indexed(self, obj: str, oid: str) -> None:
+        rec = (self.contacts if obj == "contacts" else self.notes)[oid]
+        for (o, prop), index in self._indexes.items():
+            v = rec["properties"].get(prop)
+            if o == obj and v is not None:
+                ids = index.setdefault(v.lower() if prop == "email" else v, [])
+                if oid not in ids:
+                    ids.append(oid)
 
     def _unique(self, obj: str, prop: str, value: str) -> str | None:
         store = self.contacts if obj == "contacts" else self.notes
         fold = prop == "email"
         for oid in self._index(obj, prop).get(value.lower() if fold else value, []):
+            if oid not in store:
+                continue  # emptied by a test since it was indexed
             v = store[oid]["properties"].get(prop)
             if v is not None and (v.lower() == value.lower() if fold else v == value):
                 return oid
@@ -285,6 +295,7 @@ class FakeHubSpot:
         props["hs_object_id"] = oid
         props["lastmodifieddate" if obj == "contacts" else "hs_lastmodifieddate"] = now
         (self.contacts if obj == "contacts" else self.notes)[oid] = {"properties": props, "createdAt": now, "updatedAt": now}
+        self._indexed(obj, oid)
         return oid
 
     def _touch(self, obj: str, oid: str, properties: dict[str, Any]) -> None:
@@ -293,6 +304,7 @@ class FakeHubSpot:
         rec["properties"].update({k: v for k, v in properties.items() if v is not None})
         rec["properties"]["lastmodifieddate" if obj == "contacts" else "hs_lastmodifieddate"] = now
         rec["updatedAt"] = now
+        self._indexed(obj, oid)
 
     # objects ------------------------------------------------------------------
     def _batch_create(self, obj: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -387,7 +399,7 @@ class FakeHubSpot:
         first = groups[0]["filters"][0] if len(groups) == 1 and groups[0].get("filters") else None
         if first is not None and first["operator"] == "IN" and first["propertyName"] != "email":
             index = self._index(obj, first["propertyName"])
-            candidates = {oid for v in first["values"] for oid in index.get(v, [])}
+            candidates = {oid for v in first["values"] for oid in index.get(v, []) if oid in store}
         for oid in sorted(candidates, key=int):
             props = store[oid]["properties"]
             if any(all(self._matches(props, f) for f in g.get("filters", [])) for g in groups):
