@@ -13,7 +13,7 @@ This module is the public API plugins may use; everything else is internal.
 
 from __future__ import annotations
 
-from .activity import Activity, activity_text
+from .activity import ACTIVITY_FIELDS, Activity, activity_text, activity_values
 from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, SinkRejection, Source
 from .brands import BrandRules, fold
 from .config import Secret
@@ -43,6 +43,7 @@ from .text import html_to_text, neutralize_formula, normalize_text, sanitize_htm
 __version__ = "0.1.0"
 
 __all__ = [
+    "ACTIVITY_FIELDS",
     "SCHEMA_VERSION",
     "Activity",
     "Attachment",
@@ -76,6 +77,7 @@ __all__ = [
     "Source",
     "__version__",
     "activity_text",
+    "activity_values",
     "call_with_retries",
     "content_hash",
     "csv_line",

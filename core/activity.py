@@ -10,6 +10,8 @@ alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from .schema import Identity, Interaction
 from .text import truncate
@@ -67,4 +69,29 @@ def activity_text(interaction: Interaction, author: Identity | None = None, *, m
     return Activity(subject, text + tail, cut)
 
 
-__all__ = ["TRUNCATION_MARKER", "Activity", "activity_text"]
+#: the fields :func:`activity_values` gives, for a sink's "extra fields" option
+ACTIVITY_FIELDS = (
+    "source", "channel", "kind", "url", "title", "language", "sentiment_label", "sentiment_score", "rating_normalized",
+    "priority", "needs_response", "due_at", "published", "thread_id", "author_name", "author_email",
+)
+
+
+def _z(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def activity_values(interaction: Interaction, author: Identity | None = None) -> dict[str, Any]:
+    """The flat values a CRM sink's field mapping may name (:data:`ACTIVITY_FIELDS`):
+    strings, numbers, booleans or ``None``; times as ISO 8601 UTC with ``Z``."""
+    i = interaction
+    a = author or i.author
+    return {
+        "source": i.source, "channel": i.channel, "kind": i.kind, "url": i.url, "title": i.title, "language": i.language,
+        "sentiment_label": i.sentiment.label if i.sentiment else None, "sentiment_score": i.sentiment.score if i.sentiment else None,
+        "rating_normalized": i.rating.normalized if i.rating else None, "priority": i.priority, "needs_response": i.needs_response,
+        "due_at": _z(i.due_at), "published": _z(i.published), "thread_id": i.thread_id,
+        "author_name": a.name if a else None, "author_email": a.emails[0] if a and a.emails else None,
+    }
+
+
+__all__ = ["ACTIVITY_FIELDS", "TRUNCATION_MARKER", "Activity", "activity_text", "activity_values"]

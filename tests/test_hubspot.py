@@ -7,7 +7,6 @@ import html
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import pytest
 from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_hubspot import HubSpotContactsSource, HubSpotSink
 
-from .conftest import ROOT, crmsync_cmd
+from .conftest import crmsync_cmd
+from .crm_e2e import PerTest, demo_copy, export, finish, kill_while_applied, quarantined, run_json
 from .fakes.hubspot import FakeHubSpot
 
 TOKEN_ENV = "CRMSYNC_TEST_HUBSPOT_TOKEN"
@@ -24,22 +24,19 @@ TOKEN = "pat-na1-0123456789abcdef"
 os.environ[TOKEN_ENV] = TOKEN
 ID_PROP = "crmsync_interaction_id"
 
-_fakes: dict[Path, FakeHubSpot] = {}
+def _start(directory: Path, **kwargs) -> FakeHubSpot:
+    fake = FakeHubSpot(TOKEN, **kwargs).__enter__()
+    fake.properties["notes"][ID_PROP] = {"type": "string", "fieldType": "text"}
+    return fake
 
 
-def _fake(directory: Path, **kwargs) -> FakeHubSpot:
-    if directory not in _fakes:
-        fake = FakeHubSpot(TOKEN, **kwargs).__enter__()
-        fake.properties["notes"][ID_PROP] = {"type": "string", "fieldType": "text"}
-        _fakes[directory] = fake
-    return _fakes[directory]
+_fake = PerTest(_start, lambda fake: fake.__exit__())
 
 
 @pytest.fixture(autouse=True)
 def _stop_fakes():
     yield
-    while _fakes:
-        _fakes.popitem()[1].__exit__()
+    _fake.stop_all()
 
 
 @pytest.fixture
@@ -62,7 +59,7 @@ def held(fake: FakeHubSpot) -> dict[str, dict]:
     return out
 
 
-TestHubSpotSink = get_sink_test_class(HubSpotSink, lambda tmp: {**options(_fake(tmp)), "search_lag": 0}, read_back=lambda opts, tmp: [{"interaction_id": i, "title": n["title"]} for i, n in held(_fakes[tmp]).items()])
+TestHubSpotSink = get_sink_test_class(HubSpotSink, lambda tmp: {**options(_fake(tmp)), "search_lag": 0}, read_back=lambda opts, tmp: [{"interaction_id": i, "title": n["title"]} for i, n in held(_fake[tmp]).items()])
 
 
 def _seeded(tmp: Path) -> dict:
@@ -78,8 +75,8 @@ TestHubSpotSource = get_source_test_class(HubSpotContactsSource, _seeded, min_re
 
 # end to end --------------------------------------------------------------------------------
 def _demo(tmp: Path, fake: FakeHubSpot, sink_extra: str = "", posts: int = 0) -> Path:
-    target = tmp / "demo"
-    shutil.copytree(ROOT / "demo", target, ignore=shutil.ignore_patterns(".crmsync", "out"))
+    """The demo with HubSpot as its CRM: contacts read from it, interactions written to it."""
+    target = demo_copy(tmp, posts)
     cfg = (target / "crmsync.toml").read_text()
     cfg = cfg.replace(
         '[sources.crm_contacts]\nplugin = "crm_csv"\nfile = "crm/contacts.csv"\ncrm = "generic"',
@@ -90,13 +87,6 @@ def _demo(tmp: Path, fake: FakeHubSpot, sink_extra: str = "", posts: int = 0) ->
         f"[sinks.hubspot]\nplugin = \"hubspot\"\naccess_token = \"env:{TOKEN_ENV}\"\nbase_url = \"{fake.url}\"\nsearch_lag = 0\n{sink_extra}",
     )
     (target / "crmsync.toml").write_text(cfg)
-    for f in range(posts // 30):
-        items = "".join(
-            f"<item><title>Post {f}-{i}</title><link>https://bulk{f}.example/p/{i}</link><guid>https://bulk{f}.example/p/{i}</guid>"
-            f"<author>writer{i % 7}@bulk.example (Writer {i % 7})</author><description>Body {f}-{i}</description></item>"
-            for i in range(30)
-        )
-        (target / "feeds" / f"bulk-{f}.rss.xml").write_text(f'<rss version="2.0"><channel><title>Bulk {f}</title><link>https://bulk{f}.example/</link>{items}</channel></rss>')
     return target / "crmsync.toml"
 
 
@@ -107,25 +97,9 @@ def _seed_demo_contacts(fake: FakeHubSpot) -> dict[str, str]:
     }
 
 
-def _run(cfg: Path, failpoints: str | None = None) -> tuple[int, dict | None]:
-    env = {k: v for k, v in os.environ.items() if k != "CRMSYNC_FAILPOINTS"}
-    if failpoints:
-        env["CRMSYNC_FAILPOINTS"] = failpoints
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--json", "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
-    try:
-        return res.returncode, json.loads(res.stdout)
-    except ValueError:
-        return res.returncode, None
-
-
-def _export(cfg: Path) -> dict[str, dict]:
-    out = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True).stdout
-    return {r["interaction_id"]: r for r in map(json.loads, out.splitlines())}
-
-
 def _check_exactly_once(fake: FakeHubSpot, cfg: Path) -> dict[str, dict]:
     notes = held(fake)
-    stored = _export(cfg)
+    stored = export(cfg)
     assert set(notes) == set(stored)
     emails = [c["properties"].get("email", "").lower() for c in fake.contacts.values() if c["properties"].get("email")]
     assert len(emails) == len(set(emails)), "a contact was created twice"
@@ -140,18 +114,18 @@ def _check_exactly_once(fake: FakeHubSpot, cfg: Path) -> dict[str, dict]:
 def test_demo_lands_in_hubspot_once_on_the_matched_contacts(tmp_path, hubspot):
     seeded = _seed_demo_contacts(hubspot)
     cfg = _demo(tmp_path, hubspot)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     notes = _check_exactly_once(hubspot, cfg)
     assert len(notes) == 12 and report["sinks"][0]["delivered"] == 12
-    stored = _export(cfg)
+    stored = export(cfg)
     toms = [i for i, r in stored.items() if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]]
     assert toms and all(notes[i]["contacts"] == [seeded["tom"]] for i in toms), "a linked author's notes go to the CRM contact"
     assert all(stored[i]["author"]["crm_ids"].get("hubspot") == seeded["tom"] for i in toms)
     # a re-run sends nothing (after the contacts the sink created are read back and linked)
-    _run(cfg)
+    run_json(cfg)
     before = dict(hubspot.requests)
-    code, again = _run(cfg)
+    code, again = run_json(cfg)
     assert code == 0 and again["sinks"][0]["delivered"] == 0
     writes = {k: hubspot.requests[k] - before.get(k, 0) for k in hubspot.requests if "batch" in k}
     assert not any(writes.values()), writes
@@ -163,7 +137,7 @@ def test_batches_are_full_and_rate_limits_are_honoured(tmp_path):
     fake = _fake(tmp_path, max_requests=8, window=1.0)
     cfg = _demo(tmp_path, fake, posts=240)
     fake.force_429 = 2
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     notes = _check_exactly_once(fake, cfg)
     n = len(notes)
@@ -177,7 +151,7 @@ def test_batches_are_full_and_rate_limits_are_honoured(tmp_path):
 def test_a_lost_answer_to_a_create_is_searched_not_created_again(tmp_path, hubspot, search):
     hubspot.drop_after_apply = {"notes/batch/create": {1}}
     cfg = _demo(tmp_path, hubspot, sink_extra=f'search_before_create = "{search}"')
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     _check_exactly_once(hubspot, cfg)
     assert hubspot.requests["notes/search"] >= 1
@@ -188,13 +162,9 @@ def test_a_lost_answer_to_a_create_is_searched_not_created_again(tmp_path, hubsp
 def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, hubspot, failpoints):
     _seed_demo_contacts(hubspot)
     cfg = _demo(tmp_path, hubspot, sink_extra="batch_size = 4", posts=30)
-    code, _ = _run(cfg, failpoints=failpoints)
+    code, _ = run_json(cfg, failpoints=failpoints)
     assert code == -9
-    for _ in range(3):
-        code, report = _run(cfg)
-        if code == 0:
-            break
-    assert code == 0, report
+    finish(cfg)
     _check_exactly_once(hubspot, cfg)
 
 
@@ -202,21 +172,21 @@ def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, hubspot
 def test_a_refused_property_quarantines_that_row_and_the_rest_lands(tmp_path, hubspot):
     hubspot.properties["notes"]["crmsync_sentiment"] = {"type": "enumeration", "fieldType": "select", "options": [{"value": "positive"}, {"value": "neutral"}, {"value": "mixed"}]}
     cfg = _demo(tmp_path, hubspot, sink_extra='note_properties = { crmsync_sentiment = "sentiment_label" }')
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     sink = report["sinks"][0]
-    stored = _export(cfg)
+    stored = export(cfg)
     negative = {i for i, r in stored.items() if (r.get("sentiment") or {}).get("label") == "negative"}
     assert negative and code == 1
     assert sink["rejected"] == len(negative) and sink["delivered"] == 12 - len(negative)
     assert set(held(hubspot)) == set(stored) - negative
-    listed = json.loads(subprocess.run([*crmsync_cmd(), "-c", str(cfg), "quarantine", "list", "--source", "sink:hubspot", "--json"], capture_output=True, text=True, check=True).stdout)
+    listed = quarantined(cfg, "sink:hubspot")
     assert {i["ref"] for i in listed} == negative and all("INVALID_OPTION" in i["reason"] or "allowed options" in i["reason"] for i in listed)
     raw = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "quarantine", "show", str(listed[0]["id"]), "--raw"], capture_output=True, text=True, check=True).stdout
     detail = json.loads(raw)
     assert detail["response"]["status"] == 400 and TOKEN not in raw
     # HubSpot gains the option: the next run delivers them, the entries close
     hubspot.properties["notes"]["crmsync_sentiment"]["options"].append({"value": "negative"})
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0 and report["sinks"][0]["delivered"] >= len(negative)
     _check_exactly_once(hubspot, cfg)
 
@@ -227,7 +197,7 @@ def test_long_text_is_cut_with_a_marker_not_refused(tmp_path, hubspot):
     long_item = f"<item><title>A very long post</title><link>https://long.example/1</link><guid>https://long.example/1</guid><description>{'word ' * 20000}</description></item>"
     feed = cfg.parent / "feeds" / "long.rss.xml"
     feed.write_text(f'<rss version="2.0"><channel><title>Long</title><link>https://long.example/</link>{long_item}</channel></rss>')
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     (note,) = [n for n in held(hubspot).values() if n["title"] == "A very long post"]
     assert len(note["properties"]["hs_note_body"]) <= 65536 and "…[truncated]" in note["body"] and "Link: https://long.example/1" in note["body"]
@@ -237,7 +207,7 @@ def test_long_text_is_cut_with_a_marker_not_refused(tmp_path, hubspot):
 def test_a_bad_token_fails_the_sink_clearly_without_printing_it(tmp_path, hubspot, monkeypatch):
     cfg = _demo(tmp_path, hubspot)
     monkeypatch.setenv(TOKEN_ENV, "pat-wrong-secret-value")
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     sink = report["sinks"][0]
     assert code == 1 and sink["status"] == "failed" and f"env:{TOKEN_ENV}" in sink["errors"][0] and "401" in sink["errors"][0]
     assert "pat-wrong-secret-value" not in json.dumps(report)
@@ -259,7 +229,7 @@ def test_validate_checks_the_token_and_creates_properties_only_when_asked(tmp_pa
 def test_update_only_creates_no_contact(tmp_path, hubspot):
     seeded = _seed_demo_contacts(hubspot)
     cfg = _demo(tmp_path, hubspot, sink_extra='contacts = "update-only"')
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     assert set(hubspot.contacts) == set(seeded.values())
     notes = held(hubspot)
@@ -296,7 +266,7 @@ def test_dry_run_plan_names_what_it_would_create_and_associate(tmp_path, hubspot
     seeded = _seed_demo_contacts(hubspot)
     cfg = _demo(tmp_path, hubspot)
     cfg.write_text(cfg.read_text().replace("[sinks.hubspot]\n", "[sinks.hubspot]\nenabled = false\n"))
-    assert _run(cfg)[0] == 0  # the store holds the demo; the sink has not run
+    assert run_json(cfg)[0] == 0  # the store holds the demo; the sink has not run
     cfg.write_text(cfg.read_text().replace("[sinks.hubspot]\nenabled = false\n", "[sinks.hubspot]\n"))
     res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--dry-run", "--json"], capture_output=True, text=True)
     sink = json.loads(res.stdout)["sinks"][0]
@@ -306,29 +276,10 @@ def test_dry_run_plan_names_what_it_would_create_and_associate(tmp_path, hubspot
     assert not hubspot.notes and set(hubspot.contacts) == set(seeded.values()), "a dry run writes nothing"
 
 
-def _kill_during(cfg: Path, fake, endpoint: str, nth: int) -> int:
-    """Run crmsync and SIGKILL it while HubSpot has applied its nth `endpoint` request
-    and not yet answered: the write happened, the sink never learns it did."""
-    import signal
-
-    proc = subprocess.Popen([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-    def kill(key, n):
-        if key == endpoint and n == nth:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    fake.after_apply = kill
-    try:
-        return proc.wait(timeout=120)
-    finally:
-        fake.after_apply = None
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("endpoint", "nth", "search"), [("notes/batch/create", 1, "always"), ("notes/batch/create", 2, "unknown"), ("contacts/batch/upsert", 2, "always")])
 def test_a_kill_at_the_write_loses_and_duplicates_nothing(tmp_path, hubspot, endpoint, nth, search):
     cfg = _demo(tmp_path, hubspot, sink_extra=f'batch_size = 10\nsearch_before_create = "{search}"', posts=30)
-    assert _kill_during(cfg, hubspot, endpoint, nth) == -9
-    code, report = _run(cfg)
-    assert code == 0, report
+    assert kill_while_applied(cfg, hubspot, endpoint, nth) == -9
+    finish(cfg)
     _check_exactly_once(hubspot, cfg)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,29 +15,27 @@ import crmsync
 from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_salesforce import SalesforceContactsSource, SalesforceSink
 
-from .conftest import ROOT, crmsync_cmd
+from .conftest import crmsync_cmd
+from .crm_e2e import PerTest, demo_copy, export, finish, kill_while_applied, quarantined, run_json
 from .fakes.salesforce import FakeSalesforce
 
 SESSION_ENV = "CRMSYNC_TEST_SF_SESSION"
 SESSION = "00Dxx0000001gPL!AQ4AQFakeSessionToken"
 os.environ[SESSION_ENV] = SESSION
 
-_fakes: dict[Path, FakeSalesforce] = {}
+def _start(directory: Path) -> FakeSalesforce:
+    d = directory / "sf"
+    d.mkdir(parents=True, exist_ok=True)
+    return FakeSalesforce(d, SESSION).__enter__()
 
 
-def _fake(directory: Path) -> FakeSalesforce:
-    if directory not in _fakes:
-        d = directory / "sf"
-        d.mkdir(parents=True, exist_ok=True)
-        _fakes[directory] = FakeSalesforce(d, SESSION).__enter__()
-    return _fakes[directory]
+_fake = PerTest(_start, lambda fake: fake.__exit__())
 
 
 @pytest.fixture(autouse=True)
 def _stop_fakes():
     yield
-    while _fakes:
-        _fakes.popitem()[1].__exit__()
+    _fake.stop_all()
 
 
 @pytest.fixture
@@ -60,7 +57,7 @@ def held(fake: FakeSalesforce) -> dict[str, dict]:
     return out
 
 
-TestSalesforceSink = get_sink_test_class(SalesforceSink, lambda tmp: options(_fake(tmp)), read_back=lambda opts, tmp: [{"interaction_id": i, "title": t["Subject"]} for i, t in held(_fakes[tmp]).items()])
+TestSalesforceSink = get_sink_test_class(SalesforceSink, lambda tmp: options(_fake(tmp)), read_back=lambda opts, tmp: [{"interaction_id": i, "title": t["Subject"]} for i, t in held(_fake[tmp]).items()])
 
 
 def _seeded(tmp: Path) -> dict:
@@ -76,20 +73,13 @@ TestSalesforceSource = get_source_test_class(SalesforceContactsSource, _seeded, 
 
 
 def _demo(tmp: Path, fake: FakeSalesforce, sink_extra: str = "", posts: int = 0) -> Path:
-    target = tmp / "demo"
-    shutil.copytree(ROOT / "demo", target, ignore=shutil.ignore_patterns(".crmsync", "out"))
+    """The demo with Salesforce as its CRM: Contacts and Leads read from it, Tasks written to it."""
+    target = demo_copy(tmp, posts)
     conn = f'instance_url = "{fake.instance_url}"\nsession_id = "env:{SESSION_ENV}"\nca_file = "{fake.ca_file}"'
     cfg = (target / "crmsync.toml").read_text()
     cfg = cfg.replace('[sources.crm_contacts]\nplugin = "crm_csv"\nfile = "crm/contacts.csv"\ncrm = "generic"', f'[sources.crm_contacts]\nplugin = "salesforce"\n{conn}')
     cfg = cfg.replace('[sinks.crm_import]\nplugin = "crm_csv"\nprofile = "generic"\noutput_dir = "out"', f'[sinks.salesforce]\nplugin = "salesforce"\n{conn}\n{sink_extra}')
     (target / "crmsync.toml").write_text(cfg)
-    for f in range(posts // 30):
-        items = "".join(
-            f"<item><title>Post {f}-{i}</title><link>https://bulk{f}.example/p/{i}</link><guid>https://bulk{f}.example/p/{i}</guid>"
-            f"<author>writer{i % 7}@bulk.example (Writer {i % 7})</author><description>Body {f}-{i}</description></item>"
-            for i in range(30)
-        )
-        (target / "feeds" / f"bulk-{f}.rss.xml").write_text(f'<rss version="2.0"><channel><title>Bulk {f}</title><link>https://bulk{f}.example/</link>{items}</channel></rss>')
     return target / "crmsync.toml"
 
 
@@ -100,25 +90,9 @@ def _seed_demo(fake: FakeSalesforce) -> dict[str, str]:
     }
 
 
-def _run(cfg: Path, failpoints: str | None = None) -> tuple[int, dict | None]:
-    env = {k: v for k, v in os.environ.items() if k != "CRMSYNC_FAILPOINTS"}
-    if failpoints:
-        env["CRMSYNC_FAILPOINTS"] = failpoints
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--json", "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
-    try:
-        return res.returncode, json.loads(res.stdout)
-    except ValueError:
-        return res.returncode, None
-
-
-def _export(cfg: Path) -> dict[str, dict]:
-    out = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True).stdout
-    return {r["interaction_id"]: r for r in map(json.loads, out.splitlines())}
-
-
 def _check_exactly_once(fake: FakeSalesforce, cfg: Path) -> dict[str, dict]:
     tasks = held(fake)
-    stored = _export(cfg)
+    stored = export(cfg)
     assert set(tasks) == set(stored)
     people = {**fake.records["Contact"], **fake.records["Lead"]}
     emails = [p["Email"].lower() for p in people.values() if p.get("Email")]
@@ -134,11 +108,11 @@ def _check_exactly_once(fake: FakeSalesforce, cfg: Path) -> dict[str, dict]:
 def test_demo_lands_in_salesforce_once_on_the_matched_records(tmp_path, sf):
     seeded = _seed_demo(sf)
     cfg = _demo(tmp_path, sf)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     tasks = _check_exactly_once(sf, cfg)
     assert len(tasks) == 12 and report["sinks"][0]["delivered"] == 12
-    stored = _export(cfg)
+    stored = export(cfg)
     toms = [i for i, r in stored.items() if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]]
     assert toms and all(tasks[i]["WhoId"] == seeded["tom"] for i in toms)
     assert all(stored[i]["author"]["crm_ids"].get("salesforce") == seeded["tom"] for i in toms), "identity linked the author to the CRM contact"
@@ -146,9 +120,9 @@ def test_demo_lands_in_salesforce_once_on_the_matched_records(tmp_path, sf):
     replies = [i for i, r in stored.items() if r["extra"].get("business_reply")]
     assert replies and all("WhoId" not in tasks[i] for i in replies), "a business's reply is no Lead"
     assert not any("business reply" in f"{p.get('FirstName')} {p.get('LastName')}" for p in sf.records["Lead"].values())
-    _run(cfg)  # the Leads the sink created are read back and linked (an update to the same Task)
+    run_json(cfg)  # the Leads the sink created are read back and linked (an update to the same Task)
     before = dict(sf.requests)
-    code, again = _run(cfg)
+    code, again = run_json(cfg)
     assert code == 0 and again["sinks"][0]["delivered"] == 0
     assert sf.requests["collections"] == before.get("collections", 0), "a run with nothing new writes nothing"
     assert {i: t["task"] for i, t in held(sf).items()} == {i: t["task"] for i, t in tasks.items()}, "the same Task records, upserted in place"
@@ -157,14 +131,14 @@ def test_demo_lands_in_salesforce_once_on_the_matched_records(tmp_path, sf):
 @pytest.mark.slow
 def test_bulk_api_above_the_threshold_and_full_collections_below(tmp_path, sf):
     cfg = _demo(tmp_path, sf, sink_extra="batch_size = 1000\nbulk_threshold = 100\nbulk_poll = 0", posts=240)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     tasks = _check_exactly_once(sf, cfg)
     assert len(tasks) == 252 and sf.requests["bulk"] >= 4  # job, upload, close, state, results
     assert sf.requests["collections"] <= 2  # new authors (Leads), 200 a request
-    cfg2 = _demo(tmp_path / "b", _fake(tmp_path / "b"), posts=240)
-    assert _run(cfg2)[0] == 0
-    fake2 = _fakes[tmp_path / "b"]
+    fake2 = _fake(tmp_path / "b")
+    cfg2 = _demo(tmp_path / "b", fake2, posts=240)
+    assert run_json(cfg2)[0] == 0
     assert len(held(fake2)) == 252
     assert fake2.requests["collections"] <= 2 * -(-252 // 200) + 1 and fake2.requests["bulk"] == 0
 
@@ -174,13 +148,9 @@ def test_bulk_api_above_the_threshold_and_full_collections_below(tmp_path, sf):
 def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, sf, failpoints):
     _seed_demo(sf)
     cfg = _demo(tmp_path, sf, sink_extra="batch_size = 5", posts=30)
-    code, _ = _run(cfg, failpoints=failpoints)
+    code, _ = run_json(cfg, failpoints=failpoints)
     assert code == -9
-    for _ in range(3):
-        code, report = _run(cfg)
-        if code == 0:
-            break
-    assert code == 0, report
+    finish(cfg)
     _check_exactly_once(sf, cfg)
 
 
@@ -189,7 +159,7 @@ def test_a_dropped_answer_and_5xx_are_retried_without_duplicates(tmp_path, sf):
     sf.drop_after_apply = {"collections": {2}}
     sf.force_503 = 2
     cfg = _demo(tmp_path, sf)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     _check_exactly_once(sf, cfg)
 
@@ -198,13 +168,13 @@ def test_a_dropped_answer_and_5xx_are_retried_without_duplicates(tmp_path, sf):
 def test_a_refused_task_is_quarantined_and_the_rest_lands(tmp_path, sf):
     sf.fields["Task"]["Crmsync_Lang__c"] = {"length": 2}
     cfg = _demo(tmp_path, sf, sink_extra='task_fields = { Crmsync_Lang__c = "sentiment_label" }')
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     sink = report["sinks"][0]
-    stored = _export(cfg)
+    stored = export(cfg)
     labelled = {i for i, r in stored.items() if r.get("sentiment")}
     assert labelled and code == 1 and sink["rejected"] == len(labelled)
     assert set(held(sf)) == set(stored) - labelled
-    listed = json.loads(subprocess.run([*crmsync_cmd(), "-c", str(cfg), "quarantine", "list", "--source", "sink:salesforce", "--json"], capture_output=True, text=True, check=True).stdout)
+    listed = quarantined(cfg, "sink:salesforce")
     assert {i["ref"] for i in listed} == labelled and all("STRING_TOO_LONG" in i["reason"] for i in listed)
     raw = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "quarantine", "show", str(listed[0]["id"]), "--raw"], capture_output=True, text=True, check=True).stdout
     assert "STRING_TOO_LONG" in raw and SESSION not in raw
@@ -215,7 +185,7 @@ def test_long_text_is_cut_to_the_field_limits(tmp_path, sf):
     cfg = _demo(tmp_path, sf)
     item = f"<item><title>{'T' * 400}</title><link>https://long.example/1</link><guid>https://long.example/1</guid><description>{'word ' * 10000}</description></item>"
     (cfg.parent / "feeds" / "long.rss.xml").write_text(f'<rss version="2.0"><channel><title>Long</title><link>https://long.example/</link>{item}</channel></rss>')
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     (task,) = [t for t in held(sf).values() if t["Subject"].startswith("TTT")]
     assert len(task["Subject"]) == 255 and task["Subject"].endswith("…[truncated]")
@@ -225,7 +195,7 @@ def test_long_text_is_cut_to_the_field_limits(tmp_path, sf):
 def test_an_expired_session_is_a_clear_error(tmp_path, sf, monkeypatch):
     cfg = _demo(tmp_path, sf)
     monkeypatch.setenv(SESSION_ENV, "00Dexpired!token")
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     sink = report["sinks"][0]
     assert code == 1 and sink["status"] == "failed" and "401" in sink["errors"][0]
     assert "00Dexpired!token" not in json.dumps(report)
@@ -234,11 +204,11 @@ def test_an_expired_session_is_a_clear_error(tmp_path, sf, monkeypatch):
 def test_request_limit_exceeded_fails_the_sink_and_keeps_the_backlog(tmp_path, sf):
     cfg = _demo(tmp_path, sf)
     sf.force_403 = 1000
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     sink = report["sinks"][0]
     assert code == 1 and "API request limit" in sink["errors"][0] and sink["backlog"] == 12
     sf.force_403 = 0
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0 and report["sinks"][0]["delivered"] == 12
 
 
@@ -256,7 +226,7 @@ def test_validate_names_the_missing_external_id_field(tmp_path, sf):
 def test_update_only_creates_no_lead(tmp_path, sf):
     seeded = _seed_demo(sf)
     cfg = _demo(tmp_path, sf, sink_extra='contacts = "update-only"')
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
     assert set(sf.records["Contact"]) | set(sf.records["Lead"]) == set(seeded.values())
     tasks = held(sf)
@@ -284,7 +254,7 @@ def test_dry_run_plan_names_what_it_would_upsert(tmp_path, sf):
     _seed_demo(sf)
     cfg = _demo(tmp_path, sf)
     cfg.write_text(cfg.read_text().replace("[sinks.salesforce]\n", "[sinks.salesforce]\nenabled = false\n"))
-    assert _run(cfg)[0] == 0
+    assert run_json(cfg)[0] == 0
     cfg.write_text(cfg.read_text().replace("[sinks.salesforce]\nenabled = false\n", "[sinks.salesforce]\n"))
     res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--dry-run", "--json"], capture_output=True, text=True)
     notes = json.loads(res.stdout)["sinks"][0]["notes"]
@@ -297,17 +267,9 @@ def test_dry_run_plan_names_what_it_would_upsert(tmp_path, sf):
 @pytest.mark.slow
 @pytest.mark.parametrize("nth", [1, 3])
 def test_a_kill_at_the_write_loses_and_duplicates_nothing(tmp_path, sf, nth):
-    import signal
-
     cfg = _demo(tmp_path, sf, sink_extra="batch_size = 10", posts=30)
-    proc = subprocess.Popen([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    sf.after_apply = lambda kind, n: os.killpg(proc.pid, signal.SIGKILL) if kind == "collections" and n == nth else None
-    try:
-        assert proc.wait(timeout=120) == -9
-    finally:
-        sf.after_apply = None
-    code, report = _run(cfg)
-    assert code == 0, report
+    assert kill_while_applied(cfg, sf, "collections", nth) == -9
+    finish(cfg)
     _check_exactly_once(sf, cfg)
 
 

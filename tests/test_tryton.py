@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,32 +20,29 @@ from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_tryton import TrytonContactsSource, TrytonSink
 from crmsync_tryton.devserver import TrytonServer
 
-from .conftest import ROOT, crmsync_cmd
+from .conftest import crmsync_cmd
+from .crm_e2e import PerTest, demo_copy, export, finish, quarantined, run_json
 
 PASSWORD_ENV = "CRMSYNC_TEST_TRYTON_PASSWORD"
 os.environ[PASSWORD_ENV] = TrytonServer.password
 MARKER = re.compile(r"\[crmsync:([0-9a-f-]{36}) v(\d+)\]\s*$")
 
-_servers: dict[Path, TrytonServer] = {}
+def _start(directory: Path) -> TrytonServer:
+    try:
+        return TrytonServer(directory / "tryton").start()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Tryton cannot be installed or started here: {exc}")
 
 
-def _server(directory: Path) -> TrytonServer:
-    """The server of one test directory (the kit calls config() more than once per test)."""
-    if directory not in _servers:
-        try:
-            _servers[directory] = TrytonServer(directory / "tryton").start()
-        except RuntimeError as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"Tryton cannot be installed or started here: {exc}")
-    return _servers[directory]
+_server = PerTest(_start, lambda server: server.stop())
 
 
 @pytest.fixture(autouse=True)
 def _stop_servers():
     yield
-    while _servers:
-        _servers.popitem()[1].stop()
+    _server.stop_all()
 
 
 @pytest.fixture
@@ -71,7 +67,7 @@ def held(server: TrytonServer) -> dict[str, dict]:
 
 def _kit_read_back(options: dict, tmp: Path) -> list[dict]:
     rows = []
-    for iid, note in held(_servers[tmp]).items():
+    for iid, note in held(_server[tmp]).items():
         rows.append({"interaction_id": iid, "title": note["message"].split("\n", 1)[0]})
     return rows
 
@@ -96,28 +92,11 @@ TestTrytonSource = get_source_test_class(TrytonContactsSource, _seeded_source_co
 
 # end to end: the demo into a running CRM -------------------------------------------------
 def _demo(tmp: Path, server: TrytonServer, extra: str = "") -> Path:
-    target = tmp / "demo"
-    shutil.copytree(ROOT / "demo", target, ignore=shutil.ignore_patterns(".crmsync", "out"))
+    target = demo_copy(tmp)
     cfg = (target / "crmsync-tryton.toml").read_text()
     cfg = cfg.replace('url = "http://127.0.0.1:8000"', f'url = "{server.url}"').replace("env:TRYTON_PASSWORD", f"env:{PASSWORD_ENV}")
     (target / "crmsync-tryton.toml").write_text(cfg + extra)
     return target / "crmsync-tryton.toml"
-
-
-def _run(cfg: Path, *args: str, failpoints: str | None = None) -> tuple[int, dict | None]:
-    env = {k: v for k, v in os.environ.items() if k != "CRMSYNC_FAILPOINTS"}
-    if failpoints:
-        env["CRMSYNC_FAILPOINTS"] = failpoints
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--json", "--no-progress", *args], capture_output=True, text=True, env=env, timeout=300)
-    try:
-        return res.returncode, json.loads(res.stdout)
-    except ValueError:
-        return res.returncode, None
-
-
-def _store_ids(cfg: Path) -> dict[str, int]:
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True)
-    return {r["interaction_id"]: r["version"] for r in map(json.loads, res.stdout.splitlines())}
 
 
 def _seed_demo_contacts(server: TrytonServer) -> dict[str, int]:
@@ -134,17 +113,16 @@ def _seed_demo_contacts(server: TrytonServer) -> dict[str, int]:
 def test_demo_lands_in_tryton_exactly_once_on_the_right_parties(tmp_path, tryton):
     seeded = _seed_demo_contacts(tryton)
     cfg = _demo(tmp_path, tryton)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0, report
-    stored = _store_ids(cfg)
+    stored = export(cfg)
     notes = held(tryton)
     assert set(notes) == set(stored) and len(stored) == 12
     assert report["sinks"][0]["delivered"] == 12
     parties = {p["id"]: p for p in tryton.parties()}
     # every note is on a party whose email is its author's (case aside), or on the unmatched party
-    export = {r["interaction_id"]: r for r in map(json.loads, subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True).stdout.splitlines())}
     for iid, note in notes.items():
-        author = export[iid]["author"] or {}
+        author = stored[iid]["author"] or {}
         emails = {e.casefold() for e in author.get("emails", [])}
         party = parties[note["party"]]
         if emails:
@@ -157,13 +135,13 @@ def test_demo_lands_in_tryton_exactly_once_on_the_right_parties(tmp_path, tryton
     assert any(n["party"] == seeded["tom"] for n in notes.values())
     # the next run reads back the party the sink created for a new author: the link it
     # makes re-delivers that author's record as an update (replaced on the same party)
-    code, again = _run(cfg)
+    code, again = run_json(cfg)
     assert code == 0 and again["sinks"][0]["created"] == 0
     assert again["sinks"][0]["updated"] == again["identity"]["relinked"] <= len(parties) - len(seeded)
     relinked = held(tryton)
     assert relinked == notes, "the same notes: a relink changes nothing a note shows"
     # after that a re-run sends nothing and changes nothing
-    code, third = _run(cfg)
+    code, third = run_json(cfg)
     assert code == 0 and third["sinks"][0]["delivered"] == 0
     assert held(tryton) == relinked
 
@@ -171,9 +149,9 @@ def test_demo_lands_in_tryton_exactly_once_on_the_right_parties(tmp_path, tryton
 @pytest.mark.slow
 def test_an_edit_replaces_the_note_and_a_crash_between_create_and_delete_heals(tmp_path, tryton):
     cfg = _demo(tmp_path, tryton)
-    assert _run(cfg)[0] == 0
+    assert run_json(cfg)[0] == 0
     before = held(tryton)
-    code, relinked = _run(cfg)  # the authors the sink created parties for are linked to them now
+    code, relinked = run_json(cfg)  # the authors the sink created parties for are linked to them now
     assert code == 0 and relinked["identity"]["relinked"] > 0 and relinked["sinks"][0]["updated"] == relinked["identity"]["relinked"]
     assert held(tryton) == before, "a new version that changes nothing a note shows keeps its note"
     mbox = cfg.parent / "mail" / "support.mbox"
@@ -181,7 +159,7 @@ def test_an_edit_replaces_the_note_and_a_crash_between_create_and_delete_heals(t
     edited = text.replace("for our schools. Can you quote?", "for our SCHOOLS. Can you quote?")
     assert edited != text
     mbox.write_text(edited)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0 and report["sinks"][0]["updated"] >= 1
     after = held(tryton)  # exactly one note per interaction, the edited one replaced
     assert set(after) == set(before)
@@ -200,7 +178,7 @@ def test_an_edit_replaces_the_note_and_a_crash_between_create_and_delete_heals(t
         store.reset_ledger("tryton")  # the receipt was lost with the crash
     finally:
         store.dispose()
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     assert code == 0
     healed = held(tryton)
     assert set(healed) == set(after) and "SCHOOLS" in healed[changed]["message"]
@@ -214,15 +192,11 @@ def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, tryton,
     cfg = _demo(tmp_path, tryton)
     text = cfg.read_text().replace('[sinks.tryton]\nplugin = "tryton"', f'[sinks.tryton]\nplugin = "tryton"\nbatch_size = 3\nsearch_before_create = "{search}"')
     cfg.write_text(text)
-    code, _ = _run(cfg, failpoints=failpoints)
+    code, _ = run_json(cfg, failpoints=failpoints)
     assert code == -9
-    for _ in range(3):
-        code, report = _run(cfg)
-        if code == 0:
-            break
-    assert code == 0, report
+    finish(cfg)
     notes = held(tryton)  # fails on a duplicate
-    assert set(notes) == set(_store_ids(cfg))
+    assert set(notes) == set(export(cfg))
     parties = tryton.parties()
     emails = [e.casefold() for p in parties for e in p["emails"]]
     assert len(emails) == len(set(emails)), "a party was created twice"
@@ -232,19 +206,18 @@ def test_a_kill_in_the_sink_phase_loses_and_duplicates_nothing(tmp_path, tryton,
 def test_contacts_read_back_link_authors_and_follow_edits(tmp_path, tryton):
     seeded = _seed_demo_contacts(tryton)
     cfg = _demo(tmp_path, tryton)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     src = {s["name"]: s for s in report["sources"]}
     assert src["crm_parties"]["identities"] >= 3
     notes = held(tryton)
-    export = [json.loads(line) for line in subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True).stdout.splitlines()]
-    toms = [r for r in export if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]]
+    toms = [r for r in export(cfg).values() if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]]
     assert toms and all(r["author"]["crm_ids"].get("tryton") == str(seeded["tom"]) for r in toms)
     assert all(notes[r["interaction_id"]]["party"] == seeded["tom"] for r in toms)
-    _run(cfg)  # the parties the sink created are read back (and relinked)
+    run_json(cfg)  # the parties the sink created are read back (and relinked)
     # a contact edited in the CRM flows into matching on the next run
     (mech,) = tryton.rpc("party.contact_mechanism", "search", [["party", "=", seeded["camille"]]], 0, None, None)
     tryton.rpc("party.contact_mechanism", "write", [mech], {"value": "camille.new@durand.example"})
-    code, third = _run(cfg)
+    code, third = run_json(cfg)
     assert code == 0
     from crmsync.config import load_config
     from crmsync.plugins import get_host
@@ -264,18 +237,18 @@ def test_update_only_never_creates_a_party_and_reports_the_rest_invalid(tmp_path
     cfg = _demo(tmp_path, tryton)
     text = cfg.read_text().replace('unmatched_party = "Unmatched authors"\n', 'contacts = "update-only"\n')
     cfg.write_text(text)
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     sink = report["sinks"][0]
     assert code == 1 and sink["invalid"] > 0 and sink["delivered"] + sink["invalid"] == 12
     assert len(tryton.parties()) == 3, "update-only created a party"
-    listed = json.loads(subprocess.run([*crmsync_cmd(), "-c", str(cfg), "quarantine", "list", "--source", "sink:tryton", "--json"], capture_output=True, text=True, check=True).stdout)
+    listed = quarantined(cfg, "sink:tryton")
     assert len(listed) == sink["invalid"] and all(any(why in i["reason"] for why in ("update-only", "has no author", "has no contact")) for i in listed)
 
 
 def test_a_wrong_password_is_a_clear_error_without_the_password(tmp_path, tryton, monkeypatch):
     cfg = _demo(tmp_path, tryton)
     monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
-    code, report = _run(cfg)
+    code, report = run_json(cfg)
     sink = report["sinks"][0]
     assert code == 1 and sink["status"] == "failed"
     assert "refused the login of 'admin'" in sink["errors"][0] and "not-the-password" not in json.dumps(report)
@@ -297,7 +270,7 @@ def test_dry_run_plan_names_what_it_would_create(tmp_path, tryton):
     _seed_demo_contacts(tryton)
     cfg = _demo(tmp_path, tryton)
     cfg.write_text(cfg.read_text().replace("[sinks.tryton]\n", "[sinks.tryton]\nenabled = false\n"))
-    assert _run(cfg)[0] == 0
+    assert run_json(cfg)[0] == 0
     cfg.write_text(cfg.read_text().replace("[sinks.tryton]\nenabled = false\n", "[sinks.tryton]\n"))
     res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--dry-run", "--json"], capture_output=True, text=True)
     notes = json.loads(res.stdout)["sinks"][0]["notes"]
@@ -328,13 +301,13 @@ def test_demo_into_tryton_on_postgresql_with_a_postgresql_store(tmp_path, postgr
         _seed_demo_contacts(server)
         cfg = _demo(tmp_path, server)
         store = postgres_url.rsplit("/", 1)[0] + "/crmsync_store"
-        cfg.write_text(cfg.read_text().replace('[store]\npath = ".crmsync/crmsync-tryton.db"', f'[store]\nurl = "env:T_STORE_URL"'))
+        cfg.write_text(cfg.read_text().replace('[store]\npath = ".crmsync/crmsync-tryton.db"', '[store]\nurl = "env:T_STORE_URL"'))
         os.environ["T_STORE_URL"] = store
-        code, report = _run(cfg)
+        code, report = run_json(cfg)
         assert code == 0, report
         notes = held(server)
-        assert len(notes) == 12 and set(notes) == set(_store_ids(cfg))
-        code, _ = _run(cfg)  # the parties the sink made are read back and linked: the notes stay
+        assert len(notes) == 12 and set(notes) == set(export(cfg))
+        code, _ = run_json(cfg)  # the parties the sink made are read back and linked: the notes stay
         assert code == 0 and held(server) == notes
     finally:
         server.stop()

@@ -50,7 +50,6 @@ from .api import BATCH_LIMIT, NOTE_TO_CONTACT, SEARCH_IN_LIMIT, SEARCH_LIMIT, Ap
 
 MAX_TEXT = 65_536
 #: fields a note property may be mapped to (note_properties)
-NOTE_FIELDS = ("source", "channel", "kind", "url", "title", "language", "sentiment_label", "sentiment_score", "rating_normalized", "priority", "needs_response", "due_at", "thread_id", "author_name", "author_email")
 
 CONNECTION_SCHEMA: dict[str, Any] = {
     "access_token": {"type": "string", "secret": True, "description": "A private app's access token: env:NAME or file:PATH."},
@@ -88,7 +87,7 @@ class HubSpotSink(crmsync.Sink):
             "contact_match": {"type": "string", "default": "email", "description": "How unlinked authors are matched to contacts: email, or the name of a unique-value contact property that holds crmsync's identity id (then authors without email get contacts too). Linked authors always use their record id."},
             "id_property": {"type": "string", "default": "crmsync_interaction_id", "description": "The note property that holds the interaction id (single-line text; `crmsync validate` creates it with create_properties)."},
             "create_properties": {"type": "boolean", "default": False, "description": "Create missing custom properties (id_property, a custom contact_match) at validate and at the start of a run."},
-            "note_properties": {"type": "object", "additionalProperties": {"type": "string", "enum": list(NOTE_FIELDS)}, "default": {}, "description": "More note properties: {hubspot_property = field}."},
+            "note_properties": {"type": "object", "additionalProperties": {"type": "string", "enum": list(crmsync.ACTIVITY_FIELDS)}, "default": {}, "description": "More note properties: {hubspot_property = field}."},
             "search_before_create": {"type": "string", "enum": ["always", "unknown"], "default": "always", "description": "always: search for notes that already carry the batch's interaction ids before creating (one search request per 100; safe however receipts were lost); unknown: only where an earlier create's outcome is unknown (a journal in .crmsync/plugins; one machine per sink, ledgers never reset by hand)."},
             "search_lag": {"type": "number", "minimum": 0, "default": 5, "description": "Seconds to wait before searching again for a note whose create's outcome is unknown and that the first search did not find (HubSpot's search index trails writes by a few seconds)."},
             "batch_size": {"type": "integer", "minimum": 1, "maximum": BATCH_LIMIT, "default": BATCH_LIMIT, "description": "Interactions per batch request (HubSpot's limit is 100)."},
@@ -214,14 +213,7 @@ class HubSpotSink(crmsync.Sink):
         self._cut += act.truncated
         when = i.published or i.fetched
         props: dict[str, str | None] = {"hs_timestamp": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if when else None, "hs_note_body": body, self.id_prop: i.interaction_id}
-        a = d.author_profile or i.author
-        values = {
-            "source": i.source, "channel": i.channel, "kind": i.kind, "url": i.url, "title": i.title, "language": i.language,
-            "sentiment_label": i.sentiment.label if i.sentiment else None, "sentiment_score": i.sentiment.score if i.sentiment else None,
-            "rating_normalized": i.rating.normalized if i.rating else None, "priority": i.priority, "needs_response": i.needs_response,
-            "due_at": i.due_at.isoformat() if i.due_at else None, "thread_id": i.thread_id,
-            "author_name": a.name if a else None, "author_email": a.emails[0] if a and a.emails else None,
-        }
+        values = crmsync.activity_values(i, d.author_profile)
         for prop, field in self.config["note_properties"].items():
             v = _value(values[field])
             props[prop] = crmsync.truncate(v, MAX_TEXT, "…[truncated]")[0] if v else v

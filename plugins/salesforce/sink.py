@@ -38,7 +38,6 @@ import crmsync
 from .api import AUTH_SCHEMA, COLLECTION_LIMIT, ApiError, SalesforceApi, soql_list
 
 SUBJECT_MAX, DESCRIPTION_MAX = 255, 32_000
-TASK_FIELDS = ("source", "channel", "kind", "url", "title", "language", "sentiment_label", "sentiment_score", "rating_normalized", "priority", "needs_response", "due_at", "thread_id", "published")
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
@@ -70,7 +69,7 @@ class SalesforceSink(crmsync.Sink):
             "new_authors": {"type": "string", "enum": ["Lead", "Contact", "skip"], "default": "Lead", "description": "What an author with no Salesforce record becomes (skip: the Task has no WhoId)."},
             "contacts": {"type": "string", "enum": ["upsert", "update-only", "insert"], "default": "upsert", "description": "upsert: create or update the new authors' records; insert: create only missing ones; update-only: never create (Tasks of unknown authors have no WhoId)."},
             "contact_match": {"type": "string", "enum": ["email", "external_id"], "default": "email", "description": "email: look unlinked authors up by email (Contacts, then Leads) before creating; external_id: only by contact_external_id."},
-            "task_fields": {"type": "object", "additionalProperties": {"type": "string", "enum": list(TASK_FIELDS)}, "default": {}, "description": "More Task fields: {Field__c = field}."},
+            "task_fields": {"type": "object", "additionalProperties": {"type": "string", "enum": list(crmsync.ACTIVITY_FIELDS)}, "default": {}, "description": "More Task fields: {Field__c = field}."},
             "task_status": {"type": "string", "default": "Completed", "description": "Task Status picklist value."},
             "bulk_threshold": {"type": "integer", "minimum": 1, "default": 2000, "description": "A batch of at least this many goes as one Bulk API 2.0 job (raise batch_size to reach it)."},
             "bulk_poll": {"type": "number", "minimum": 0, "default": 5, "description": "Seconds between Bulk API job status checks."},
@@ -180,13 +179,7 @@ class SalesforceSink(crmsync.Sink):
         }
         if who_id:
             task["WhoId"] = who_id
-        values = {
-            "source": i.source, "channel": i.channel, "kind": i.kind, "url": i.url, "title": i.title, "language": i.language,
-            "sentiment_label": i.sentiment.label if i.sentiment else None, "sentiment_score": i.sentiment.score if i.sentiment else None,
-            "rating_normalized": i.rating.normalized if i.rating else None, "priority": i.priority, "needs_response": i.needs_response,
-            "due_at": i.due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if i.due_at else None, "thread_id": i.thread_id,
-            "published": i.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if i.published else None,
-        }
+        values = crmsync.activity_values(i, d.author_profile)
         for sf_field, field in self.config["task_fields"].items():
             v = values[field]
             task[sf_field] = crmsync.truncate(v, 255, "…[truncated]")[0] if isinstance(v, str) else v
