@@ -283,3 +283,21 @@ def test_a_kill_at_the_write_loses_and_duplicates_nothing(tmp_path, hubspot, end
     assert kill_while_applied(cfg, hubspot, endpoint, nth) == -9
     finish(cfg)
     _check_exactly_once(hubspot, cfg)
+
+
+def test_contacts_read_back_follow_edits(tmp_path, hubspot):
+    seeded = _seed_demo_contacts(hubspot)
+    cfg = _demo(tmp_path, hubspot)
+    assert run_json(cfg)[0] == 0
+    hubspot._touch("contacts", seeded["camille"], {"email": "camille.new@durand.example", "twitterhandle": "@camille_flies"})
+    assert run_json(cfg)[0] == 0
+    from crmsync.config import load_config
+    from crmsync.plugins import get_host
+    from crmsync.store import Store
+
+    store = Store(load_config(cfg, get_host()).store_url)
+    try:
+        (camille,) = [c for c in store.contacts() if c.crm_ids.get("hubspot") == seeded["camille"]]
+    finally:
+        store.dispose()
+    assert "camille.new@durand.example" in camille.emails and "twitter:camille_flies" in camille.handles

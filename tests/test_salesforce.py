@@ -309,3 +309,24 @@ def test_the_login_flows_pass_their_secrets_to_simple_salesforce(tmp_path, monke
     empty = kit_config(tmp_path, kit_host(sinks=[SalesforceSink]), sinks={"none": ("salesforce", {})})
     with pytest.raises(crmsync.ConfigError, match="no Salesforce credentials"):
         SalesforceSink("none", empty.resolved_options(empty.sinks["none"])).open()
+
+
+def test_contacts_read_back_follow_edits_and_results_are_reported(tmp_path, sf):
+    seeded = _seed_demo(sf)
+    cfg = _demo(tmp_path, sf)
+    code, report = run_json(cfg)
+    assert code == 0, report
+    assert "Salesforce: 12 Task(s) created, 0 updated (per-record upsert results)" in report["sinks"][0]["notes"]
+    sf.records["Contact"][seeded["tom"]].update(Email="tom@baker-joinery.example", LastModifiedDate="2099-01-01T00:00:00.000+0000")
+    code, report = run_json(cfg)
+    assert code == 0
+    from crmsync.config import load_config
+    from crmsync.plugins import get_host
+    from crmsync.store import Store
+
+    store = Store(load_config(cfg, get_host()).store_url)
+    try:
+        (tom,) = [c for c in store.contacts() if c.crm_ids.get("salesforce") == seeded["tom"]]
+    finally:
+        store.dispose()
+    assert "tom@baker-joinery.example" in tom.emails

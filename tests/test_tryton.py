@@ -312,3 +312,21 @@ def test_demo_into_tryton_on_postgresql_with_a_postgresql_store(tmp_path, postgr
     finally:
         server.stop()
         os.environ.pop("T_STORE_URL", None)
+
+
+@pytest.mark.slow
+def test_the_documented_demo_command_fills_a_tryton(tmp_path):
+    """README: `.venv/bin/python -m crmsync_tryton.demo` (on a copy of the demo)."""
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8000))
+        except OSError:
+            pytest.skip("port 8000, which demo/crmsync-tryton.toml names, is busy here")
+    target = demo_copy(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "crmsync_tryton.demo", "--config", str(target / "crmsync-tryton.toml")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert re.search(r"party \d+: Tom Baker \['tom.baker@example.org'\] - 4 note\(s\)", res.stdout), res.stdout
+    assert "Unmatched authors" in res.stdout and "tryton               tryton               12" in res.stdout

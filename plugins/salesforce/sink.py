@@ -83,6 +83,7 @@ class SalesforceSink(crmsync.Sink):
         self.crm = self.config["crm"]
         self._cut = 0
         self._written = 0
+        self._outcomes = {"created": 0, "updated": 0}
 
     def check(self) -> list[str]:
         """What ``crmsync validate`` reports: the login works, the external-id fields exist."""
@@ -105,6 +106,7 @@ class SalesforceSink(crmsync.Sink):
             self.note(f"cut {self._cut} Task subject(s)/description(s) to Salesforce's limits with …[truncated]")
             self._cut = 0
         if self._written:
+            self.note(f"Salesforce: {self._outcomes['created']} Task(s) created, {self._outcomes['updated']} updated (per-record upsert results)")
             self.note(f"{self.api.requests} API requests for {self._written} records ({100 * self.api.requests / self._written:.1f} per 100)")
         return []
 
@@ -147,6 +149,7 @@ class SalesforceSink(crmsync.Sink):
             for (d, task), res in zip(chunk, results, strict=True):
                 if res.get("success"):
                     receipts.append(d.receipt(res["id"]))
+                    self._outcomes["created" if res.get("created") else "updated"] += 1
                 else:
                     self.reject(d, "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in res.get("errors", [])), request={"endpoint": f"PATCH composite/sobjects/Task/{field}", "record": task}, response=res)
         return receipts
@@ -158,6 +161,8 @@ class SalesforceSink(crmsync.Sink):
         ok, failed = self.api.bulk_upsert("Task", field, rows, self.config["bulk_poll"])
         by_id = {d.interaction.interaction_id: (d, t) for d, t in tasks}
         receipts = [by_id[r[field]][0].receipt(r["sf__Id"]) for r in ok if r.get(field) in by_id]
+        for r in ok:
+            self._outcomes["created" if r.get("sf__Created") == "true" else "updated"] += 1
         for r in failed:
             if r.get(field) in by_id:
                 d, t = by_id[r[field]]
