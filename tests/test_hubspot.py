@@ -144,6 +144,8 @@ def test_batches_are_full_and_rate_limits_are_honoured(tmp_path):
     assert n == 252
     assert fake.requests["notes/batch/create"] == -(-n // 100), dict(fake.requests)
     assert fake.requests["contacts/batch/upsert"] <= -(-n // 100)
+    # the two forced 429s, and none of its own making: the rate-limit headers paced the sink
+    assert fake.refused_429 == 2
 
 
 @pytest.mark.slow

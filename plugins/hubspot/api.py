@@ -5,6 +5,8 @@ regional data centre, a proxy or the tests' local server). Responses are read
 as the JSON HubSpot sent (``_preload_content=False``) so a refused record
 keeps the API's own answer for the quarantine, and errors become crmsync's:
 
+* the ``X-HubSpot-RateLimit-*`` headers pace the requests: when an answer says
+  the window is used up, the next request waits for it to roll on;
 * 429 (rate limits: 100 requests per 10 s for private apps, 5 searches/s) is
   retried through crmsync's tenacity policy, waiting what ``Retry-After`` or
   the ``X-HubSpot-RateLimit-*`` headers say: a 429 is never applied, so any
@@ -129,7 +131,17 @@ class HubSpotApi:
                 cls = crmsync.RetriableError if repeatable else OutcomeUnknown
                 raise cls(f"HubSpot answered {what} with HTTP {status}", plugin=self.plugin) from None
             raise ApiError(what, status, body, plugin=self.plugin) from None
+        self._pace(resp.headers)
         return resp.status, _json(resp.data)
+
+    def _pace(self, headers: Any) -> None:
+        """The last request used up the rate-limit window (``X-HubSpot-RateLimit-Remaining: 0``):
+        wait for it to roll on instead of sending into a 429."""
+        import time
+
+        wait = _retry_after(headers)
+        if wait:
+            time.sleep(min(wait, self.max_wait))
 
     # the endpoints the plugin uses ---------------------------------------------
     def batch(self, obj: str, op: str, body: dict[str, Any], *, repeatable: bool = True) -> tuple[int, Any]:

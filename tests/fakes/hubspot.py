@@ -82,6 +82,7 @@ class FakeHubSpot:
         self.requests: Counter[str] = Counter()
         self.drop_after_apply: dict[str, set[int]] = {}
         self.force_429 = 0
+        self.refused_429 = 0
         self._indexes: dict[tuple[str, str], dict[str, list[str]]] = {}
         #: called as after_apply(endpoint, n) once a request is applied, before it is answered
         self.after_apply: Any = None
@@ -156,6 +157,7 @@ class FakeHubSpot:
                 return 401, {"status": "error", "message": "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview", "category": "INVALID_AUTHENTICATION"}, {}, False
             limited = self._rate_limit(route)
             if limited is not None:
+                self.refused_429 += 1
                 return limited.status, limited.body, limited.headers, False
             key = re.sub(r"^/crm/v[34]/(objects/|associations/|properties/)?", "", route)
             key = re.sub(r"/\d+$", "/{id}", key)
