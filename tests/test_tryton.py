@@ -330,3 +330,25 @@ def test_the_documented_demo_command_fills_a_tryton(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert re.search(r"party \d+: Tom Baker \['tom.baker@example.org'\] - 4 note\(s\)", res.stdout), res.stdout
     assert "Unmatched authors" in res.stdout and "tryton               tryton               12" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_crash_then_the_author_changing_party_still_leaves_one_note(tmp_path, tryton):
+    _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    base = cfg.read_text()
+    # run 1: no party is created, so every unknown author's note goes to the unmatched party;
+    # the run dies after the write, before the ledger
+    cfg.write_text(base.replace('unmatched_party = "Unmatched authors"\n', 'unmatched_party = "Unmatched authors"\ncontacts = "update-only"\n'))
+    code, _ = run_json(cfg, failpoints="sink.after_write:1")
+    assert code == -9
+    before = held(tryton)
+    unmatched = {p["id"] for p in tryton.parties() if p["name"] == "Unmatched authors"}
+    moved = {i for i, n in before.items() if n["party"] in unmatched}
+    assert moved
+    # run 2: parties are created now, so those authors' notes belong elsewhere
+    cfg.write_text(base)
+    finish(cfg)
+    after = held(tryton)  # fails on a duplicate
+    assert set(after) == set(export(cfg))
+    assert any(after[i]["party"] not in unmatched for i in moved), "a note moved to its author's new party"

@@ -136,16 +136,19 @@ class TrytonSink(crmsync.Sink):
         self._written += len(deliveries)
         parties = self._parties(deliveries)
         # a new interaction's note, if an earlier attempt wrote it, is on the party the same
-        # resolution gives now: only those parties' notes are scanned. An update's note may
-        # sit on another party (a relinked author): searched everywhere
+        # resolution gives now: only those parties' notes are scanned. Searched everywhere:
+        # an update's note (a relinked author's note moves) and a create whose outcome is
+        # unknown (a crash's: the author may have changed parties since)
         self.journal.next_write()
         fresh = [d.interaction.interaction_id for d in deliveries if d.operation == "create" and d.interaction.interaction_id in parties]
+        unknown = set(self.journal.unknown(fresh)) if self.journal.durable else set()
         if self.config["search_before_create"] == "unknown":
-            fresh = self.journal.unknown(fresh)
-        existing = self._notes_of(fresh, [f"party.party,{parties[i]}" for i in fresh]) if fresh else {}
-        changed = [d.interaction.interaction_id for d in deliveries if d.operation != "create"]
-        if changed:
-            existing.update(self._notes_of(changed, []))
+            fresh = [i for i in fresh if i in unknown] if self.journal.durable else fresh
+        near = [i for i in fresh if i not in unknown]
+        existing = self._notes_of(near, [f"party.party,{parties[i]}" for i in near]) if near else {}
+        anywhere = [i for i in fresh if i in unknown] + [d.interaction.interaction_id for d in deliveries if d.operation != "create"]
+        if anywhere:
+            existing.update(self._notes_of(anywhere, []))
         receipts: list[crmsync.Receipt] = []
         create: list[tuple[crmsync.Delivery, dict[str, Any]]] = []
         stale: dict[str, list[int]] = {}
