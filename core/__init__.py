@@ -37,7 +37,7 @@ from .schema import (
     make_identity_id,
     make_interaction_id,
 )
-from .tabular import csv_line, decode_text, read_csv
+from .tabular import Decoded, csv_line, decode_export, decode_text, read_csv
 from .text import html_to_text, neutralize_formula, normalize_text, sanitize_html, truncate
 
 __version__ = "0.1.0"
@@ -53,6 +53,7 @@ __all__ = [
     "CreateJournal",
     "Context",
     "CrmsyncError",
+    "Decoded",
     "Delivery",
     "Enricher",
     "FatalError",
@@ -82,6 +83,7 @@ __all__ = [
     "content_hash",
     "csv_line",
     "flat_json_schema",
+    "decode_export",
     "decode_text",
     "fold",
     "hookimpl",

@@ -467,14 +467,92 @@ def _add_builtin_commands(cli: click.Group) -> None:  # noqa: C901, PLR0915
 def _add_identity_commands(cli: click.Group) -> None:
     @cli.group()
     def identities() -> None:
-        """Review identity matches the resolver was not sure about.
+        """What matching uses (contacts, authors) and the matches it was not sure about.
 
         \b
+        crmsync identities list --state crm  # the CRM contacts the sources read
+        crmsync identities export -o ids.jsonl
         crmsync identities review            # candidates with their evidence
         crmsync identities accept 12         # link that author to that contact
         crmsync identities reject 13         # never propose that pair again
         Decisions are remembered; the next run links (and re-delivers) accordingly.
         """
+
+    def _identity_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+        from .identity_export import STATES
+
+        fn = click.option("--state", "match_state", type=click.Choice(STATES), help="crm: CRM records (matched: some interaction links to them; unmatched: none); author: authors not in the CRM.")(fn)
+        fn = click.option("--source", help="Only identities this source instance wrote.")(fn)
+        return click.option("--crm", help="Only identities with an id in this CRM (salesforce, hubspot, ...).")(fn)
+
+    @identities.command("list")
+    @_identity_filters
+    @click.option("--limit", type=int, default=50, show_default=True, help="Rows to show (0: all).")
+    @click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
+    @pass_state
+    @_errors
+    def id_list(state: State, crm: str | None, source: str | None, match_state: str | None, limit: int, as_json: bool) -> None:
+        """Show the contacts and authors matching uses: state, CRM ids, name, emails.
+
+        \b
+        crmsync identities list --state crm            # what the CRM sources read
+        crmsync identities list --crm salesforce --state unmatched
+        """
+        from .identity_export import identity_rows
+
+        store = state.store()
+        shown = total = 0
+        try:
+            for row in identity_rows(store, crm=crm, source=source, state=match_state):
+                total += 1
+                if limit and shown >= limit:
+                    continue
+                shown += 1
+                if as_json:
+                    click.echo(json.dumps(row, ensure_ascii=False))
+                    continue
+                ids = ", ".join(f"{k}={v}" for k, v in sorted(row["crm_ids"].items())) or "-"
+                click.echo(f"{row['state']:<9} {ids:<34} {(row['name'] or '-')[:28]:<28} {', '.join(row['emails'])[:40]:<40} {row['interactions']:>5}  {row['source'] or ''}")
+        finally:
+            store.dispose()
+        if not as_json:
+            click.echo(f"{total} identities" + (f" ({shown} shown; --limit 0 for all, or identities export)" if shown < total else ""), err=True)
+
+    @identities.command("export")
+    @_identity_filters
+    @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True, help="Output format (CSV is spreadsheet-safe).")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
+    @pass_state
+    @_errors
+    def id_export(state: State, crm: str | None, source: str | None, match_state: str | None, fmt: str, output: str | None) -> None:
+        """Export identities (contacts and authors) as JSON Lines or CSV.
+
+        \b
+        crmsync identities export --state crm -o contacts.jsonl
+        crmsync identities export --format csv --crm hubspot > hubspot.csv
+        """
+        from .identity_export import CSV_COLUMNS, csv_values, identity_rows
+        from .text import neutralize_formula
+
+        store = state.store()
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+        n = 0
+        try:
+            writer = csv.writer(out) if fmt == "csv" else None
+            if writer is not None:
+                writer.writerow(CSV_COLUMNS)
+            for row in identity_rows(store, crm=crm, source=source, state=match_state):
+                if writer is not None:
+                    writer.writerow([neutralize_formula(v) for v in csv_values(row)])
+                else:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        finally:
+            store.dispose()
+            if output:
+                out.close()
+        if output:
+            click.echo(f"exported {n} identities to {output}", err=True)
 
     @identities.command("review")
     @click.option("--status", type=click.Choice(["pending", "accepted", "rejected", "all"]), default="pending", show_default=True, help="Which candidates.")

@@ -1,7 +1,7 @@
 """Reading the CSV and text exports people actually have.
 
 UTF-8 with or without BOM, UTF-16 (Excel's "Unicode text", Google Play
-exports), Windows-1252; Excel's ``sep=`` first line; sniffed delimiters;
+exports), UTF-32 with a BOM, Windows-1252 (reported as a guess); Excel's ``sep=`` first line; sniffed delimiters;
 quoted newlines; duplicate headers renamed ``Name_2``.
 """
 
@@ -10,20 +10,72 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An export's text and how it was decoded.
+
+    ``encoding`` is what was used; ``guessed`` is true when nothing in the file
+    said so (no BOM, not valid UTF-8: read as Windows-1252); ``replaced`` counts
+    characters that could not be decoded and were replaced by U+FFFD.
+    """
+
+    text: str
+    encoding: str
+    guessed: bool = False
+    replaced: int = 0
+
+    def describe(self) -> str:
+        """One line for a run report: the encoding, and whether it was a guess."""
+        how = f"decoded as {self.encoding}"
+        if self.guessed:
+            how += " by guess (no BOM, not valid UTF-8; set encoding if that is wrong)"
+        if self.replaced:
+            how += f"; {self.replaced} character(s) could not be decoded and were replaced"
+        return how
+
+
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),  # before UTF-16 LE, whose BOM it starts with
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def _decode(data: bytes, encoding: str, guessed: bool = False) -> Decoded:
+    try:
+        text, replaced = data.decode(encoding), 0
+    except UnicodeDecodeError:
+        text = data.decode(encoding, errors="replace")
+        replaced = text.count("\ufffd") - data.decode(encoding, errors="ignore").count("\ufffd")
+    # the UTF-32 codecs, and an explicit utf-8/utf-16-le/-be, keep the BOM as a character
+    return Decoded(text[1:] if text.startswith("\ufeff") else text, encoding, guessed, replaced)
+
+
+def decode_export(data: bytes, encoding: str | None = None) -> Decoded:
+    """Decode an export: ``encoding`` when given; else by BOM (UTF-32, UTF-8, UTF-16),
+    UTF-16 LE without BOM, UTF-8, and Windows-1252 as the last guess."""
+    if encoding:
+        return _decode(data, encoding)
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return _decode(data, name)
+    if len(data) > 3 and data[1:2] == b"\x00" and data[3:4] == b"\x00":
+        return _decode(data, "utf-16-le", guessed=True)  # UTF-16 without BOM
+    try:
+        return Decoded(data.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError:
+        return _decode(data, "cp1252", guessed=True)
 
 
 def decode_text(data: bytes) -> str:
-    """Text of an export: UTF-16 or UTF-8 by BOM, else UTF-8, else Windows-1252."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    if len(data) > 3 and data[1:2] == b"\x00" and data[3:4] == b"\x00":
-        return data.decode("utf-16-le", errors="replace")  # UTF-16 without BOM
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+    """Text of an export: UTF-32, UTF-16 or UTF-8 by BOM, else UTF-8, else Windows-1252
+    (:func:`decode_export` also says how)."""
+    return decode_export(data).text
 
 
 def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -71,4 +123,4 @@ def csv_line(values: list[str]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["csv_line", "decode_text", "read_csv"]
+__all__ = ["Decoded", "csv_line", "decode_export", "decode_text", "read_csv"]

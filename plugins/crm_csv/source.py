@@ -1,14 +1,25 @@
 """The ``crm_csv`` source: the CRM's contacts (leads, accounts) export, for identity matching.
 
-Reads Salesforce (Data Loader, report exports), HubSpot and generic CSV
-exports with the quirks real exports have: UTF-8 and UTF-16 with or without
-BOM, Windows-1252, Excel's ``sep=`` first line, quoted newlines and
-duplicate headers. Contacts missing from a newer export are marked
-``removed``, never deleted.
+Reads Salesforce (Data Loader, report exports, insert/upsert templates, the
+Salesforce CLI's sObject-tree JSON), HubSpot and generic exports as people
+have them: CSV in UTF-8, UTF-16 or UTF-32 (with or without BOM where the
+form allows), Windows-1252 (reported as a guess), Excel's ``sep=`` first
+line, quoted newlines, duplicate headers, and JSON Lines. Every decision is
+reported per file in the run report: the format and why, the key column, the
+encoding, the schema fields that stayed empty and the columns left unused.
+
+**The key.** A contact's CRM record id (``Id``, ``Record ID``, ...) when the
+export has one; else an external-id column (``mapping.external_id``, or a
+Salesforce custom field such as ``ORACLE_ID__C`` that names an id); else the
+email address. Record ids are kept as ``crm_ids[crm]``; the others as
+``crm_ids["crm.COLUMN"]`` (``salesforce.Email``), so matching uses the contact
+while no sink takes the value for a record id. Contacts missing from a newer
+export are marked ``removed``, never deleted.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,11 +30,11 @@ import crmsync
 PRESETS: dict[str, dict[str, list[str]]] = {
     "salesforce": {
         "id": ["Id", "Contact ID", "Lead ID", "Account ID", "Contact Id", "Lead Id"],
-        "email": ["Email"],
+        "email": ["Email", "Email Address"],
         "first_name": ["FirstName", "First Name"],
         "last_name": ["LastName", "Last Name"],
         "name": ["Name", "Full Name", "Account Name"],
-        "company": ["Account.Name", "Company", "Account Name", "Company / Account"],
+        "company": ["Account.Name", "Company", "Account Name", "Company / Account", "CompanyName"],
         "twitter": ["Twitter__c", "Twitter"],
         "url": ["Website", "LinkedIn__c"],
     },
@@ -39,56 +50,77 @@ PRESETS: dict[str, dict[str, list[str]]] = {
     },
     "generic": {
         "id": ["contact_id", "id"],
-        "email": ["email"],
-        "first_name": ["first_name"],
-        "last_name": ["last_name"],
-        "name": ["name"],
-        "company": ["company"],
+        "email": ["email", "email_address", "emailaddress1"],
+        "first_name": ["first_name", "firstname"],
+        "last_name": ["last_name", "lastname"],
+        "name": ["name", "full_name", "fullname"],
+        "company": ["company", "companyname", "company_name", "organization", "organisation", "account"],
         "twitter": ["twitter"],
         "url": ["url", "website"],
     },
 }
 FIELDS = sorted(PRESETS["generic"])
+#: fields a mapping may name besides the schema fields
+MAPPING_FIELDS = [*FIELDS, "external_id"]
 
 
 def _norm(header: str) -> str:
     return header.strip().lower().replace(" ", "").replace("_", "")
 
 
-def detect_format(header: list[str]) -> str | None:
-    """The export's format from its header: HubSpot's "Record ID", Salesforce's
-    "Id"/"ID" (Data Loader) or ``__c`` custom fields, the generic "contact_id"."""
+def detect_format(header: list[str]) -> tuple[str, str] | None:
+    """The export's format from its header, with the reason: HubSpot's "Record ID",
+    Salesforce's "Id"/"ID" (Data Loader) or a ``__c`` custom field (any case), the
+    generic "contact_id"/"id"."""
     exact = {h.strip() for h in header}
-    normalized = {_norm(h) for h in header}
+    normalized = {_norm(h): h for h in header}
     if "recordid" in normalized:
-        return "hubspot"
-    if exact & {"Id", "ID", "Contact ID", "Lead ID", "Account ID"} or any(h.endswith("__c") for h in exact):
-        return "salesforce"
-    if "contactid" in normalized or "id" in normalized:
-        return "generic"
+        return "hubspot", f"column {normalized['recordid']!r}"
+    ids = sorted(exact & {"Id", "ID", "Contact ID", "Lead ID", "Account ID"})
+    if ids:
+        return "salesforce", f"column {ids[0]!r}"
+    custom = [h for h in header if h.strip().lower().endswith("__c")]
+    if custom:
+        return "salesforce", f"custom field column {custom[0].strip()!r} (…__c)"
+    for key in ("contactid", "id"):
+        if key in normalized:
+            return "generic", f"column {normalized[key]!r}"
+    return None
+
+
+def _external_id_column(header: list[str]) -> str | None:
+    """A Salesforce custom field that holds an id (``ORACLE_ID__C``, ``Legacy_Id__c``, ``ExternalId__c``)."""
+    for h in header:
+        n = h.strip().lower()
+        if n.endswith("__c"):
+            stem = n[:-3]
+            if "id" in stem.split("_") or stem.endswith("id"):
+                return h.strip()
     return None
 
 
 class ContactsSource(crmsync.Source):
-    """Contacts, leads or accounts from a CRM's CSV export, as identities with CRM ids."""
+    """Contacts, leads or accounts from a CRM's export, as identities with CRM ids."""
 
     name = "crm_csv"
     channel = "crm"
-    description = "The CRM's contacts/leads/accounts export (Salesforce, HubSpot or generic CSV), kept for identity matching."
+    description = "The CRM's contacts/leads/accounts export (Salesforce, HubSpot or generic; CSV, JSON Lines or Salesforce sObject-tree JSON), kept for identity matching."
     config_schema = {
         "type": "object",
         "properties": {
-            "file": {"type": "string", "description": "The export (CSV)."},
-            "format": {"type": "string", "enum": ["auto", *sorted(PRESETS)], "default": "auto", "description": "Column layout; auto detects it from the header."},
+            "file": {"type": "string", "description": "The export (CSV, JSON Lines, or a Salesforce CLI sObject-tree JSON)."},
+            "format": {"type": "string", "enum": ["auto", *sorted(PRESETS)], "default": "auto", "description": "Column layout; auto detects it from the header (and says why in the run report)."},
             "crm": {"type": "string", "description": "Name the record ids are kept under (Identity.crm_ids); default: the format (salesforce, hubspot, generic)."},
             "object": {"type": "string", "enum": ["contact", "lead", "account"], "default": "contact", "description": "What the export holds; accounts become organizations."},
+            "encoding": {"type": "string", "description": "The file's encoding (utf-8, cp1252, latin-1, utf-16, ...); default: by BOM, else UTF-8, else Windows-1252 as a guess the run report names."},
             "mapping": {
                 "type": "object",
-                "properties": {k: {"type": "string"} for k in FIELDS},
+                "properties": {k: {"type": "string"} for k in MAPPING_FIELDS},
                 "additionalProperties": False,
                 "default": {},
-                "description": "Header per field, overriding the format's preset.",
+                "description": "Header per field, overriding the format's preset; external_id names a column to key contacts by when the export has no record id.",
             },
+            "skip_anonymous": {"type": "boolean", "default": False, "description": "Skip rows with no id, email, name or company (counted in the run report) instead of quarantining them."},
         },
         "required": ["file"],
     }
@@ -103,40 +135,152 @@ class ContactsSource(crmsync.Source):
         state = state or {}
         if state.get("signature") == sig:
             return
-        header, rows = crmsync.read_csv(crmsync.decode_text(path.read_bytes()))
+        data = path.read_bytes()
+        if data.startswith(b"PK\x03\x04"):
+            msg = f"{path}: not a CSV file: it is a zip archive (an Excel workbook?); save it as CSV (UTF-8)"
+            raise crmsync.FatalError(msg, plugin=self.instance)
+        decoded = crmsync.decode_export(data, self.config.get("encoding"))
+        header, rows, kind, obj_type = self._table(decoded.text, path)
         fmt = self.config["format"]
+        why = "set in config"
         if fmt == "auto":
-            fmt = detect_format(header) or "generic"
+            if kind == "sobject-tree":
+                fmt, why = "salesforce", "Salesforce sObject-tree JSON"
+            else:
+                fmt, why = detect_format(header) or ("generic", "no CRM-specific column")
         crm = self.config.get("crm") or fmt
-        index = self._columns(header, fmt, path)
+        index, key_field, key_column = self._columns(header, fmt, path, decoded)
+        crm_key = crm if key_field == "id" else f"{crm}.{key_column}"
+        key_note = f"key: record id column {key_column!r}" if key_field == "id" else (
+            f"key: {'external id' if key_field == 'external_id' else 'email'} column {key_column!r} (no record id column; kept as crm_ids[{crm_key!r}], not a record id)"
+        )
+        self.note(f"{path.name}: {kind}, {decoded.describe()}; format {fmt} ({'detected: ' + why if self.config['format'] == 'auto' else why}); {key_note}" + (f"; objects of type {obj_type}" if obj_type else ""))
+        if decoded.guessed:
+            self.log.warning("%s: %s", path, decoded.describe())
         seen: list[str] = []
+        filled: dict[str, int] = dict.fromkeys(FIELDS, 0)
+        anonymous = 0
         for line, row in rows:
             ref = f"{path}:{line}"
-            rec = {field: (row[i].strip() if i is not None and i < len(row) else "") for field, i in index.items()}
             if len(row) > len(header):
                 yield self.reject(ref, f"row has {len(row)} fields, the header {len(header)}", crmsync.csv_line(row))
                 continue
-            if not rec["id"]:
-                yield self.reject(ref, f"row has no record id (column {header[index['id']]!r})", crmsync.csv_line(row))
+            rec = {field: (row[i].strip() if i is not None and i < len(row) else "") for field, i in index.items()}
+            if not any(rec[f] for f in ("id", "external_id", "email", "name", "first_name", "last_name", "company")):
+                if self.config["skip_anonymous"]:
+                    anonymous += 1
+                    continue
+                yield self.reject(ref, "anonymous row: no id, email, name or company (skip_anonymous = true skips such rows)", crmsync.csv_line(row))
                 continue
-            seen.append(rec["id"])
-            yield self._identity(rec, crm)
-        for gone in sorted(set(state.get("ids", [])) - set(seen)):
-            yield crmsync.Identity(crm_ids={crm: gone}, removed=True, kind="organization" if self.config["object"] == "account" else "person")
-        yield crmsync.Checkpoint({"signature": sig, "ids": sorted(set(seen))})
+            if not rec[key_field]:
+                what = "record id" if key_field == "id" else ("external id" if key_field == "external_id" else "email")
+                yield self.reject(ref, f"row has no {what} (column {key_column!r}, the key of this export)", crmsync.csv_line(row))
+                continue
+            for f in FIELDS:
+                filled[f] += bool(rec[f])
+            seen.append(rec[key_field])
+            yield self._identity(rec, crm_key, rec[key_field])
+        self._report_columns(path, header, index, filled, len(seen), anonymous)
+        previous_key = state.get("key", crm)
+        for gone in sorted(set(state.get("ids", [])) - set(seen)) if previous_key == crm_key else ():
+            yield crmsync.Identity(crm_ids={crm_key: gone}, removed=True, kind="organization" if self.config["object"] == "account" else "person")
+        yield crmsync.Checkpoint({"signature": sig, "ids": sorted(set(seen)), "key": crm_key})
 
-    def _columns(self, header: list[str], fmt: str, path: Any) -> dict[str, int | None]:
-        normalized = [_norm(h) for h in header]
-        index: dict[str, int | None] = {}
-        for field in FIELDS:
-            wanted = [self.config["mapping"][field]] if field in self.config["mapping"] else PRESETS[fmt][field]
-            index[field] = next((normalized.index(_norm(w)) for w in wanted if _norm(w) in normalized), None)
-        if index["id"] is None:
-            msg = f"{path}: no record id column found for format {fmt!r} (looked for {', '.join(PRESETS[fmt]['id'])}); set mapping.id"
+    # reading -----------------------------------------------------------------
+    def _table(self, text: str, path: Any) -> tuple[list[str], Iterator[tuple[int, list[str]]], str, str | None]:
+        """(header, rows, what the file is, sObject type): CSV, JSON Lines or sObject-tree JSON."""
+        start = text.lstrip()[:1]
+        if start not in ("{", "["):
+            header, rows = crmsync.read_csv(text)
+            return header, rows, "CSV", None
+        try:
+            doc = json.loads(text)
+            records = doc.get("records") if isinstance(doc, dict) else doc
+            kind = "sObject-tree JSON" if isinstance(doc, dict) and "records" in doc else "JSON array"
+        except ValueError:
+            try:
+                records = [json.loads(line) for line in text.splitlines() if line.strip()]
+                kind = "JSON Lines"
+            except ValueError as exc:
+                msg = f"{path}: not a CSV file and not valid JSON or JSON Lines ({exc}); export the contacts as CSV"
+                raise crmsync.FatalError(msg, plugin=self.instance) from None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            msg = f"{path}: not a CSV file, and its JSON holds no list of contact objects (expected an sObject tree {{\"records\": [...]}} or one object a line)"
             raise crmsync.FatalError(msg, plugin=self.instance)
-        return index
+        types = {str((r.get("attributes") or {}).get("type")) for r in records if isinstance(r.get("attributes"), dict)}
+        header: list[str] = []
+        flat = [self._flatten(r) for r in records]
+        for r in flat:
+            header += [k for k in r if k not in header]
 
-    def _identity(self, rec: dict[str, str], crm: str) -> crmsync.Identity:
+        def rows() -> Iterator[tuple[int, list[str]]]:
+            for n, r in enumerate(flat, 1):
+                yield n, ["" if r.get(h) is None else str(r.get(h)) for h in header]
+
+        return header, rows(), "sObject-tree JSON" if kind == "sObject-tree JSON" else kind, ", ".join(sorted(types)) or None
+
+    @staticmethod
+    def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        """Nested objects as dotted keys (``Account.Name``); ``attributes`` left out."""
+        out: dict[str, Any] = {}
+        for k, v in record.items():
+            if k == "attributes":
+                continue
+            if isinstance(v, dict):
+                out.update(ContactsSource._flatten(v, f"{prefix}{k}."))
+            elif not isinstance(v, list):
+                out[f"{prefix}{k}"] = v
+        return out
+
+    def _columns(self, header: list[str], fmt: str, path: Any, decoded: crmsync.Decoded) -> tuple[dict[str, int | None], str, str]:
+        """Column per field, the key field (id, external_id or email) and its column."""
+        normalized = [_norm(h) for h in header]
+        mapping = self.config["mapping"]
+        index: dict[str, int | None] = {}
+        for field in MAPPING_FIELDS:
+            if field in mapping:
+                wanted = [mapping[field]]
+            elif field == "external_id":
+                auto = _external_id_column(header) if fmt == "salesforce" else None
+                wanted = [auto] if auto else []
+            else:
+                wanted = PRESETS[fmt][field]
+            index[field] = next((normalized.index(_norm(w)) for w in wanted if _norm(w) in normalized), None)
+            if field in mapping and index[field] is None:
+                msg = f"{path}: mapping.{field} = {mapping[field]!r} names no column of the file; its columns: {', '.join(header[:30]) or '(none)'}" + self._decoding_hint(header, decoded)
+                raise crmsync.FatalError(msg, plugin=self.instance)
+        for field in ("id", "external_id", "email"):
+            if index[field] is not None:
+                return index, field, header[index[field]]
+        looked = f"mapping.id = {mapping['id']!r}" if "id" in mapping else f"the {fmt} preset's {', '.join(PRESETS[fmt]['id'])}"
+        msg = (f"{path}: no column to key contacts by: no record id column (looked for {looked}), no external id column (mapping.external_id) "
+               f"and no email column (looked for {', '.join(PRESETS[fmt]['email'])}); set mapping.id, mapping.external_id or mapping.email") + self._decoding_hint(header, decoded)
+        raise crmsync.FatalError(msg, plugin=self.instance)
+
+    @staticmethod
+    def _decoding_hint(header: list[str], decoded: crmsync.Decoded) -> str:
+        joined = "".join(header)
+        if decoded.replaced or "\x00" in joined or "\ufffd" in joined:
+            return f"; the file does not look decoded right ({decoded.describe()}): set encoding"
+        if decoded.guessed:
+            return f" ({decoded.describe()})"
+        return ""
+
+    def _report_columns(self, path: Any, header: list[str], index: dict[str, int | None], filled: dict[str, int], rows: int, anonymous: int) -> None:
+        if not rows:
+            return
+        empty = [f for f in FIELDS if f != "id" and not filled[f] and not (f == "name" and (filled["first_name"] or filled["last_name"])) and not (f in ("first_name", "last_name") and filled["name"])]
+        used = {i for i in index.values() if i is not None}
+        unused = [h for n, h in enumerate(header) if n not in used]
+        if empty:
+            self.note(f"{path.name}: fields empty in every row: {', '.join(empty)}")
+        if unused:
+            more = f" and {len(unused) - 12} more" if len(unused) > 12 else ""
+            self.note(f"{path.name}: columns not used: {', '.join(unused[:12])}{more} (map one with mapping.FIELD)")
+        if anonymous:
+            self.note(f"{path.name}: skipped {anonymous} anonymous row(s) (no id, email, name or company)")
+
+    def _identity(self, rec: dict[str, str], crm_key: str, key: str) -> crmsync.Identity:
         account = self.config["object"] == "account"
         name = rec["name"] or " ".join(p for p in (rec["first_name"], rec["last_name"]) if p) or (rec["company"] if account else "")
         twitter = rec["twitter"].lstrip("@")
@@ -146,6 +290,6 @@ class ContactsSource(crmsync.Source):
             handles=[f"twitter:{twitter}"] if twitter else [],
             profile_urls=[rec["url"]] if rec["url"] else [],
             company=(name if account else rec["company"]) or None,
-            crm_ids={crm: rec["id"]},
+            crm_ids={crm_key: key},
             kind="organization" if account else "person",
         )
