@@ -60,6 +60,8 @@ PRESETS: dict[str, dict[str, list[str]]] = {
     },
 }
 FIELDS = sorted(PRESETS["generic"])
+#: id columns that name another object than the export's (not its record id)
+_OTHER_IDS = {"contact": {"accountid", "leadid", "companyid"}, "lead": {"accountid", "contactid", "companyid"}, "account": {"contactid", "leadid"}}
 #: fields a mapping may name besides the schema fields
 MAPPING_FIELDS = [*FIELDS, "external_id"]
 
@@ -144,7 +146,7 @@ class ContactsSource(crmsync.Source):
         fmt = self.config["format"]
         why = "set in config"
         if fmt == "auto":
-            if kind == "sobject-tree":
+            if kind == "sObject-tree JSON":
                 fmt, why = "salesforce", "Salesforce sObject-tree JSON"
             else:
                 fmt, why = detect_format(header) or ("generic", "no CRM-specific column")
@@ -244,7 +246,8 @@ class ContactsSource(crmsync.Source):
                 auto = _external_id_column(header) if fmt == "salesforce" else None
                 wanted = [auto] if auto else []
             else:
-                wanted = PRESETS[fmt][field]
+                # another object's id is a reference here (a contact export's AccountId)
+                wanted = [w for w in PRESETS[fmt][field] if field != "id" or _norm(w) not in _OTHER_IDS[self.config["object"]]]
             index[field] = next((normalized.index(_norm(w)) for w in wanted if _norm(w) in normalized), None)
             if field in mapping and index[field] is None:
                 msg = f"{path}: mapping.{field} = {mapping[field]!r} names no column of the file; its columns: {', '.join(header[:30]) or '(none)'}" + self._decoding_hint(header, decoded)
