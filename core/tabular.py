@@ -61,6 +61,11 @@ def decode_export(data: bytes, encoding: str | None = None) -> Decoded:
     UTF-16 LE without BOM, UTF-8, and Windows-1252 as the last guess."""
     if encoding:
         return _decode(data, encoding)
+    if data.startswith((b"\xfe\xff", b"\xff\xfe")) and not data.startswith(b"\xff\xfe\x00\x00"):
+        wide = _utf32_after_short_bom(data[2:])
+        if wide:  # written by tools that put a 2-byte mark before UTF-32 (Salesforce Data Loader's test files)
+            found = _decode(data[2:], wide)
+            return Decoded(found.text, f"{wide} (after a 2-byte byte-order mark)", False, found.replaced)
     for bom, name in _BOMS:
         if data.startswith(bom):
             return _decode(data, name)
@@ -70,6 +75,19 @@ def decode_export(data: bytes, encoding: str | None = None) -> Decoded:
         return Decoded(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         return _decode(data, "cp1252", guessed=True)
+
+
+def _utf32_after_short_bom(rest: bytes) -> str | None:
+    """``utf-32-be``/``-le`` when ``rest`` is UTF-32 text (two zero bytes in every 4)."""
+    head = rest[:256]
+    if len(rest) % 4 or len(head) < 4:
+        return None
+    units = [head[i:i + 4] for i in range(0, len(head) - 3, 4)]
+    if all(u[0] == 0 and u[1] == 0 and u[2:] != b"\x00\x00" for u in units):
+        return "utf-32-be"
+    if all(u[2] == 0 and u[3] == 0 and u[:2] != b"\x00\x00" for u in units):
+        return "utf-32-le"
+    return None
 
 
 def decode_text(data: bytes) -> str:

@@ -156,3 +156,13 @@ def test_a_newer_email_keyed_export_marks_missing_contacts_removed(tmp_path):
     finally:
         store.dispose()
     assert people["raj@shop.example"].removed and not people["mia@shop.example"].removed
+
+
+@pytest.mark.parametrize("order", ["be", "le"])
+def test_utf32_after_a_two_byte_mark_as_salesforce_data_loader_writes_it(tmp_path, order):
+    # Data Loader's own test files: FE FF, then UTF-32 code units
+    text = "Id,FirstName,LastName,Email\n003X1,Kim,Lee,kim@lee.example\n"
+    data = b"\xfe\xff" + text.encode(f"utf-32-{order}")
+    people, bad, notes = _read(tmp_path, "dl.csv", data)
+    assert not bad and people[0].crm_ids == {"salesforce": "003X1"} and people[0].name == "Kim Lee"
+    assert any(f"decoded as utf-32-{order} (after a 2-byte byte-order mark)" in n for n in notes)
