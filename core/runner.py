@@ -38,6 +38,7 @@ from .retry import retrying
 from .schema import Identity, Interaction
 from .store import Store
 from .plan import sink_plan
+from .receipts import ReceiptCheck
 from .sink_quarantine import RejectionLog
 
 log = logging.getLogger("crmsync.runner")
@@ -715,11 +716,13 @@ class Runner:
         bar = self._progress_bar(f"sink {inst.name}", 0, total)
         sink: Sink | None = None
         rejections: RejectionLog | None = None
+        check: ReceiptCheck | None = None
         try:
             cls: type[Sink] = self.host.get("sinks", inst.plugin)
             sink = cls(inst.name, self.config.resolved_options(inst), context)
             sink.open()
             rejections = RejectionLog(self.store, inst.name, context.run_id)
+            check = ReceiptCheck()
             # instance attributes: a sink may size its batches from its config in open()
             page_size = min(sink.batch_size, sink.flush_every or sink.batch_size)
             since_flush = 0
@@ -727,10 +730,11 @@ class Runner:
             policy = {"attempts": self.config.retry_attempts, "max_wait": self.config.retry_max_wait}
 
             def flush() -> None:
-                receipts = list(retrying(name=f"sink {inst.name}", **policy)(sink.flush) or ())
+                receipts = check.keep(retrying(name=f"sink {inst.name}", **policy)(sink.flush) or ())
                 failpoint("sink.after_flush")
                 _drain_rejections(sink, rejections, rep, receipts)
                 self._ledger(inst, rep, receipts, None, context, rejections)
+                check.flushed()
 
             try:
                 while True:
@@ -748,10 +752,11 @@ class Runner:
                                  profiles.get(p.interaction.author.identity_id) if p.interaction.author and p.interaction.author.identity_id else None)
                         for p in page
                     ]
+                    check.handed(batch)
                     receipts = retrying(name=f"sink {inst.name}", **policy)(sink.write, batch)
                     failpoint("sink.after_write")
                     if receipts is not None:
-                        receipts = list(receipts)
+                        receipts = check.keep(receipts)
                     _drain_rejections(sink, rejections, rep, receipts or ())
                     if receipts:
                         self._ledger(inst, rep, receipts, batch, context, rejections)
@@ -766,6 +771,10 @@ class Runner:
             finally:
                 bar.close()
             rep.status = "ok"
+            if check.problem():
+                rep.status = "partial"
+                rep.errors.append(check.problem())
+                log.error("sink %s: %s", inst.name, check.problem())
         except (CrmsyncError, Exception) as exc:  # noqa: BLE001 - one sink never breaks another
             rep.status = "failed"
             rep.errors.append(_describe(exc))
@@ -775,6 +784,8 @@ class Runner:
                     _drain_rejections(sink, rejections, rep, getattr(exc, "receipts", None) or ())
                 except Exception as rej_exc:  # noqa: BLE001
                     rep.errors.append(f"recording rejected records failed: {_describe(rej_exc)}")
+            if getattr(exc, "receipts", None) and check is not None:
+                exc.receipts = check.keep(exc.receipts)
             if getattr(exc, "receipts", None):  # durable before the failure: never sent twice
                 try:
                     self._ledger(inst, rep, exc.receipts, None, context, rejections)

@@ -346,11 +346,35 @@ def get_sink_test_class(
             cfg2, _ = self._cfg(tmp_path, variant=1)
             report = kit_run(cfg2)
             s = report.sinks[0]
+            assert s.status == "ok", f"delivering an edit: {s.errors}"
             assert (s.created, s.updated) == (0, 1), f"expected one update, got created={s.created} updated={s.updated}"
             edited = sample_interactions(1)[3].interaction_id
             rows = {r["interaction_id"]: r for r in read_back(options, tmp_path)}
-            assert len(rows) == len(sample_interactions())
-            assert rows[edited]["title"] == "Edited title"
+            assert len(rows) == len(sample_interactions()), f"the target holds {len(rows)} records after an edit, expected {len(sample_interactions())}"
+            assert rows[edited]["title"] == "Edited title", "the edited record does not hold the new title"
+            again = kit_run(cfg2).sinks[0]
+            assert again.delivered == 0, (
+                f"a re-run after the edit delivered {again.delivered} again: the sink's receipts must carry the version it was given "
+                f"(Delivery.receipt() does); {again.errors}"
+            )
+
+        def test_config_validation(self, tmp_path: Path) -> None:
+            options = _resolve(config, tmp_path) or {}
+            validate_options(sink_class.config_schema, options, where="kit")
+            try:
+                validate_options(sink_class.config_schema, {**options, "no_such_option_xyz": 1}, where="kit")
+            except ConfigError as exc:
+                assert "no_such_option_xyz" in str(exc), f"the error for an unknown option must name it: {exc}"
+            else:
+                raise AssertionError("an unknown sink option must be a ConfigError")
+            for key in sink_class.config_schema.get("required", []):
+                broken = {k: v for k, v in options.items() if k != key}
+                try:
+                    validate_options(sink_class.config_schema, broken, where="kit")
+                except ConfigError as exc:
+                    assert key in str(exc), f"the error for a missing required option must name it: {exc}"
+                else:
+                    raise AssertionError(f"a missing required option {key!r} must be a ConfigError")
 
         def test_parallel_parts_do_not_collide(self, tmp_path: Path) -> None:
             """A ``parallel`` sink: two parts of one run, interleaved, lose nothing."""

@@ -101,3 +101,40 @@ def test_kit_fails_a_parallel_sink_whose_parts_collide(tmp_path):
     kit = get_sink_test_class(OverwritingSink, {"path": "out.jsonl"}, read_back=_read_appended)()
     with pytest.raises(AssertionError, match="overwrote each other"):
         kit.test_parallel_parts_do_not_collide(tmp_path)
+
+
+class WrongVersionSink(crmsync.Sink):
+    """Upserts, but every receipt says version 1 (the sink ignores Delivery.version)."""
+
+    name = "wrong_version"
+    config_schema = DuplicatingSink.config_schema
+
+    def write(self, deliveries):
+        rows = {r["interaction_id"]: r for r in _read_appended(self.config, self.context.config_dir)}
+        for d in deliveries:
+            rows[d.interaction.interaction_id] = {"interaction_id": d.interaction.interaction_id, "title": d.interaction.title}
+        path = self.resolve_path(self.config["path"])
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+        return [crmsync.Receipt(d.interaction.interaction_id, 1) for d in deliveries]
+
+
+def test_kit_fails_a_sink_whose_receipts_carry_the_wrong_version(tmp_path):
+    kit = get_sink_test_class(WrongVersionSink, {"path": "out.jsonl"}, read_back=_read_appended)()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    kit.test_delivers_everything_once(tmp_path / "a")  # version 1 everywhere: looks fine
+    with pytest.raises(AssertionError, match="receipt for version 1, the sink was handed version 2"):
+        kit.test_edit_is_an_update(tmp_path / "b")
+
+
+def test_the_runner_does_not_record_receipts_that_match_nothing_it_handed_out(tmp_path):
+    from crmsync.testing import SampleSource, kit_config, kit_host, kit_run
+
+    host = kit_host(sources=[SampleSource], sinks=[WrongVersionSink])
+    cfg = kit_config(tmp_path, host, sources={"s": (SampleSource.name, {"variant": 0})}, sinks={"w": ("wrong_version", {"path": "out.jsonl"})})
+    assert kit_run(cfg).sinks[0].status == "ok"
+    cfg1 = kit_config(tmp_path, host, sources={"s": (SampleSource.name, {"variant": 1})}, sinks={"w": ("wrong_version", {"path": "out.jsonl"})})
+    edit = kit_run(cfg1, full_refresh=True)
+    sink = edit.sinks[0]
+    assert sink.status == "partial" and edit.exit_code == 1
+    assert "receipt for version 1, the sink was handed version 2" in sink.errors[0] and sink.delivered == 0

@@ -1,0 +1,56 @@
+"""Receipts checked against what the sink was given.
+
+A sink's receipt says "this version of this interaction is durable". The
+ledger must only record what is true: a receipt for an interaction the sink
+was not handed, or for another version (a sink that always answers version
+1), would make the ledger lie: an edited record would be sent again on every
+run, or never. :class:`ReceiptCheck` remembers what one sink was handed since
+its last flush and keeps only the receipts that match; the rest are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .base import Delivery, Receipt
+
+
+class ReceiptCheck:
+    """What a sink was handed (id -> version) until its receipts come back."""
+
+    def __init__(self) -> None:
+        self._handed: dict[str, int] = {}
+        self.refused: list[str] = []
+
+    def handed(self, batch: Sequence[Delivery]) -> None:
+        """The runner passed ``batch`` to :meth:`Sink.write`."""
+        for d in batch:
+            self._handed[d.interaction.interaction_id] = d.version
+
+    def keep(self, receipts: Iterable[Receipt]) -> list[Receipt]:
+        """The receipts that match a handed delivery; the others are described in ``refused``."""
+        out: list[Receipt] = []
+        for r in receipts:
+            version = self._handed.get(r.interaction_id)
+            if version == r.version:
+                out.append(r)
+            elif len(self.refused) < 1000:
+                self.refused.append(
+                    f"interaction {r.interaction_id} was not handed to the sink" if version is None
+                    else f"interaction {r.interaction_id}: receipt for version {r.version}, the sink was handed version {version}"
+                )
+        return out
+
+    def flushed(self) -> None:
+        """Everything handed so far has had its chance to be confirmed."""
+        self._handed.clear()
+
+    def problem(self) -> str | None:
+        """One line for the run report, or ``None`` when every receipt matched."""
+        if not self.refused:
+            return None
+        return (f"the sink returned {len(self.refused)} receipt(s) that match nothing it was given (not recorded, so those "
+                f"records are delivered again): {self.refused[0]}" + (f"; and {len(self.refused) - 1} more" if len(self.refused) > 1 else ""))
+
+
+__all__ = ["ReceiptCheck"]
