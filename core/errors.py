@@ -68,12 +68,16 @@ class RetriableError(CrmsyncError):
     """A transient failure worth retrying.
 
     ``retry_after`` (seconds), when the remote side said how long to wait
-    (HTTP ``Retry-After``), is honoured by the retry policy.
+    (HTTP ``Retry-After``), is honoured by the retry policy. A sink whose
+    ``write`` failed after part of the batch became durable passes those
+    ``receipts``: the runner records them, and retries ``write`` with the rest
+    of the batch only.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, receipts: Any = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.receipts = list(receipts or [])
 
 
 class SkippableError(CrmsyncError):

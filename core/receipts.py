@@ -10,9 +10,11 @@ its last flush and keeps only the receipts that match; the rest are reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .base import Delivery, Receipt
+from .errors import RetriableError
 
 
 class ReceiptCheck:
@@ -53,4 +55,23 @@ class ReceiptCheck:
                 f"records are delivered again): {self.refused[0]}" + (f"; and {len(self.refused) - 1} more" if len(self.refused) > 1 else ""))
 
 
-__all__ = ["ReceiptCheck"]
+class PartialWrites:
+    """``sink.write`` for the retry policy: when an attempt fails with a
+    :class:`RetriableError` that carries receipts, those are recorded at once
+    (``record``) and the next attempt writes only the rest of the batch."""
+
+    def __init__(self, write: Callable[[Sequence[Delivery]], Any], batch: Sequence[Delivery], record: Callable[[list[Receipt]], None]) -> None:
+        self.write, self.remaining, self.record = write, list(batch), record
+
+    def __call__(self) -> Any:
+        try:
+            return self.write(self.remaining)
+        except RetriableError as exc:
+            if exc.receipts:
+                done = {r.interaction_id for r in exc.receipts}
+                self.record(list(exc.receipts))
+                self.remaining = [d for d in self.remaining if d.interaction.interaction_id not in done]
+            raise
+
+
+__all__ = ["PartialWrites", "ReceiptCheck"]

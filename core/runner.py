@@ -38,7 +38,7 @@ from .retry import retrying
 from .schema import Identity, Interaction
 from .store import Store
 from .plan import sink_plan
-from .receipts import ReceiptCheck
+from .receipts import PartialWrites, ReceiptCheck
 from .sink_quarantine import RejectionLog
 
 log = logging.getLogger("crmsync.runner")
@@ -753,7 +753,8 @@ class Runner:
                         for p in page
                     ]
                     check.handed(batch)
-                    receipts = retrying(name=f"sink {inst.name}", **policy)(sink.write, batch)
+                    attempt = PartialWrites(sink.write, batch, lambda done: self._ledger(inst, rep, check.keep(done), batch, context, rejections))
+                    receipts = retrying(name=f"sink {inst.name}", **policy)(attempt)
                     failpoint("sink.after_write")
                     if receipts is not None:
                         receipts = check.keep(receipts)

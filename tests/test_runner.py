@@ -403,3 +403,12 @@ def test_dismissing_a_refused_record_stops_the_retries(host, tmp_path):
     assert res.exit_code == 0 and "will not retry" in res.output
     again = run(host, p)
     assert (again.sinks[0].rejected, again.sinks[0].backlog, again.exit_code) == (0, 0, 0)
+
+
+def test_a_write_that_partly_landed_is_retried_with_the_rest_only(host, tmp_path):
+    p = write_config(tmp_path, {"a": {"plugin": "list", "items": items(10)}}, {"t": {"plugin": "sqlite_target", "db": "t.db", "fail": "partial", "retriable_failures": 2}})
+    rep = run(host, p)
+    assert (rep.sinks[0].status, rep.sinks[0].delivered, rep.exit_code) == ("ok", 10, 0)
+    rows = target_rows(tmp_path / "t.db")
+    assert len(rows) == 10 and all(w == 1 for _, _, w in rows.values()), "a row that landed before the error was written again"
+    assert run(host, p).sinks[0].delivered == 0

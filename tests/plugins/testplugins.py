@@ -76,7 +76,7 @@ class SqliteSink(crmsync.Sink):
         "type": "object",
         "properties": {
             "db": {"type": "string"},
-            "fail": {"type": "string", "enum": ["never", "always", "retriable"], "default": "never"},
+            "fail": {"type": "string", "enum": ["never", "always", "retriable", "partial"], "default": "never", "description": "partial: write the first row of a batch, then raise RetriableError with its receipt"},
             "retriable_failures": {"type": "integer", "default": 1},
             "counter": {"type": "string", "default": "sink-counter.txt"},
             "refuse_titles": {"type": "array", "items": {"type": "string"}, "default": [], "description": "rows with these titles are refused, as an API refuses a row of a batch"},
@@ -93,6 +93,14 @@ class SqliteSink(crmsync.Sink):
             raise crmsync.FatalError("target rejected the login")
         if self.config["fail"] == "retriable" and _bump(self.resolve_path(self.config["counter"])) <= self.config["retriable_failures"]:
             raise crmsync.RetriableError("HTTP 503", retry_after=0.05)
+        if self.config["fail"] == "partial" and len(deliveries) > 1 and _bump(self.resolve_path(self.config["counter"])) <= self.config["retriable_failures"]:
+            first = deliveries[0]
+            with self.conn:
+                self.conn.execute(
+                    "INSERT INTO t VALUES (?, ?, ?, 1) ON CONFLICT(id) DO UPDATE SET title=excluded.title, version=excluded.version, writes=writes+1",
+                    (first.interaction.interaction_id, first.interaction.title, first.version),
+                )
+            raise crmsync.RetriableError("HTTP 503 after the first row", retry_after=0.05, receipts=[first.receipt(external_id="T-" + first.interaction.interaction_id[:8])])
         written = []
         with self.conn:
             for d in deliveries:
