@@ -199,6 +199,21 @@ def get_source_test_class(
             refreshed = kit_run(cfg, full_refresh=True).sources[0]
             assert (refreshed.new, refreshed.updated) == (0, 0), "a full refresh of unchanged input must change nothing"
 
+        def test_rerun_from_the_bookmark_yields_nothing_old(self, tmp_path: Path) -> None:
+            """What the source *yields* when handed its own bookmark (the store would hide a
+            source that re-reads everything: it de-duplicates)."""
+            options = _resolve(config, tmp_path)
+            items = _read_all(source_class, options, tmp_path)
+            checkpoints = [i for i in items if isinstance(i, Checkpoint)]
+            assert checkpoints, "the source never yields a Checkpoint: every run would read everything again"
+            first = {i.interaction_id for i in items if isinstance(i, Interaction)}
+            again = _read_all(source_class, options, tmp_path, state=checkpoints[-1].state)
+            repeated = sorted(first & {i.interaction_id for i in again if isinstance(i, Interaction)})
+            assert not repeated, (
+                f"handed its last bookmark, the source yielded {len(repeated)} interaction(s) it had yielded before (e.g. {repeated[0]}): "
+                "it ignores its bookmark, or yields a Checkpoint before the records it covers"
+            )
+
         def test_bad_input_goes_to_quarantine(self, tmp_path: Path) -> None:
             import pytest
 

@@ -138,3 +138,34 @@ def test_the_runner_does_not_record_receipts_that_match_nothing_it_handed_out(tm
     sink = edit.sinks[0]
     assert sink.status == "partial" and edit.exit_code == 1
     assert "receipt for version 1, the sink was handed version 2" in sink.errors[0] and sink.delivered == 0
+
+
+class BookmarkIgnoringSource(crmsync.Source):
+    """Yields a bookmark, then reads everything again whatever it is handed."""
+
+    name = "forgetful"
+    channel = "feed"
+
+    def read(self, state):
+        for n in range(3):
+            yield self.interaction(native_id=f"https://f.example/{n}", kind="post", title=f"t{n}")
+        yield crmsync.Checkpoint({"seen": 3})
+
+
+class NoCheckpointSource(crmsync.Source):
+    """Never says how far it got."""
+
+    name = "no_bookmark"
+    channel = "feed"
+
+    def read(self, state):
+        yield self.interaction(native_id="https://n.example/1", kind="post", title="t")
+
+
+def test_kit_fails_a_source_that_ignores_its_bookmark_or_never_sets_one(tmp_path):
+    # the store de-duplicates, so "0 new on a re-run" passes both; what they yield does not
+    get_source_test_class(BookmarkIgnoringSource, {})().test_incremental_rerun_yields_nothing_new(tmp_path / "a")
+    with pytest.raises(AssertionError, match="yielded 3 interaction\\(s\\) it had yielded before"):
+        get_source_test_class(BookmarkIgnoringSource, {})().test_rerun_from_the_bookmark_yields_nothing_old(tmp_path)
+    with pytest.raises(AssertionError, match="never yields a Checkpoint"):
+        get_source_test_class(NoCheckpointSource, {})().test_rerun_from_the_bookmark_yields_nothing_old(tmp_path)
