@@ -308,13 +308,18 @@ def get_sink_test_class(
     config: ConfigArg,
     *,
     read_back: Callable[[dict[str, Any], Path], list[dict[str, Any]]],
+    unreachable_config: ConfigArg | None = None,
 ) -> type:
     """A pytest class that checks ``sink_class`` against the crmsync contract.
 
     :param config: options of a working instance (or a function of a temp dir).
+        It must give the same target each time it is called for one directory.
     :param read_back: ``read_back(options, directory)`` returns what the target
         holds after applying everything written (upserts applied), one dict
         per record with at least ``interaction_id`` and ``title``.
+    :param unreachable_config: options whose target cannot be written (a closed
+        port, a read-only directory): the kit checks the sink fails with
+        ``RetriableError``/``FatalError`` and confirms nothing.
     """
 
     class SinkConformance:
@@ -371,6 +376,22 @@ def get_sink_test_class(
             assert again.delivered == 0, (
                 f"a re-run after the edit delivered {again.delivered} again: the sink's receipts must carry the version it was given "
                 f"(Delivery.receipt() does); {again.errors}"
+            )
+
+        def test_an_unreachable_target_fails_and_confirms_nothing(self, tmp_path: Path) -> None:
+            import pytest
+
+            if unreachable_config is None:
+                pytest.skip("no unreachable_config given to get_sink_test_class")
+            host = kit_host(sources=[SampleSource], sinks=[sink_class])
+            cfg = kit_config(tmp_path, host, sources={"kit_source": (SampleSource.name, {"variant": 0})}, sinks={"kit": (sink_class.name, _resolve(unreachable_config, tmp_path))})
+            s = kit_run(cfg).sinks[0]
+            assert s.status == "failed", (
+                f"a sink whose target cannot be written must fail (raise RetriableError or FatalError), not report {s.status!r}: "
+                "does it swallow transport errors?"
+            )
+            assert s.delivered == 0 and s.backlog == len(sample_interactions()), (
+                f"a sink that wrote nothing confirmed {s.delivered} record(s): receipts are only for what is durable"
             )
 
         def test_config_validation(self, tmp_path: Path) -> None:

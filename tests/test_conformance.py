@@ -66,4 +66,9 @@ TestContactsSource = get_source_test_class(
     bad_config=lambda tmp: (tmp / "c.csv").write_text("contact_id,email\n,nobody@example.org\nC1,a@example.org\n") and {"file": "c.csv"},
     min_records=4,
 )
-TestCsvSink = get_sink_test_class(CsvSink, {"output_dir": "out"}, read_back=lambda opts, tmp: read_import_files(tmp / opts["output_dir"]))
+def _unwritable(tmp: Path) -> dict:
+    (tmp / "a-file").write_text("not a directory")
+    return {"output_dir": "a-file/out"}
+
+
+TestCsvSink = get_sink_test_class(CsvSink, {"output_dir": "out"}, read_back=lambda opts, tmp: read_import_files(tmp / opts["output_dir"]), unreachable_config=_unwritable)

@@ -59,7 +59,20 @@ def held(fake: FakeHubSpot) -> dict[str, dict]:
     return out
 
 
-TestHubSpotSink = get_sink_test_class(HubSpotSink, lambda tmp: {**options(_fake(tmp)), "search_lag": 0}, read_back=lambda opts, tmp: [{"interaction_id": i, "title": n["title"]} for i, n in held(_fake[tmp]).items()])
+TestHubSpotSink = get_sink_test_class(
+    HubSpotSink,
+    lambda tmp: {**options(_fake(tmp)), "search_lag": 0},
+    read_back=lambda opts, tmp: [{"interaction_id": i, "title": n["title"]} for i, n in held(_fake[tmp]).items()],
+    unreachable_config=lambda tmp: {"access_token": f"env:{TOKEN_ENV}", "base_url": _closed_port_url(), "retry_attempts": 1},
+)
+
+
+def _closed_port_url(scheme: str = "http") -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _seeded(tmp: Path) -> dict:

@@ -57,7 +57,20 @@ def held(fake: FakeSalesforce) -> dict[str, dict]:
     return out
 
 
-TestSalesforceSink = get_sink_test_class(SalesforceSink, lambda tmp: options(_fake(tmp)), read_back=lambda opts, tmp: [{"interaction_id": i, "title": t["Subject"]} for i, t in held(_fake[tmp]).items()])
+TestSalesforceSink = get_sink_test_class(
+    SalesforceSink,
+    lambda tmp: options(_fake(tmp)),
+    read_back=lambda opts, tmp: [{"interaction_id": i, "title": t["Subject"]} for i, t in held(_fake[tmp]).items()],
+    unreachable_config=lambda tmp: {"instance_url": _closed_port_url("https"), "session_id": f"env:{SESSION_ENV}", "retry_attempts": 1},
+)
+
+
+def _closed_port_url(scheme: str = "http") -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _seeded(tmp: Path) -> dict:

@@ -169,3 +169,49 @@ def test_kit_fails_a_source_that_ignores_its_bookmark_or_never_sets_one(tmp_path
         get_source_test_class(BookmarkIgnoringSource, {})().test_rerun_from_the_bookmark_yields_nothing_old(tmp_path)
     with pytest.raises(AssertionError, match="never yields a Checkpoint"):
         get_source_test_class(NoCheckpointSource, {})().test_rerun_from_the_bookmark_yields_nothing_old(tmp_path)
+
+
+class SwallowingSink(crmsync.Sink):
+    """Catches its transport errors and confirms the batch anyway."""
+
+    name = "swallower"
+    config_schema = {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}
+
+    def write(self, deliveries):
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(self.config["url"], data=b"{}", timeout=2)
+        except (urllib.error.URLError, OSError):
+            pass  # the bug: nothing was written, yet...
+        return [d.receipt() for d in deliveries]
+
+
+class HonestSink(SwallowingSink):
+    name = "honest"
+
+    def write(self, deliveries):
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(self.config["url"], data=b"{}", timeout=2)
+        except (urllib.error.URLError, OSError) as exc:
+            raise crmsync.RetriableError(f"target unreachable: {exc}") from exc
+        return [d.receipt() for d in deliveries]
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+
+
+def test_kit_fails_a_sink_that_swallows_transport_errors(tmp_path):
+    dead = {"url": _closed_port_url()}
+    with pytest.raises(AssertionError, match="swallow transport errors"):
+        get_sink_test_class(SwallowingSink, dead, read_back=lambda o, t: [], unreachable_config=dead)().test_an_unreachable_target_fails_and_confirms_nothing(tmp_path / "a")
+    get_sink_test_class(HonestSink, dead, read_back=lambda o, t: [], unreachable_config=dead)().test_an_unreachable_target_fails_and_confirms_nothing(tmp_path / "b")

@@ -72,7 +72,20 @@ def _kit_read_back(options: dict, tmp: Path) -> list[dict]:
     return rows
 
 
-TestTrytonSink = get_sink_test_class(TrytonSink, lambda tmp: {**connection(_server(tmp)), "unmatched_party": "Unmatched authors"}, read_back=_kit_read_back)
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+TestTrytonSink = get_sink_test_class(
+    TrytonSink,
+    lambda tmp: {**connection(_server(tmp)), "unmatched_party": "Unmatched authors"},
+    read_back=_kit_read_back,
+    unreachable_config=lambda tmp: {"url": _closed_port_url(), "database": "crm", "password": f"env:{PASSWORD_ENV}", "timeout": 5},
+)
 
 
 def _seeded_source_config(tmp: Path) -> dict:
