@@ -26,6 +26,7 @@ are relative to that directory.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,8 @@ from .schema import Identity, Interaction, ItemReviewed, Rating, make_interactio
 from .store import Store
 
 ConfigArg = dict[str, Any] | Callable[[Path], dict[str, Any]]
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 __all__ = ["get_sink_test_class", "get_source_test_class", "kit_run", "sample_interactions"]
 
@@ -172,10 +175,15 @@ def get_source_test_class(
                 jsonschema.validate(data, schema)
                 again = Interaction.model_validate_json(rec.model_dump_json())
                 assert again == rec, "a record must survive a JSON round trip unchanged"
-                assert rec.source == "kit"
-                assert rec.channel == source_class.channel
-                assert rec.interaction_id == make_interaction_id(rec.channel, rec.native_id, rec.scope)
-                assert rec.content_hash == rec.compute_content_hash()
+                assert rec.source == "kit", f"records carry the instance name as source (self.interaction() does), not {rec.source!r}"
+                assert rec.channel == source_class.channel, f"records carry the source's channel {source_class.channel!r}, not {rec.channel!r}"
+                assert rec.interaction_id == make_interaction_id(rec.channel, rec.native_id, rec.scope), "interaction_id must follow from channel, scope and native id (build records with self.interaction())"
+                assert rec.content_hash == rec.compute_content_hash(), "content_hash must be the hash of the content fields"
+                if rec.in_reply_to is not None:
+                    assert _UUID.match(rec.in_reply_to), (
+                        f"in_reply_to must hold the parent's interaction_id (make_interaction_id of its channel, scope and native id), "
+                        f"not {rec.in_reply_to!r}, which looks like a native id"
+                    )
             for item in items:
                 assert isinstance(item, Interaction | Identity | Checkpoint) or type(item).__name__ == "Rejected"
 

@@ -215,3 +215,20 @@ def test_kit_fails_a_sink_that_swallows_transport_errors(tmp_path):
     with pytest.raises(AssertionError, match="swallow transport errors"):
         get_sink_test_class(SwallowingSink, dead, read_back=lambda o, t: [], unreachable_config=dead)().test_an_unreachable_target_fails_and_confirms_nothing(tmp_path / "a")
     get_sink_test_class(HonestSink, dead, read_back=lambda o, t: [], unreachable_config=dead)().test_an_unreachable_target_fails_and_confirms_nothing(tmp_path / "b")
+
+
+class NativeParentSource(crmsync.Source):
+    """Puts the parent's guid in in_reply_to instead of the parent's interaction id."""
+
+    name = "native_parent"
+    channel = "feed"
+
+    def read(self, state):
+        yield self.interaction(native_id="https://p.example/1", kind="post", title="parent")
+        yield self.interaction(native_id="https://p.example/1#c1", kind="comment", title="reply", in_reply_to="https://p.example/1")
+        yield crmsync.Checkpoint({"done": True})
+
+
+def test_kit_fails_an_in_reply_to_that_holds_a_native_id(tmp_path):
+    with pytest.raises(AssertionError, match="in_reply_to must hold the parent's interaction_id"):
+        get_source_test_class(NativeParentSource, {})().test_emits_valid_records(tmp_path)
