@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .base import Context, Delivery, Sink
+from .base import Context, Sink
+from .deliveries import page_deliveries
 
 
 def sink_plan(store: Any, cls: type[Sink], name: str, options: dict[str, Any], context: Context, sources: Sequence[str] | None, *, page: int = 1000) -> list[str]:
@@ -21,18 +22,13 @@ def sink_plan(store: Any, cls: type[Sink], name: str, options: dict[str, Any], c
         return []
     sink = cls(name, options, context)
     totals: Counter[str] = Counter()
+    profiles: dict[str, Any] = {}
     after = ""
     while True:
         pending = store.pending(name, sources=sources, after=after, limit=page)
         if not pending:
             break
-        ids = {p.interaction.author.identity_id for p in pending if p.interaction.author and p.interaction.author.identity_id}
-        profiles = store.identities_by_id(sorted(ids)) if ids else {}
-        batch = [
-            Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id,
-                     profiles.get(p.interaction.author.identity_id) if p.interaction.author and p.interaction.author.identity_id else None)
-            for p in pending
-        ]
+        batch = page_deliveries(store, pending, profiles)
         totals.update(sink.plan(batch))
         after = pending[-1].interaction.interaction_id
     return [f"plan: {n} {what}" for what, n in totals.items() if n]

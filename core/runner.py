@@ -37,6 +37,7 @@ from .plugins import PluginHost
 from .retry import retrying
 from .schema import Identity, Interaction
 from .store import Store
+from .deliveries import page_deliveries
 from .plan import sink_plan
 from .receipts import PartialWrites, ReceiptCheck
 from .sink_quarantine import RejectionLog
@@ -741,17 +742,7 @@ class Runner:
                     page = self.store.pending(inst.name, sources=inst.sources, after=after, before=before, limit=page_size)
                     if not page:
                         break
-                    wanted = {p.interaction.author.identity_id for p in page if p.interaction.author and p.interaction.author.identity_id}
-                    if len(profiles) > 5_000:  # authors recur across pages; memory stays bounded (~12 MB)
-                        profiles = {}
-                    missing = [i for i in wanted if i not in profiles]
-                    if missing:
-                        profiles.update(self.store.identities_by_id(missing))
-                    batch = [
-                        Delivery(p.interaction, p.version, "create" if p.delivered_version is None else "update", p.external_id,
-                                 profiles.get(p.interaction.author.identity_id) if p.interaction.author and p.interaction.author.identity_id else None)
-                        for p in page
-                    ]
+                    batch = page_deliveries(self.store, page, profiles)
                     check.handed(batch)
                     attempt = PartialWrites(sink.write, batch, lambda done: self._ledger(inst, rep, check.keep(done), batch, context, rejections))
                     receipts = retrying(name=f"sink {inst.name}", **policy)(attempt)
@@ -772,10 +763,11 @@ class Runner:
             finally:
                 bar.close()
             rep.status = "ok"
-            if check.problem():
+            problem = check.problem()
+            if problem:
                 rep.status = "partial"
-                rep.errors.append(check.problem())
-                log.error("sink %s: %s", inst.name, check.problem())
+                rep.errors.append(problem)
+                log.error("sink %s: %s", inst.name, problem)
         except (CrmsyncError, Exception) as exc:  # noqa: BLE001 - one sink never breaks another
             rep.status = "failed"
             rep.errors.append(_describe(exc))

@@ -37,6 +37,15 @@ class PerTest:
             self.stop(self.servers.popitem()[1])
 
 
+def closed_port_url(scheme: str = "http") -> str:
+    """A loopback URL nothing listens on (a target that cannot be reached)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
+
+
 def demo_copy(tmp: Path, posts: int = 0) -> Path:
     """A private copy of the demo, with ``posts`` more feed items (30 a feed, 7 authors)."""
     target = tmp / "demo"
@@ -99,4 +108,4 @@ def finish(cfg: Path, attempts: int = 3) -> dict:
     raise AssertionError(f"no run completed in {attempts} attempts: {report}")
 
 
-__all__ = ["PerTest", "demo_copy", "export", "finish", "kill_while_applied", "quarantined", "run_json"]
+__all__ = ["PerTest", "closed_port_url", "demo_copy", "export", "finish", "kill_while_applied", "quarantined", "run_json"]

@@ -16,7 +16,7 @@ from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_hubspot import HubSpotContactsSource, HubSpotSink
 
 from .conftest import crmsync_cmd
-from .crm_e2e import PerTest, demo_copy, export, finish, kill_while_applied, quarantined, run_json
+from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, kill_while_applied, quarantined, run_json
 from .fakes.hubspot import FakeHubSpot
 
 TOKEN_ENV = "CRMSYNC_TEST_HUBSPOT_TOKEN"
@@ -63,16 +63,8 @@ TestHubSpotSink = get_sink_test_class(
     HubSpotSink,
     lambda tmp: {**options(_fake(tmp)), "search_lag": 0},
     read_back=lambda opts, tmp: [{"interaction_id": i, "title": n["title"]} for i, n in held(_fake[tmp]).items()],
-    unreachable_config=lambda tmp: {"access_token": f"env:{TOKEN_ENV}", "base_url": _closed_port_url(), "retry_attempts": 1},
+    unreachable_config=lambda tmp: {"access_token": f"env:{TOKEN_ENV}", "base_url": closed_port_url(), "retry_attempts": 1},
 )
-
-
-def _closed_port_url(scheme: str = "http") -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _seeded(tmp: Path) -> dict:

@@ -16,7 +16,7 @@ from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_salesforce import SalesforceContactsSource, SalesforceSink
 
 from .conftest import crmsync_cmd
-from .crm_e2e import PerTest, demo_copy, export, finish, kill_while_applied, quarantined, run_json
+from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, kill_while_applied, quarantined, run_json
 from .fakes.salesforce import FakeSalesforce
 
 SESSION_ENV = "CRMSYNC_TEST_SF_SESSION"
@@ -61,16 +61,8 @@ TestSalesforceSink = get_sink_test_class(
     SalesforceSink,
     lambda tmp: options(_fake(tmp)),
     read_back=lambda opts, tmp: [{"interaction_id": i, "title": t["Subject"]} for i, t in held(_fake[tmp]).items()],
-    unreachable_config=lambda tmp: {"instance_url": _closed_port_url("https"), "session_id": f"env:{SESSION_ENV}", "retry_attempts": 1},
+    unreachable_config=lambda tmp: {"instance_url": closed_port_url("https"), "session_id": f"env:{SESSION_ENV}", "retry_attempts": 1},
 )
-
-
-def _closed_port_url(scheme: str = "http") -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _seeded(tmp: Path) -> dict:

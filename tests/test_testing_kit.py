@@ -202,16 +202,10 @@ class HonestSink(SwallowingSink):
         return [d.receipt() for d in deliveries]
 
 
-def _closed_port_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/hook"
-
-
 def test_kit_fails_a_sink_that_swallows_transport_errors(tmp_path):
-    dead = {"url": _closed_port_url()}
+    from .crm_e2e import closed_port_url
+
+    dead = {"url": closed_port_url() + "/hook"}
     with pytest.raises(AssertionError, match="swallow transport errors"):
         get_sink_test_class(SwallowingSink, dead, read_back=lambda o, t: [], unreachable_config=dead)().test_an_unreachable_target_fails_and_confirms_nothing(tmp_path / "a")
     get_sink_test_class(HonestSink, dead, read_back=lambda o, t: [], unreachable_config=dead)().test_an_unreachable_target_fails_and_confirms_nothing(tmp_path / "b")

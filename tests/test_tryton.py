@@ -21,7 +21,7 @@ from crmsync_tryton import TrytonContactsSource, TrytonSink
 from crmsync_tryton.devserver import TrytonServer
 
 from .conftest import crmsync_cmd
-from .crm_e2e import PerTest, demo_copy, export, finish, quarantined, run_json
+from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, quarantined, run_json
 
 PASSWORD_ENV = "CRMSYNC_TEST_TRYTON_PASSWORD"
 os.environ[PASSWORD_ENV] = TrytonServer.password
@@ -72,19 +72,11 @@ def _kit_read_back(options: dict, tmp: Path) -> list[dict]:
     return rows
 
 
-def _closed_port_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 TestTrytonSink = get_sink_test_class(
     TrytonSink,
     lambda tmp: {**connection(_server(tmp)), "unmatched_party": "Unmatched authors"},
     read_back=_kit_read_back,
-    unreachable_config=lambda tmp: {"url": _closed_port_url(), "database": "crm", "password": f"env:{PASSWORD_ENV}", "timeout": 5},
+    unreachable_config=lambda tmp: {"url": closed_port_url(), "database": "crm", "password": f"env:{PASSWORD_ENV}", "timeout": 5},
 )
 
 
