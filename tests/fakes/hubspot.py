@@ -39,14 +39,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import socket
-import struct
 import threading
 import time
 from collections import Counter, deque
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from . import Answer, serve
 
 MAX_TEXT = 65_536
 CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
@@ -90,56 +89,8 @@ class FakeHubSpot:
         self._recent: deque[float] = deque()
         self._searches: deque[float] = deque()
         self._lock = threading.RLock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    return self._send(400, {"status": "error", "message": "Invalid input JSON", "category": "VALIDATION_ERROR"})
-                status, payload, headers, drop = outer.handle(method, self.path, self.headers.get("Authorization"), body)
-                if drop:
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return None
-                return self._send(status, payload, headers)
-
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=utf-8")
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._handle("GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._handle("POST")
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                self._handle("PATCH")
-
-            def do_PUT(self) -> None:  # noqa: N802
-                self._handle("PUT")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd, self._thread = serve(self._respond)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> FakeHubSpot:
         self._thread.start()
@@ -150,6 +101,14 @@ class FakeHubSpot:
         self.httpd.server_close()
 
     # dispatch ----------------------------------------------------------------
+    def _respond(self, method: str, path: str, headers: Any, raw: bytes) -> Answer:
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return Answer(400, {"status": "error", "message": "Invalid input JSON", "category": "VALIDATION_ERROR"})
+        status, payload, out, drop = self.handle(method, path, headers.get("Authorization"), body)
+        return Answer(status, payload, out, drop=drop)
+
     def handle(self, method: str, path: str, auth: str | None, body: Any) -> tuple[int, Any, dict[str, str], bool]:
         route = path.split("?", 1)[0]
         with self._lock:

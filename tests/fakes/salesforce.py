@@ -37,16 +37,15 @@ import io
 import itertools
 import json
 import re
-import socket
 import ssl
-import struct
 import subprocess
 import threading
 from collections import Counter
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from . import Answer, serve
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = {"Task": "00T", "Contact": "003", "Lead": "00Q", "Account": "001"}
@@ -116,49 +115,10 @@ class FakeSalesforce:
         self._lock = threading.RLock()
         cert, key = make_certificate(directory)
         self.ca_file = str(cert)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, body, ctype, drop = outer.handle(method, self.path, self.headers.get("Authorization"), raw, self.headers.get("Content-Type") or "")
-                if drop:
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.close_connection = True
-                    return
-                data = b"" if body is None else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._handle("GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._handle("POST")
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                self._handle("PATCH")
-
-            def do_PUT(self) -> None:  # noqa: N802
-                self._handle("PUT")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd, self._thread = serve(self._respond, tls=context)
         self.instance_url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> FakeSalesforce:
         self._thread.start()
@@ -198,6 +158,10 @@ class FakeSalesforce:
                 index[rec[field]].append(rid)
 
     # dispatch ------------------------------------------------------------------
+    def _respond(self, method: str, path: str, headers: Any, raw: bytes) -> Answer:
+        status, body, ctype, drop = self.handle(method, path, headers.get("Authorization"), raw, headers.get("Content-Type") or "")
+        return Answer(status, body, content_type=ctype, drop=drop)
+
     def handle(self, method: str, path: str, auth: str | None, raw: bytes, ctype: str) -> tuple[int, Any, str, bool]:
         url = urlsplit(path)
         with self._lock:
