@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import crmsync
-from crmsync.identity import ContactIndex, Resolver
+from crmsync.pipeline.resolve.matching import ContactIndex, Resolver
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,16 +13,17 @@ This module is the public API plugins may use; everything else is internal.
 
 from __future__ import annotations
 
-from .activity import ACTIVITY_FIELDS, Activity, activity_text, activity_values
-from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, SinkRejection, Source
-from .brands import BrandRules, fold
-from .config import Secret
-from .errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
-from .hookspecs import hookimpl
-from .journal import CreateJournal
-from .http import Fetcher, FetchError, FetchResult
-from .retry import call_with_retries, retrying
-from .schema import (
+from . import _moved
+from .helpers.activity import ACTIVITY_FIELDS, Activity, activity_text, activity_values
+from .contract.base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, SinkRejection, Source
+from .helpers.brands import BrandRules, fold
+from .host.config import Secret
+from .contract.errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
+from .contract.hookspecs import hookimpl
+from .helpers.journal import CreateJournal
+from .helpers.http import Fetcher, FetchError, FetchResult
+from .helpers.retry import call_with_retries, retrying
+from .contract.schema import (
     SCHEMA_VERSION,
     Attachment,
     Identity,
@@ -37,10 +38,12 @@ from .schema import (
     make_identity_id,
     make_interaction_id,
 )
-from .tabular import Decoded, csv_line, decode_export, decode_text, read_csv
-from .text import html_to_text, neutralize_formula, normalize_text, sanitize_html, truncate
+from .helpers.tabular import Decoded, csv_line, decode_export, decode_text, read_csv
+from .contract.text import html_to_text, neutralize_formula, normalize_text, sanitize_html, truncate
 
 __version__ = "0.1.0"
+
+_moved.install()
 
 __all__ = [
     "ACTIVITY_FIELDS",

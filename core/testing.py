@@ -34,12 +34,12 @@ from typing import Any
 
 import jsonschema
 
-from .base import Checkpoint, Context, Delivery, Sink, Source
-from .config import Config, InstanceConfig, secret_paths, validate_options
-from .errors import ConfigError
-from .hookspecs import hookimpl
-from .plugins import PluginHost, PluginInfo
-from .schema import Identity, Interaction, ItemReviewed, Rating, make_interaction_id
+from .contract.base import Checkpoint, Context, Delivery, Sink, Source
+from .host.config import Config, InstanceConfig, secret_paths, validate_options
+from .contract.errors import ConfigError
+from .contract.hookspecs import hookimpl
+from .host.plugins import PluginHost, PluginInfo
+from .contract.schema import Identity, Interaction, ItemReviewed, Rating, make_interaction_id
 from .store import Store
 
 ConfigArg = dict[str, Any] | Callable[[Path], dict[str, Any]]
@@ -94,7 +94,7 @@ def kit_config(
 
 def kit_run(cfg: Config, **kwargs: Any) -> Any:
     """Run the real runner over ``cfg``; returns the run report."""
-    from .runner import Runner
+    from .pipeline.run import Runner
 
     store = Store(cfg.store_url)
     try:

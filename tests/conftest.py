@@ -24,7 +24,7 @@ os.environ.setdefault("CRMSYNC_LOAD_PLUGINS", "")
 
 @pytest.fixture(autouse=True)
 def _fresh_plugin_host():
-    from crmsync.plugins import reset_host
+    from crmsync.host.plugins import reset_host
 
     reset_host()
     yield

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import create_cli
-from crmsync.config import Secret, load_config, redact
-from crmsync.errors import ConfigError
-from crmsync.plugins import get_host
+from crmsync.host.config import Secret, load_config, redact
+from crmsync.contract.errors import ConfigError
+from crmsync.host.plugins import get_host
 
 
 def _write(tmp: Path, text: str) -> Path:

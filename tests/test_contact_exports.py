@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import crmsync
-from crmsync.base import Context
-from crmsync.config import validate_options
+from crmsync.contract.base import Context
+from crmsync.host.config import validate_options
 from crmsync.testing import kit_config, kit_host, kit_run
 from crmsync_crm_csv import ContactsSource
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import crmsync
-from crmsync.base import Context
-from crmsync.config import Secret, validate_options
+from crmsync.contract.base import Context
+from crmsync.host.config import Secret, validate_options
 from crmsync.store import Store
 from crmsync.testing import kit_config, kit_host, kit_run
 from crmsync_email import EmailSource

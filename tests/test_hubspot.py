@@ -298,8 +298,8 @@ def test_contacts_read_back_follow_edits(tmp_path, hubspot):
     assert run_json(cfg)[0] == 0
     hubspot._touch("contacts", seeded["camille"], {"email": "camille.new@durand.example", "twitterhandle": "@camille_flies"})
     assert run_json(cfg)[0] == 0
-    from crmsync.config import load_config
-    from crmsync.plugins import get_host
+    from crmsync.host.config import load_config
+    from crmsync.host.plugins import get_host
     from crmsync.store import Store
 
     store = Store(load_config(cfg, get_host()).store_url)

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import crmsync
 from crmsync.cli import create_cli
-from crmsync.config import validate_options
-from crmsync.identity import ContactIndex, Resolver, canonical_email, canonical_handle, canonical_url, identity_keys, is_role_address
-from crmsync.influence import influence
+from crmsync.host.config import validate_options
+from crmsync.pipeline.resolve.matching import ContactIndex, Resolver, canonical_email, canonical_handle, canonical_url, identity_keys, is_role_address
+from crmsync.pipeline.resolve.influence import influence
 from crmsync.store import Store
 from crmsync_enrich import TriageEnricher
 

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import crmsync
-from crmsync import hookspecs
+from crmsync.contract import hookspecs
 from crmsync.cli import create_cli
-from crmsync.plugins import DEFAULT_PLUGINS, PluginHost, get_host
+from crmsync.host.plugins import DEFAULT_PLUGINS, PluginHost, get_host
 
 from .conftest import ROOT, crmsync_cmd
 

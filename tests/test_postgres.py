@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect
 
 from crmsync import Interaction, Rejected
-from crmsync.base import Receipt
+from crmsync.contract.base import Receipt
 from crmsync.cli import create_cli
-from crmsync.errors import LockedError
+from crmsync.contract.errors import LockedError
 from crmsync.store import Store
 
 from .conftest import crmsync_cmd

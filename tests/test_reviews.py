@@ -12,8 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import crmsync
-from crmsync.base import Context
-from crmsync.config import validate_options
+from crmsync.contract.base import Context
+from crmsync.host.config import validate_options
 from crmsync.store import Store
 from crmsync.testing import kit_config, kit_host, kit_run
 from crmsync_reviews import ReviewsSource

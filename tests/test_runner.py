@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import create_cli
-from crmsync.config import load_config
-from crmsync.errors import LockedError
-from crmsync.plugins import get_host
-from crmsync.runner import Runner
+from crmsync.host.config import load_config
+from crmsync.contract.errors import LockedError
+from crmsync.host.plugins import get_host
+from crmsync.pipeline.run import Runner
 from crmsync.store import Store
 
 from .plugins import testplugins

@@ -325,8 +325,8 @@ def test_contacts_read_back_follow_edits_and_results_are_reported(tmp_path, sf):
     sf.records["Contact"][seeded["tom"]].update(Email="tom@baker-joinery.example", LastModifiedDate="2099-01-01T00:00:00.000+0000")
     code, report = run_json(cfg)
     assert code == 0
-    from crmsync.config import load_config
-    from crmsync.plugins import get_host
+    from crmsync.host.config import load_config
+    from crmsync.host.plugins import get_host
     from crmsync.store import Store
 
     store = Store(load_config(cfg, get_host()).store_url)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from crmsync import Identity, Interaction, Rating, is_globally_unique, make_interaction_id
 from crmsync.cli import create_cli
-from crmsync.schema import SCHEMA_VERSION, schema_document
+from crmsync.contract.schema import SCHEMA_VERSION, schema_document
 
 
 def test_interaction_id_is_uuid5_and_stable():

@@ -20,7 +20,7 @@ pytest.importorskip("singer_sdk", reason="singer-sdk is in the test extra: pip i
 
 from singer_sdk.testing import get_tap_test_class  # noqa: E402
 
-from crmsync.singer import make_tap_class  # noqa: E402
+from crmsync.cli.singer import make_tap_class  # noqa: E402
 
 DEMO = ROOT / "demo"
 

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from crmsync import Identity, Interaction, Rejected
-from crmsync.base import Receipt
+from crmsync.contract.base import Receipt
 from crmsync.store import Store
-from crmsync.tables import metadata
+from crmsync.store.tables import metadata
 
 
 def _rec(n, title="t", email="a@example.org"):

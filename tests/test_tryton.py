@@ -174,8 +174,8 @@ def test_an_edit_replaces_the_note_and_a_crash_between_create_and_delete_heals(t
     # the state a crash between creating the new note and deleting the old one leaves: both
     old = before[changed]
     tryton.rpc("ir.note", "create", [{"resource": f"party.party,{old['party']}", "message": old["message"]}])
-    from crmsync.config import load_config
-    from crmsync.plugins import get_host
+    from crmsync.host.config import load_config
+    from crmsync.host.plugins import get_host
     from crmsync.store import Store
 
     store = Store(load_config(cfg, get_host()).store_url)
@@ -224,8 +224,8 @@ def test_contacts_read_back_link_authors_and_follow_edits(tmp_path, tryton):
     tryton.rpc("party.contact_mechanism", "write", [mech], {"value": "camille.new@durand.example"})
     code, third = run_json(cfg)
     assert code == 0
-    from crmsync.config import load_config
-    from crmsync.plugins import get_host
+    from crmsync.host.config import load_config
+    from crmsync.host.plugins import get_host
     from crmsync.store import Store
 
     store = Store(load_config(cfg, get_host()).store_url)
@@ -350,8 +350,8 @@ def test_a_crash_then_the_author_changing_party_still_leaves_one_note(tmp_path, 
     moved = {i for i, n in before.items() if n["party"] in unmatched}
     assert moved
     # ... and it crashed after its writes, before the ledger: receipts lost, creates journaled
-    from crmsync.config import load_config
-    from crmsync.plugins import get_host
+    from crmsync.host.config import load_config
+    from crmsync.host.plugins import get_host
     from crmsync.store import Store
 
     store = Store(load_config(cfg, get_host()).store_url)

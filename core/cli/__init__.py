@@ -13,8 +13,8 @@ import sys
 import click
 
 from .. import __version__
-from ..logs import setup_logging
-from ..plugins import get_host
+from ..host.logs import setup_logging
+from ..host.plugins import get_host
 from . import identities, inspect, quarantine, sync, tap
 from .common import EXIT_CODES_HELP, State
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from ..config import Config, load_config, redact
-from ..errors import CrmsyncError
-from ..plugins import PluginHost, get_host
+from ..host.config import Config, load_config, redact
+from ..contract.errors import CrmsyncError
+from ..host.plugins import PluginHost, get_host
 
 EXIT_CODES_HELP = """\b
 Exit codes:

@@ -29,7 +29,7 @@ def register(cli: click.Group) -> None:
         """
 
     def _identity_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
-        from ..identity_export import STATES
+        from .identity_export import STATES
 
         fn = click.option("--state", "match_state", type=click.Choice(STATES), help="crm: CRM records (matched: some interaction links to them; unmatched: none); author: authors not in the CRM.")(fn)
         fn = click.option("--source", help="Only identities this source instance wrote.")(fn)
@@ -48,7 +48,7 @@ def register(cli: click.Group) -> None:
         crmsync identities list --state crm            # what the CRM sources read
         crmsync identities list --crm salesforce --state unmatched
         """
-        from ..identity_export import identity_rows
+        from .identity_export import identity_rows
 
         store = state.store()
         shown = total = 0
@@ -81,8 +81,8 @@ def register(cli: click.Group) -> None:
         crmsync identities export --state crm -o contacts.jsonl
         crmsync identities export --format csv --crm hubspot > hubspot.csv
         """
-        from ..identity_export import CSV_COLUMNS, csv_values, identity_rows
-        from ..text import neutralize_formula
+        from .identity_export import CSV_COLUMNS, csv_values, identity_rows
+        from ..contract.text import neutralize_formula
 
         store = state.store()
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115

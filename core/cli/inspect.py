@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..config import redact
-from ..errors import CrmsyncError
+from ..host.config import redact
+from ..contract.errors import CrmsyncError
 from .common import Exit, State, errors, pass_state
 
 
@@ -96,13 +96,13 @@ def register(cli: click.Group) -> None:
         credentials, and the custom fields or properties it needs). Nothing
         is written. Exits 2 on the first problem, saying how to fix it.
         """
-        from ..base import Context
+        from ..contract.base import Context
 
         cfg = state.config
         for kind in ("sources", "sinks", "enrichers"):
             for inst in getattr(cfg, kind).values():
                 cfg.resolved_options(inst)
-        from ..config import redact_url
+        from ..host.config import redact_url
 
         click.echo(f"{cfg.where}: ok ({len(cfg.sources)} sources, {len(cfg.sinks)} sinks, {len(cfg.enrichers)} enrichers; store {redact_url(cfg.store_url)})")
         if offline:
@@ -125,7 +125,7 @@ def register(cli: click.Group) -> None:
     @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
     def schema(output: str | None) -> None:
         """Print the shared schema (Interaction, Identity) as JSON Schema."""
-        from ..schema import schema_document
+        from ..contract.schema import schema_document
 
         text = json.dumps(schema_document(), indent=2)
         if output:
@@ -141,7 +141,7 @@ def register(cli: click.Group) -> None:
     @errors
     def export(state: State, fmt: str, output: str | None, sources: tuple[str, ...]) -> None:
         """Export normalized interactions as JSON Lines or CSV (spreadsheet-safe)."""
-        from ..text import neutralize_formula
+        from ..contract.text import neutralize_formula
 
         store = state.store()
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115

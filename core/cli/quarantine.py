@@ -80,7 +80,7 @@ def register(cli: click.Group) -> None:
         Records that now parse are stored (the next run delivers them) and
         marked replayed; the others stay open with the new reason.
         """
-        from ..replay import replay
+        from ..pipeline.replay import replay
 
         if not item_ids and not all_ and not source:
             raise Exit("name record ids, or use --all or --source", 2)
@@ -105,8 +105,8 @@ def register(cli: click.Group) -> None:
         A record a sink could not write (source sink:NAME) is then no longer
         retried by that sink, until the interaction changes.
         """
-        from ..base import Receipt
-        from ..sink_quarantine import sink_of
+        from ..contract.base import Receipt
+        from ..pipeline.deliver.rejections import sink_of
 
         store = state.store()
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..config import redact
+from ..host.config import redact
 from .common import Exit, State, errors, pass_state
 
 
@@ -47,7 +47,7 @@ def register(cli: click.Group) -> None:
           crmsync run --source blogs --dry-run
           crmsync run --json > report.json    # for schedulers
         """
-        from ..runner import Runner
+        from ..pipeline.run import Runner
 
         cfg = state.config
         store = state.store()

@@ -35,7 +35,7 @@ def register(cli: click.Group) -> None:
         if plugin in ("-h", "--help"):
             click.echo(ctx.get_help())
             return
-        from ..singer import run_tap
+        from .singer import run_tap
 
         run_tap(plugin, list(singer_args) or ["--help"])
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crmsync.text import neutralize_formula, sanitize_html
+from crmsync.contract.text import neutralize_formula, sanitize_html
 from crmsync_email.parse import MessageError, getaddresses, parse_message
 from crmsync_rss.parse import FeedError, parse_feed
 

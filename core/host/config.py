@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from .errors import ConfigError
+from ..contract.errors import ConfigError
 from .plugins import PluginHost
 
 DEFAULT_CONFIG_NAME = "crmsync.toml"
@@ -38,6 +38,17 @@ COMMON_KEYS = {
     "enrichers": {"plugin", "enabled"},
 }
 _SINGULAR = {"sources": "source", "sinks": "sink", "enrichers": "enricher"}
+
+#: ``[identity.influence]`` defaults (crmsync.pipeline.influence explains them)
+INFLUENCE_DEFAULTS = {
+    "reach_weight": 1.0,
+    "frequency_weight": 1.0,
+    "mentions_weight": 0.5,
+    "influencer_score": 5.0,
+    "ambassador_sentiment": 0.3,
+    "detractor_sentiment": -0.3,
+}
+
 
 
 class Secret:
@@ -284,11 +295,10 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
         cfg.fuzzy_threshold = value
 
     if "influence" in ident:
-        from .influence import DEFAULTS
 
         table = ident["influence"]
         _check_table(table, where, "[identity.influence]")
-        _check_keys(table, set(DEFAULTS), where, "[identity.influence]")
+        _check_keys(table, set(INFLUENCE_DEFAULTS), where, "[identity.influence]")
         for key, value in table.items():
             if not isinstance(value, int | float) or isinstance(value, bool):
                 msg = f"{where}: [identity.influence] key {key!r} must be a number, got {value!r}"

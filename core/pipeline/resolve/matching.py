@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .schema import Identity, Interaction
+from ...contract.schema import Identity, Interaction
 
 ROLE_LOCALPARTS = frozenset(
     {

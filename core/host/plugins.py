@@ -29,8 +29,8 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .base import Enricher, Sink, Source
+from ..contract import hookspecs
+from ..contract.base import Enricher, Sink, Source
 
 #: Built-in plugins, registered before any third-party plugin.
 DEFAULT_PLUGINS: tuple[str, ...] = ("crmsync_rss", "crmsync_reviews", "crmsync_email", "crmsync_crm_csv", "crmsync_enrich", "crmsync_singer", "crmsync_tryton", "crmsync_hubspot", "crmsync_salesforce")

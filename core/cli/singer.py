@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .base import Checkpoint, Context, Rejected
-from .config import resolve_reference, secret_paths, validate_options, Secret
-from .errors import ConfigError
-from .plugins import get_host
-from .schema import Identity, Interaction, flat_json_schema as stream_schema
+from ..contract.base import Checkpoint, Context, Rejected
+from ..host.config import resolve_reference, secret_paths, validate_options, Secret
+from ..contract.errors import ConfigError
+from ..host.plugins import get_host
+from ..contract.schema import Identity, Interaction, flat_json_schema as stream_schema
 
 log = logging.getLogger("crmsync.singer")
 

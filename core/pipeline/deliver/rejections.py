@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
-from .base import Receipt, SinkRejection
-from .config import redact
-from .tables import quarantine
+from ...contract.base import Receipt, SinkRejection
+from ...host.config import redact
+from ...store.tables import quarantine
 
 PREFIX = "sink:"
 #: keys whose values are never kept, whatever the sink passes in a request or response
@@ -65,7 +65,7 @@ class RejectionLog:
 
     def record(self, rejections: Iterable[SinkRejection]) -> dict[str, int]:
         """Quarantine ``rejections``; returns the count per kind (rejected, invalid)."""
-        from .store import utcnow
+        from ...store import utcnow
 
         counts = {"rejected": 0, "invalid": 0}
         latest = {r.interaction_id: r for r in rejections}
@@ -100,7 +100,7 @@ class RejectionLog:
         done = [r.interaction_id for r in receipts if r.interaction_id in self.open]
         if not done:
             return 0
-        from .store import utcnow
+        from ...store import utcnow
 
         with self.store.begin() as conn:
             conn.execute(update(quarantine).where(and_(quarantine.c.source == self.source, quarantine.c.ref.in_(done), quarantine.c.status == "open")).values(status="delivered", last_seen=utcnow()))

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import Delivery
-from .schema import Identity
+from ...contract.base import Delivery
+from ...contract.schema import Identity
 
 #: author profiles kept between pages (authors recur); past this the cache starts over (~12 MB)
 PROFILE_CACHE = 5_000

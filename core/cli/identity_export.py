@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .schema import Identity
-from .tables import identities, interactions
+from ..contract.schema import Identity
+from ..store.tables import identities, interactions
 
 STATES = ("crm", "matched", "unmatched", "author")
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from .errors import RetriableError
+from ..contract.errors import RetriableError
 
 T = TypeVar("T")
 log = logging.getLogger("crmsync.retry")

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .base import Delivery, Receipt
-from .errors import RetriableError
+from ...contract.base import Delivery, Receipt
+from ...contract.errors import RetriableError
 
 
 class ReceiptCheck:

@@ -13,14 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-DEFAULTS = {
-    "reach_weight": 1.0,
-    "frequency_weight": 1.0,
-    "mentions_weight": 0.5,
-    "influencer_score": 5.0,
-    "ambassador_sentiment": 0.3,
-    "detractor_sentiment": -0.3,
-}
+from ...host.config import INFLUENCE_DEFAULTS as DEFAULTS
 
 
 @dataclass

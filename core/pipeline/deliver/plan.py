@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .base import Context, Sink
-from .deliveries import page_deliveries
+from ...contract.base import Context, Sink
+from .pages import page_deliveries
 
 
 def sink_plan(store: Any, cls: type[Sink], name: str, options: dict[str, Any], context: Context, sources: Sequence[str] | None, *, page: int = 1000) -> list[str]:

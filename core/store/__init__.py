@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from .base import Receipt, Rejected
-from .config import redact_url
-from .errors import ConfigError, FatalError, LockedError
-from .schema import STORED, Identity, Interaction
+from ..contract.base import Receipt, Rejected
+from ..host.config import redact_url
+from ..contract.errors import ConfigError, FatalError, LockedError
+from ..contract.schema import STORED, Identity, Interaction
 from .tables import bookmarks, deliveries, identities, identity_candidates, identity_keys, interactions, quarantine, runs
 
 
@@ -134,7 +134,7 @@ class Store:
         from alembic.config import Config as AlembicConfig
 
         cfg = AlembicConfig()
-        cfg.set_main_option("script_location", "crmsync:migrations")
+        cfg.set_main_option("script_location", "crmsync.store:migrations")
         return cfg
 
     def migrate(self) -> None:

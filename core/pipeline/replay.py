@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Checkpoint, Context, Rejected
-from .config import Config
-from .errors import CrmsyncError
-from .plugins import PluginHost
-from .schema import Identity, Interaction
-from .sink_quarantine import sink_of
-from .store import Store
+from ..contract.base import Checkpoint, Context, Rejected
+from ..host.config import Config
+from ..contract.errors import CrmsyncError
+from ..host.plugins import PluginHost
+from ..contract.schema import Identity, Interaction
+from .deliver.rejections import sink_of
+from ..store import Store
 
 
 def replay(config: Config, store: Store, host: PluginHost, *, ids: list[int] | None = None, source: str | None = None) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from .errors import RetriableError
+from ..contract.errors import RetriableError
 from .retry import retrying
 
 USER_AGENT = "crmsync-rss/1 (+https://pypi.org/project/crmsync/)"

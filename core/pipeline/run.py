@@ -29,18 +29,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import Checkpoint, Context, Delivery, Enricher, Receipt, Rejected, Sink, Source
-from .config import Config, InstanceConfig, redact
-from .errors import ConfigError, CrmsyncError, FatalError, SkippableError
-from .failpoints import failpoint
-from .plugins import PluginHost
-from .retry import retrying
-from .schema import Identity, Interaction
-from .store import Store
-from .deliveries import page_deliveries
-from .plan import sink_plan
-from .receipts import PartialWrites, ReceiptCheck
-from .sink_quarantine import RejectionLog
+from ..contract.base import Checkpoint, Context, Delivery, Enricher, Receipt, Rejected, Sink, Source
+from ..host.config import Config, InstanceConfig, redact
+from ..contract.errors import ConfigError, CrmsyncError, FatalError, SkippableError
+from ..host.failpoints import failpoint
+from ..host.plugins import PluginHost
+from ..helpers.retry import retrying
+from ..contract.schema import Identity, Interaction
+from ..store import Store
+from .deliver.pages import page_deliveries
+from .deliver.plan import sink_plan
+from .deliver.receipts import PartialWrites, ReceiptCheck
+from .deliver.rejections import RejectionLog
 
 log = logging.getLogger("crmsync.runner")
 
@@ -343,7 +343,7 @@ class Runner:
         in ``_resolver_built``, before calling); its count goes into ``report``."""
         if not self.config.identity_enabled:
             return None
-        from .identity import ContactIndex, Resolver
+        from .resolve.matching import ContactIndex, Resolver
 
         index = ContactIndex(self.store.contacts())
         if report is not None and reset:
@@ -363,7 +363,7 @@ class Runner:
 
     def _resolve(self, recs: list[Interaction], rep: SourceReport | None, report_counts: dict[str, int] | None = None) -> list[Interaction]:
         """Link authors to CRM contacts; queue candidates; one identity per unknown person."""
-        from .identity import cluster_keys, link
+        from .resolve.matching import cluster_keys, link
 
         resolver = self._current_resolver()
         out: list[Interaction] = []
@@ -442,7 +442,7 @@ class Runner:
             before = None
         relinked = 0
         pending: dict[str, list[Interaction]] = {}
-        from .identity import link
+        from .resolve.matching import link
 
         # only the authors are read (most find no contact again); a match reads its record.
         # An author recurs across records (44k unlinked records, 26k authors at 100k):
@@ -476,7 +476,7 @@ class Runner:
         """The unlinked authors (cluster ids) that share a key (canonical email, URL,
         handle) with one of ``contacts``; None, meaning every author, when a contact
         has an email without a canonical form (the ladder also matches raw emails)."""
-        from .identity import canonical_email, cluster_keys, is_role_address
+        from .resolve.matching import canonical_email, cluster_keys, is_role_address
 
         keys: set[str] = set()
         for c in contacts:
@@ -487,7 +487,7 @@ class Runner:
 
     def _score_identities(self, report: RunReport) -> None:
         """Influence score and flags for every author (one aggregate query)."""
-        from .influence import influence
+        from .resolve.influence import influence
 
         stats = self.store.author_stats()
         influencers = detractors = 0

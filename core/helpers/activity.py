@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .schema import Identity, Interaction
-from .text import truncate
+from ..contract.schema import Identity, Interaction
+from ..contract.text import truncate
 
 TRUNCATION_MARKER = "…[truncated]"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from crmsync.tables import metadata
+from crmsync.store.tables import metadata
 
 config = context.config
 

@@ -1,0 +1,1 @@
+"""Deliver: each sink gets what its ledger says it lacks, exactly once."""

@@ -1,0 +1,1 @@
+"""Resolve: link authors to CRM contacts (``matching``), score them (``influence``)."""
