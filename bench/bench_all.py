@@ -275,7 +275,7 @@ def score_against_truth(corpus: Path) -> dict[str, Any]:
     truth = json.loads((corpus / "crm" / "truth.json").read_text())["interactions"]
     store = Store(f"sqlite:///{corpus / 'state' / 'crmsync.db'}")
     try:
-        recs = {r.native_id: r for r, _ in store.iter_interactions()}
+        recs = {r.native_id: r for r, _ in store.interactions.iter()}
     finally:
         store.dispose()
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in score(recs, truth).items()}

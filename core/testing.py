@@ -234,7 +234,7 @@ def get_source_test_class(
             assert report.exit_code == 1
             store = Store(cfg.store_url)
             try:
-                items = store.quarantine_items(source="kit")
+                items = store.quarantine.items(source="kit")
             finally:
                 store.dispose()
             assert items and all(i.reason and i.ref for i in items), "each quarantined record needs a ref and a reason"
@@ -360,7 +360,7 @@ def get_sink_test_class(
             kit_run(cfg)
             store = Store(cfg.store_url)
             try:
-                store.reset_ledger("kit")  # as if every receipt was lost in a crash
+                store.ledger.reset("kit")  # as if every receipt was lost in a crash
             finally:
                 store.dispose()
             report = kit_run(cfg)

@@ -152,7 +152,7 @@ def test_a_newer_email_keyed_export_marks_missing_contacts_removed(tmp_path):
 
     store = Store(cfg.store_url)
     try:
-        people = {p.crm_ids["generic.email"]: p for p in store.iter_identities()}
+        people = {p.crm_ids["generic.email"]: p for p in store.identities.all()}
     finally:
         store.dispose()
     assert people["raj@shop.example"].removed and not people["mia@shop.example"].removed

@@ -232,7 +232,7 @@ def test_removed_contacts_are_marked_not_deleted(tmp_path):
     kit_run(cfg)
     store = Store(cfg.store_url)
     try:
-        people = {p.crm_ids["generic"]: p for p in store.iter_identities()}
+        people = {p.crm_ids["generic"]: p for p in store.identities.all()}
     finally:
         store.dispose()
     assert set(people) == {"C1", "C2"} and people["C2"].removed and people["C2"].name == "Bo" and not people["C1"].removed
@@ -240,7 +240,7 @@ def test_removed_contacts_are_marked_not_deleted(tmp_path):
     kit_run(cfg)
     store = Store(cfg.store_url)
     try:
-        assert not {p.crm_ids["generic"]: p for p in store.iter_identities()}["C2"].removed
+        assert not {p.crm_ids["generic"]: p for p in store.identities.all()}["C2"].removed
     finally:
         store.dispose()
 

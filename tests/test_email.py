@@ -41,8 +41,8 @@ def run_mail(tmp: Path, **options):
     report = kit_run(cfg)
     store = Store(cfg.store_url)
     try:
-        recs = [r for r, _ in store.iter_interactions()]
-        q = store.quarantine_items()
+        recs = [r for r, _ in store.interactions.iter()]
+        q = store.quarantine.items()
     finally:
         store.dispose()
     return report, recs, q

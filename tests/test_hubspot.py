@@ -304,7 +304,7 @@ def test_contacts_read_back_follow_edits(tmp_path, hubspot):
 
     store = Store(load_config(cfg, get_host()).store_url)
     try:
-        (camille,) = [c for c in store.contacts() if c.crm_ids.get("hubspot") == seeded["camille"]]
+        (camille,) = [c for c in store.identities.contacts() if c.crm_ids.get("hubspot") == seeded["camille"]]
     finally:
         store.dispose()
     assert "camille.new@durand.example" in camille.emails and "twitter:camille_flies" in camille.handles

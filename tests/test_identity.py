@@ -163,18 +163,20 @@ def test_later_runs_build_the_contact_index_only_when_a_batch_needs_it(tmp_path,
 
     assert run()["identity"]["linked"] == 0
     # nothing new: the contacts are never read (forked workers inherit the patch)
-    real = Store.contacts
-    monkeypatch.setattr(Store, "contacts", lambda self: (_ for _ in ()).throw(AssertionError("contacts read")))
+    from crmsync.store.identities import Identities
+
+    real = Identities.contacts
+    monkeypatch.setattr(Identities, "contacts", lambda self: (_ for _ in ()).throw(AssertionError("contacts read")))
     quiet = run()
     assert quiet["identity"]["contacts"] == 1 and all(s["new"] == 0 for s in quiet["sources"])
-    monkeypatch.setattr(Store, "contacts", real)
+    monkeypatch.setattr(Identities, "contacts", real)
     # a new mail from the contact: its worker builds the index and links it
     (tmp_path / "inbox" / "2.eml").write_text("From: Bo Berg <bo@berg-tools.example>\nMessage-ID: <2@b>\nSubject: Order\n\nWhere is it?\n")
     report = run()
     assert report["identity"]["linked"] == 1 and [s["new"] for s in report["sources"] if s["name"] == "inbox"] == [1]
     store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
     try:
-        linked = {r.native_id: r.author.crm_ids for r, _ in store.iter_interactions()}
+        linked = {r.native_id: r.author.crm_ids for r, _ in store.interactions.iter()}
     finally:
         store.dispose()
     assert linked["<2@b>"] == {"generic": "C2"} and linked["<1@s>"] == {}
@@ -183,7 +185,7 @@ def test_later_runs_build_the_contact_index_only_when_a_batch_needs_it(tmp_path,
 def _linked(tmp_path) -> dict[str, dict[str, str]]:
     store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
     try:
-        return {r.native_id: r.author.crm_ids for r, _ in store.iter_interactions()}
+        return {r.native_id: r.author.crm_ids for r, _ in store.interactions.iter()}
     finally:
         store.dispose()
 
@@ -233,7 +235,7 @@ def test_one_person_under_several_addresses_is_one_identity(tmp_path):
     CliRunner().invoke(create_cli(), ["-c", str(cfg), "run"])
     store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
     try:
-        authors = {r.author.identity_id for r, _ in store.iter_interactions()}
+        authors = {r.author.identity_id for r, _ in store.interactions.iter()}
     finally:
         store.dispose()
     assert len(authors) == 1
@@ -289,9 +291,9 @@ def corpus_run(tmp_path_factory):
     report = json.loads(res.stdout)
     store = Store(f"sqlite:///{c / 'state' / 'crmsync.db'}")
     try:
-        recs = {r.native_id: r for r, _ in store.iter_interactions()}
-        queue = store.response_queue(now=datetime(2030, 1, 1, tzinfo=UTC))
-        people = list(store.iter_identities())
+        recs = {r.native_id: r for r, _ in store.interactions.iter()}
+        queue = store.interactions.response_queue(now=datetime(2030, 1, 1, tzinfo=UTC))
+        people = list(store.identities.all())
     finally:
         store.dispose()
     truth = json.loads((c / "crm" / "truth.json").read_text())

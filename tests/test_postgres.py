@@ -37,19 +37,19 @@ def test_migrations_create_every_table(pg_database):
 def test_upsert_versions_ledger_quarantine(pg_database):
     store = Store(pg_database)
     try:
-        res = store.write_batch("s", [_rec(1), _rec(2)], rejected=[Rejected("f.xml", "broken", b"<x")], bookmark={"n": 2})
+        res = store.interactions.write_batch("s", [_rec(1), _rec(2)], rejected=[Rejected("f.xml", "broken", b"<x")], bookmark={"n": 2})
         assert (res.new, res.updated, res.quarantined) == (2, 0, 1)
-        assert store.get_bookmark("s") == {"n": 2}
-        res = store.write_batch("s", [_rec(1, "edited"), _rec(2)], rejected=[Rejected("f.xml", "broken", b"<x")])
+        assert store.bookmarks.get("s") == {"n": 2}
+        res = store.interactions.write_batch("s", [_rec(1, "edited"), _rec(2)], rejected=[Rejected("f.xml", "broken", b"<x")])
         assert (res.new, res.updated, res.unchanged) == (0, 1, 1)
-        items = store.quarantine_items()
+        items = store.quarantine.items()
         assert len(items) == 1 and items[0].attempts == 2 and items[0].raw == b"<x"
-        pending = store.pending("crm")
+        pending = store.ledger.pending("crm")
         assert [p.version for p in sorted(pending, key=lambda p: p.interaction.native_id)] == [2, 1]
-        store.record_receipts("crm", [Receipt(p.interaction.interaction_id, p.version, "X1") for p in pending])
-        assert store.pending("crm") == [] and store.backlog("crm") == 0
-        store.write_batch("s", [_rec(2, "edited too")])
-        (p,) = store.pending("crm")
+        store.ledger.record("crm", [Receipt(p.interaction.interaction_id, p.version, "X1") for p in pending])
+        assert store.ledger.pending("crm") == [] and store.ledger.backlog("crm") == 0
+        store.interactions.write_batch("s", [_rec(2, "edited too")])
+        (p,) = store.ledger.pending("crm")
         assert (p.version, p.delivered_version, p.external_id) == (2, 1, "X1")
     finally:
         store.dispose()
@@ -58,13 +58,13 @@ def test_upsert_versions_ledger_quarantine(pg_database):
 def test_advisory_lock(pg_database):
     a, b = Store(pg_database), Store(pg_database)
     try:
-        a.start_run("run-a", "run")
-        a.acquire_lock("run-a")
+        a.runs.start("run-a", "run")
+        a.locks.acquire_lock("run-a")
         with pytest.raises(LockedError, match="run-a"):
-            b.acquire_lock("run-b")
-        a.release_lock()
-        b.acquire_lock("run-b")
-        b.release_lock()
+            b.locks.acquire_lock("run-b")
+        a.locks.release()
+        b.locks.acquire_lock("run-b")
+        b.locks.release()
     finally:
         a.dispose()
         b.dispose()

@@ -90,8 +90,8 @@ def test_aggregate_ratings_are_kept_per_item_not_as_interactions(tmp_path):
     report = kit_run(cfg)
     store = Store(cfg.store_url)
     try:
-        agg = store.get_bookmark("r")["aggregates"]
-        kinds = [r.kind for r, _ in store.iter_interactions()]
+        agg = store.bookmarks.get("r")["aggregates"]
+        kinds = [r.kind for r, _ in store.interactions.iter()]
     finally:
         store.dispose()
     assert report.sources[0].new == 1 and kinds == ["review"]

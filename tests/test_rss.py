@@ -44,8 +44,8 @@ def run_rss(tmp: Path, **options):
     report = kit_run(cfg)
     store = Store(cfg.store_url)
     try:
-        recs = [r for r, _ in store.iter_interactions()]
-        quarantine = store.quarantine_items()
+        recs = [r for r, _ in store.interactions.iter()]
+        quarantine = store.quarantine.items()
     finally:
         store.dispose()
     return report, recs, quarantine

@@ -108,7 +108,7 @@ def test_a_failing_source_does_not_stop_the_others(host, tmp_path):
     cfg = load_config(p, host)
     store = Store(cfg.store_url)
     try:
-        assert store.get_bookmark("bad") == {"done": 3}  # resumes after the last good item
+        assert store.bookmarks.get("bad") == {"done": 3}  # resumes after the last good item
     finally:
         store.dispose()
 
@@ -181,7 +181,7 @@ def test_dry_run_writes_nothing(host, tmp_path):
     store = Store(cfg.store_url)
     try:
         assert store.counts()["interactions"] == {"a": 4}
-        assert store.get_bookmark("a") == {"done": 4}
+        assert store.bookmarks.get("a") == {"done": 4}
     finally:
         store.dispose()
 
@@ -190,13 +190,13 @@ def test_lock_blocks_a_second_run(host, tmp_path):
     p = write_config(tmp_path, {"a": {"plugin": "list", "items": items(2)}}, {})
     cfg = load_config(p, host)
     holder = Store(cfg.store_url)
-    holder.acquire_lock("run-holding-it")
+    holder.locks.acquire_lock("run-holding-it")
     try:
         with pytest.raises(LockedError, match="run-holding-it"):
             run(host, p)
         r = CliRunner().invoke(create_cli(), ["-c", str(p), "run"])
         assert r.exit_code == 3 and "locked by run run-holding-it" in r.output and "--wait" in r.output
-        threading.Timer(0.8, holder.release_lock).start()
+        threading.Timer(0.8, holder.locks.release).start()
         t0 = time.monotonic()
         rep = run(host, p, wait=True)
         assert rep.exit_code == 0 and time.monotonic() - t0 >= 0.5
@@ -242,7 +242,7 @@ def test_enrichers_add_fields_and_failures_keep_records(host, tmp_path):
     cfg = load_config(p, host)
     store = Store(cfg.store_url)
     try:
-        recs = {r.native_id: r for r, _ in store.iter_interactions()}
+        recs = {r.native_id: r for r, _ in store.interactions.iter()}
     finally:
         store.dispose()
     assert recs["q"].needs_response is True and recs["q"].priority == "high"

@@ -331,7 +331,7 @@ def test_contacts_read_back_follow_edits_and_results_are_reported(tmp_path, sf):
 
     store = Store(load_config(cfg, get_host()).store_url)
     try:
-        (tom,) = [c for c in store.contacts() if c.crm_ids.get("salesforce") == seeded["tom"]]
+        (tom,) = [c for c in store.identities.contacts() if c.crm_ids.get("salesforce") == seeded["tom"]]
     finally:
         store.dispose()
     assert "tom@baker-joinery.example" in tom.emails

@@ -129,7 +129,7 @@ def test_busy_source_stops_the_run_and_busy_sink_is_skipped(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'data' / '.crmsync' / 'crmsync.db'}")
     env = {k: v for k, v in os.environ.items() if k != "CRMSYNC_FAILPOINTS"}
     try:
-        store.acquire_locks("holder-run", ["source:blogs_a", "sink:crm_import"])
+        store.locks.acquire_locks("holder-run", ["source:blogs_a", "sink:crm_import"])
         res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "run", "--no-progress", "--source", "blogs_a"], capture_output=True, text=True, env=env)
         assert res.returncode == 3 and "source blogs_a" in res.stderr and "locked by run holder-run" in res.stderr, res.stderr
         # another source is free: it runs; the sink is busy, so it is skipped with its backlog kept
@@ -139,7 +139,7 @@ def test_busy_source_stops_the_run_and_busy_sink_is_skipped(tmp_path):
         assert sink["status"] == "locked" and sink["delivered"] == 0 and sink["backlog"] > 0 and "holder-run" in sink["notes"][0]
         assert report["sources"][0]["status"] == "ok" and report["sources"][0]["new"] > 0
     finally:
-        store.release_lock()
+        store.locks.release()
         store.dispose()
     rc, report = _finish(_start(cfg, "--source", "blogs_b"))
     assert rc == 0 and report["sinks"][0]["delivered"] == sink["backlog"], report

@@ -184,7 +184,7 @@ def test_singer_tap_as_source(tmp_path, tap_jsonl):
     def stored() -> tuple[dict, dict]:
         store = Store(f"sqlite:///{tmp_path / '.crmsync' / 'crmsync.db'}")
         try:
-            return {r.native_id: r for r, _ in store.iter_interactions()}, store.get_bookmark("jsontap")
+            return {r.native_id: r for r, _ in store.interactions.iter()}, store.bookmarks.get("jsontap")
         finally:
             store.dispose()
 

@@ -33,7 +33,7 @@ def test_schema_head_is_the_newest_migration(tmp_path):
 
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
-        assert ScriptDirectory.from_config(store._alembic_config()).get_current_head() == SCHEMA_HEAD
+        assert ScriptDirectory.from_config(store.db.alembic_config()).get_current_head() == SCHEMA_HEAD
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT version_num FROM crmsync_alembic_version").scalar() == SCHEMA_HEAD
         store.migrate()  # at head: a no-op
@@ -44,20 +44,20 @@ def test_schema_head_is_the_newest_migration(tmp_path):
 def test_versions_and_ledger(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
-        r = store.write_batch("s", [_rec(1), _rec(2), _rec(1)], bookmark={"b": 1})
+        r = store.interactions.write_batch("s", [_rec(1), _rec(2), _rec(1)], bookmark={"b": 1})
         assert (r.new, r.updated, r.identities) == (2, 0, 1)
-        assert store.write_batch("s", [_rec(1), _rec(2)]).unchanged == 2
-        assert store.backlog("crm") == 2
-        store.record_receipts("crm", [Receipt(p.interaction.interaction_id, p.version) for p in store.pending("crm")])
-        assert store.backlog("crm") == 0 and store.backlog("other") == 2
-        store.write_batch("s", [_rec(2, "new title")])
-        (p,) = store.pending("crm")
+        assert store.interactions.write_batch("s", [_rec(1), _rec(2)]).unchanged == 2
+        assert store.ledger.backlog("crm") == 2
+        store.ledger.record("crm", [Receipt(p.interaction.interaction_id, p.version) for p in store.ledger.pending("crm")])
+        assert store.ledger.backlog("crm") == 0 and store.ledger.backlog("other") == 2
+        store.interactions.write_batch("s", [_rec(2, "new title")])
+        (p,) = store.ledger.pending("crm")
         assert p.interaction.title == "new title" and (p.version, p.delivered_version) == (2, 1)
-        assert store.pending("crm", sources=["elsewhere"]) == []
-        assert store.reset_ledger("crm") == 2 and store.backlog("crm") == 2
+        assert store.ledger.pending("crm", sources=["elsewhere"]) == []
+        assert store.ledger.reset("crm") == 2 and store.ledger.backlog("crm") == 2
         # identities merge what each sighting adds
-        store.write_batch("s", [_rec(3, email="a@example.org")], identities_=[Identity(name="A", emails=["a@example.org", "a2@example.org"])])
-        (ident,) = list(store.iter_identities())
+        store.interactions.write_batch("s", [_rec(3, email="a@example.org")], identities_=[Identity(name="A", emails=["a@example.org", "a2@example.org"])])
+        (ident,) = list(store.identities.all())
         assert ident.emails == ["a@example.org", "a2@example.org"]
     finally:
         store.dispose()
@@ -67,12 +67,12 @@ def test_quarantine_is_deduplicated(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
         for _ in range(3):
-            store.write_batch("s", [], rejected=[Rejected("f.csv:3", "bad row", b"x,y")])
-        store.write_batch("s", [], rejected=[Rejected("f.csv:4", "bad row", b"x,z")])
-        items = store.quarantine_items()
+            store.interactions.write_batch("s", [], rejected=[Rejected("f.csv:3", "bad row", b"x,y")])
+        store.interactions.write_batch("s", [], rejected=[Rejected("f.csv:4", "bad row", b"x,z")])
+        items = store.quarantine.items()
         assert [(i.ref, i.attempts) for i in items] == [("f.csv:3", 3), ("f.csv:4", 1)]
-        store.set_quarantine_status(items[0].id, "dismissed")
-        assert [i.ref for i in store.quarantine_items()] == ["f.csv:4"]
+        store.quarantine.set_status(items[0].id, "dismissed")
+        assert [i.ref for i in store.quarantine.items()] == ["f.csv:4"]
     finally:
         store.dispose()
 
@@ -80,9 +80,9 @@ def test_quarantine_is_deduplicated(tmp_path):
 def test_killed_run_is_marked_abandoned(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
-        store.start_run("r1", "run")
-        store.start_run("r2", "run")  # r1 never finished: it was killed
-        runs = {r["run_id"]: r["status"] for r in store.recent_runs()}
+        store.runs.start("r1", "run")
+        store.runs.start("r2", "run")  # r1 never finished: it was killed
+        runs = {r["run_id"]: r["status"] for r in store.runs.recent()}
         assert runs == {"r1": "abandoned", "r2": "running"}
     finally:
         store.dispose()

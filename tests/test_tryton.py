@@ -180,7 +180,7 @@ def test_an_edit_replaces_the_note_and_a_crash_between_create_and_delete_heals(t
 
     store = Store(load_config(cfg, get_host()).store_url)
     try:
-        store.reset_ledger("tryton")  # the receipt was lost with the crash
+        store.ledger.reset("tryton")  # the receipt was lost with the crash
     finally:
         store.dispose()
     code, report = run_json(cfg)
@@ -230,7 +230,7 @@ def test_contacts_read_back_link_authors_and_follow_edits(tmp_path, tryton):
 
     store = Store(load_config(cfg, get_host()).store_url)
     try:
-        contacts = [c for c in store.contacts() if c.crm_ids.get("tryton") == str(seeded["camille"])]
+        contacts = [c for c in store.identities.contacts() if c.crm_ids.get("tryton") == str(seeded["camille"])]
     finally:
         store.dispose()
     assert contacts and "camille.new@durand.example" in contacts[0].emails
@@ -356,7 +356,7 @@ def test_a_crash_then_the_author_changing_party_still_leaves_one_note(tmp_path, 
 
     store = Store(load_config(cfg, get_host()).store_url)
     try:
-        store.reset_ledger("tryton")
+        store.ledger.reset("tryton")
     finally:
         store.dispose()
     (cfg.parent / ".crmsync" / "plugins" / "tryton.tryton-creates.json").write_text(json.dumps(sorted(before)))

@@ -32,8 +32,8 @@ def test_entity_attacks_are_quarantined_not_expanded(tmp_path):
     s = report.sources[0]
     store = Store(cfg.store_url)
     try:
-        items = {i.ref.rsplit("/", 1)[-1]: i for i in store.quarantine_items()}
-        stored = [r for r, _ in store.iter_interactions()]
+        items = {i.ref.rsplit("/", 1)[-1]: i for i in store.quarantine.items()}
+        stored = [r for r, _ in store.interactions.iter()]
     finally:
         store.dispose()
     assert set(items) == {"bomb.xml", "xxe.xml"}

@@ -113,7 +113,7 @@ def register(cli: click.Group) -> None:
         """List candidate matches with their evidence."""
         store = state.store()
         try:
-            items = store.candidates(None if status == "all" else status)
+            items = store.identities.candidates(None if status == "all" else status)
         finally:
             store.dispose()
         if as_json:
@@ -131,7 +131,7 @@ def register(cli: click.Group) -> None:
         store = state.store()
         try:
             for i in ids:
-                if store.decide(i, verdict) is None:
+                if store.identities.decide(i, verdict) is None:
                     raise Exit(f"no candidate {i}; see crmsync identities review --status all", 2)
         finally:
             store.dispose()

@@ -14,10 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, select
-
-from ..contract.schema import Identity
-from ..store.tables import identities, interactions
 
 STATES = ("crm", "matched", "unmatched", "author")
 
@@ -26,24 +22,14 @@ def identity_rows(store: Any, *, crm: str | None = None, source: str | None = No
     """Identities as JSON-able rows: the record's fields plus ``source``, ``state``,
     ``interactions`` and ``updated_at``; filtered by CRM name (a key of ``crm_ids``,
     or its prefix before a dot), source instance and state (:data:`STATES`)."""
-    with store.engine.connect() as conn:
-        counts = dict(conn.execute(select(interactions.c.author_id, func.count()).where(interactions.c.author_id.is_not(None)).group_by(interactions.c.author_id)).all())
-        q = select(identities.c.record, identities.c.source, identities.c.is_contact, identities.c.updated_at).order_by(identities.c.identity_id)
-        if source:
-            q = q.where(identities.c.source == source)
-        if state in ("crm", "matched", "unmatched"):
-            q = q.where(identities.c.is_contact.is_(True))
-        elif state == "author":
-            q = q.where(identities.c.is_contact.is_(False))
-        for record, src, is_contact, updated in conn.execute(q):
-            person = Identity.model_validate_json(record)
-            if crm and not any(k == crm or k.split(".", 1)[0] == crm for k in person.crm_ids):
-                continue
-            n = counts.get(person.identity_id, 0)
-            row_state = ("matched" if n else "unmatched") if is_contact else "author"
-            if state in ("matched", "unmatched") and row_state != state:
-                continue
-            yield {**person.model_dump(mode="json"), "source": src, "state": row_state, "interactions": n, "updated_at": updated.isoformat() if updated else None}
+    contacts = True if state in ("crm", "matched", "unmatched") else (False if state == "author" else None)
+    for person, src, is_contact, updated, n in store.identities.rows(source=source, contacts=contacts):
+        if crm and not any(k == crm or k.split(".", 1)[0] == crm for k in person.crm_ids):
+            continue
+        row_state = ("matched" if n else "unmatched") if is_contact else "author"
+        if state in ("matched", "unmatched") and row_state != state:
+            continue
+        yield {**person.model_dump(mode="json"), "source": src, "state": row_state, "interactions": n, "updated_at": updated.isoformat() if updated else None}
 
 
 #: the columns of ``identities export --format csv``

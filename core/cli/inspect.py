@@ -28,17 +28,17 @@ def register(cli: click.Group) -> None:
             counts = store.counts()
             data = {
                 "store": store.display_url,
-                "runs": store.recent_runs(5),
-                "bookmarks": store.all_bookmarks(),
+                "runs": store.runs.recent(5),
+                "bookmarks": store.bookmarks.all(),
                 "interactions": counts["interactions"],
                 "identities": counts["identities"],
                 "quarantine_open": counts["quarantine_open"],
                 "sinks": {
-                    name: {"plugin": s.plugin, "backlog": store.backlog(name, s.sources), "delivered": store.ledger_counts().get(name, 0)}
+                    name: {"plugin": s.plugin, "backlog": store.ledger.backlog(name, s.sources), "delivered": store.ledger.counts().get(name, 0)}
                     for name, s in cfg.sinks.items()
                 },
-                "response_queue": store.response_queue(),
-                "identity_review": len(store.candidates("pending")),
+                "response_queue": store.interactions.response_queue(),
+                "identity_review": len(store.identities.candidates("pending")),
             }
         finally:
             store.dispose()
@@ -148,7 +148,7 @@ def register(cli: click.Group) -> None:
         n = 0
         try:
             if fmt == "jsonl":
-                for rec, version in store.iter_interactions(sources=list(sources) or None):
+                for rec, version in store.interactions.iter(sources=list(sources) or None):
                     data = rec.to_json_dict()
                     data["version"] = version
                     out.write(json.dumps(data, ensure_ascii=False) + "\n")
@@ -157,7 +157,7 @@ def register(cli: click.Group) -> None:
                 cols = ["interaction_id", "version", "source", "channel", "kind", "native_id", "url", "title", "body_text", "published", "author_name", "author_email", "in_reply_to", "thread_id", "rating", "sentiment", "content_hash"]
                 w = csv.writer(out)
                 w.writerow(cols)
-                for rec, version in store.iter_interactions(sources=list(sources) or None):
+                for rec, version in store.interactions.iter(sources=list(sources) or None):
                     row = {
                         **rec.to_json_dict(),
                         "version": version,

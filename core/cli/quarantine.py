@@ -32,7 +32,7 @@ def register(cli: click.Group) -> None:
         """List quarantined records."""
         store = state.store()
         try:
-            items = store.quarantine_items(source=source, status=None if status == "all" else status)
+            items = store.quarantine.items(source=source, status=None if status == "all" else status)
         finally:
             store.dispose()
         if as_json:
@@ -53,7 +53,7 @@ def register(cli: click.Group) -> None:
         """Show one quarantined record."""
         store = state.store()
         try:
-            item = store.quarantine_item(item_id)
+            item = store.quarantine.item(item_id)
         finally:
             store.dispose()
         if item is None:
@@ -111,15 +111,15 @@ def register(cli: click.Group) -> None:
         store = state.store()
         try:
             for i in item_ids:
-                item = store.quarantine_item(i)
+                item = store.quarantine.item(i)
                 sink = sink_of(item.source) if item else None
                 if sink and item.status == "open":
                     # a record a sink could not write: recorded as handled, so the sink stops retrying it
-                    found = store.get_interaction(item.ref)
+                    found = store.interactions.get(item.ref)
                     if found is not None:
-                        store.record_receipts(sink, [Receipt(item.ref, found[1], None)])
+                        store.ledger.record(sink, [Receipt(item.ref, found[1], None)])
                         click.echo(f"{i}: sink {sink} will not retry interaction {item.ref} (until it changes)")
-                store.set_quarantine_status(i, "dismissed")
+                store.quarantine.set_status(i, "dismissed")
         finally:
             store.dispose()
         click.echo(f"dismissed {len(item_ids)}")

@@ -21,13 +21,13 @@ def replay(config: Config, store: Store, host: PluginHost, *, ids: list[int] | N
     is no longer configured).
     """
     if ids:
-        items = [i for i in (store.quarantine_item(n) for n in ids) if i is not None]
+        items = [i for i in (store.quarantine.item(n) for n in ids) if i is not None]
         missing = set(ids) - {i.id for i in items}
         results = [{"id": n, "status": "error", "detail": "no such quarantined record"} for n in sorted(missing)]
     else:
-        items = store.quarantine_items(source=source, status="open")
+        items = store.quarantine.items(source=source, status="open")
         results = []
-    store.acquire_lock("replay", wait=True, timeout=60)
+    store.locks.acquire_lock("replay", wait=True, timeout=60)
     try:
         context = Context(config_dir=config.directory, run_id=None)
         sources: dict[str, Any] = {}
@@ -61,12 +61,12 @@ def replay(config: Config, store: Store, host: PluginHost, *, ids: list[int] | N
                 continue
             if bad:
                 # keep the same quarantine entry: same source, ref and raw
-                store.write_batch(item.source, [], rejected=[Rejected(item.ref, bad[0].reason, item.raw, bad[0].error_type)])
+                store.interactions.write_batch(item.source, [], rejected=[Rejected(item.ref, bad[0].reason, item.raw, bad[0].error_type)])
                 results.append({"id": item.id, "status": "open", "detail": bad[0].reason})
                 continue
-            res = store.write_batch(item.source, recs, identities_=people)
-            store.set_quarantine_status(item.id, "replayed")
+            res = store.interactions.write_batch(item.source, recs, identities_=people)
+            store.quarantine.set_status(item.id, "replayed")
             results.append({"id": item.id, "status": "replayed", "detail": f"{len(recs)} interaction(s): {res.new} new, {res.updated} updated"})
     finally:
-        store.release_lock()
+        store.locks.release()
     return results

@@ -1,7 +1,7 @@
 """Table definitions of the crmsync store (SQLAlchemy Core).
 
 The schema is created and upgraded by the Alembic migrations in
-``crmsync/migrations``; these definitions must match the latest migration
+``crmsync/store/migrations``; these definitions must match the latest migration
 (a test checks that).
 """
 

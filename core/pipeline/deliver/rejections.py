@@ -16,11 +16,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
 
 from ...contract.base import Receipt, SinkRejection
 from ...host.config import redact
-from ...store.tables import quarantine
+from ...store.quarantine import Entry, Quarantine
 
 PREFIX = "sink:"
 #: keys whose values are never kept, whatever the sink passes in a request or response
@@ -54,43 +53,28 @@ def _fingerprint(source: str, interaction_id: str) -> str:
 class RejectionLog:
     """The quarantine entries of one sink's delivery: recorded, then closed by receipts."""
 
-    def __init__(self, store: Any, sink: str, run_id: str | None) -> None:
-        self.store = store
+    def __init__(self, quarantine: Quarantine, sink: str, run_id: str | None) -> None:
+        self.quarantine = quarantine
         self.source = quarantine_source(sink)
         self.run_id = run_id
-        with store.engine.connect() as conn:
-            rows = conn.execute(select(quarantine.c.ref).where(and_(quarantine.c.source == self.source, quarantine.c.status == "open")))
-            # refs are interaction ids: a receipt for one of them closes its entry
-            self.open: set[str] = {r.ref for r in rows}
+        # refs are interaction ids: a receipt for one of them closes its entry
+        self.open: set[str] = quarantine.open_refs(self.source)
 
     def record(self, rejections: Iterable[SinkRejection]) -> dict[str, int]:
         """Quarantine ``rejections``; returns the count per kind (rejected, invalid)."""
-        from ...store import utcnow
-
         counts = {"rejected": 0, "invalid": 0}
         latest = {r.interaction_id: r for r in rejections}
         if not latest:
             return counts
-        now = utcnow()
-        with self.store.begin() as conn:
-            for r in latest.values():
-                counts[r.kind] += 1
-                raw = json.dumps(_mask({"interaction_id": r.interaction_id, "version": r.version, "kind": r.kind, "reason": r.reason, **(r.detail or {})}), indent=2, default=str).encode()
-                reason = redact(f"{r.kind} (version {r.version}): {r.reason}")
-                fp = _fingerprint(self.source, r.interaction_id)
-                row = conn.execute(select(quarantine.c.id, quarantine.c.attempts).where(quarantine.c.fingerprint == fp)).first()
-                error_type = "SinkRejected" if r.kind == "rejected" else "SinkInvalid"
-                if row is None:
-                    conn.execute(insert(quarantine).values(
-                        fingerprint=fp, source=self.source, ref=r.interaction_id, reason=reason, error_type=error_type, raw=raw,
-                        raw_hash=hashlib.sha256(raw).hexdigest(), status="open", attempts=1, run_id=self.run_id, first_seen=now, last_seen=now,
-                    ))
-                else:
-                    conn.execute(update(quarantine).where(quarantine.c.id == row.id).values(
-                        reason=reason, error_type=error_type, raw=raw, raw_hash=hashlib.sha256(raw).hexdigest(), status="open",
-                        attempts=row.attempts + 1, run_id=self.run_id, last_seen=now,
-                    ))
-                self.open.add(r.interaction_id)
+        entries = []
+        for r in latest.values():
+            counts[r.kind] += 1
+            raw = json.dumps(_mask({"interaction_id": r.interaction_id, "version": r.version, "kind": r.kind, "reason": r.reason, **(r.detail or {})}), indent=2, default=str).encode()
+            reason = redact(f"{r.kind} (version {r.version}): {r.reason}")
+            error_type = "SinkRejected" if r.kind == "rejected" else "SinkInvalid"
+            entries.append(Entry(_fingerprint(self.source, r.interaction_id), r.interaction_id, reason, error_type, raw))
+        self.quarantine.put(self.source, entries, self.run_id)
+        self.open.update(latest)
         return counts
 
     def resolve(self, receipts: Iterable[Receipt]) -> int:
@@ -100,10 +84,7 @@ class RejectionLog:
         done = [r.interaction_id for r in receipts if r.interaction_id in self.open]
         if not done:
             return 0
-        from ...store import utcnow
-
-        with self.store.begin() as conn:
-            conn.execute(update(quarantine).where(and_(quarantine.c.source == self.source, quarantine.c.ref.in_(done), quarantine.c.status == "open")).values(status="delivered", last_seen=utcnow()))
+        self.quarantine.close(self.source, done)
         self.open.difference_update(done)
         return len(done)
 

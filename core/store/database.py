@@ -1,0 +1,181 @@
+"""The store's database: the engine, the schema's migrations and the write transaction.
+
+Every other part of the store (``interactions``, ``identities``, ``ledger``,
+``quarantine``, ``runs``, ``bookmarks``, ``locks``) runs its SQL through one
+:class:`Database`. SQLite (the default, one file) and PostgreSQL (shared by a
+team) are tested; the schema is created and upgraded by Alembic on open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from ..contract.errors import ConfigError
+from ..host.config import redact_url
+
+#: The newest migration in crmsync/store/migrations/versions (a test checks they agree).
+SCHEMA_HEAD = "0004"
+VERSION_TABLE = "crmsync_alembic_version"
+_PG_WRITE_KEY = 7436910022
+_PG_MIGRATE_KEY = 7436910023
+
+
+class Database:
+    """One store's engine. Thread-safe: each call takes a connection of its own."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except Exception as exc:  # noqa: BLE001
+            msg = f"store URL {redact_url(url)!r} is not a valid SQLAlchemy URL: {exc}"
+            raise ConfigError(msg) from None
+        self.dialect = parsed.get_backend_name()
+        self.sqlite_path: Path | None = None
+        if self.dialect == "sqlite":
+            db = parsed.database
+            if db and db != ":memory:":
+                self.sqlite_path = Path(db)
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": 60})
+            _sqlite_setup(self.engine)
+        else:
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                msg = f"store URL {redact_url(url)!r} needs the database driver {exc.name!r}: pip install 'crmsync[postgres]'"
+                raise ConfigError(msg) from None
+        # one writer at a time in this process; other processes queue on the database's own lock
+        self._write_lock = threading.Lock()
+        if migrate:
+            self.migrate()
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+    def connect(self) -> Connection:
+        """A connection for reading (``with db.connect() as conn``)."""
+        return self.engine.connect()
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction. Writers are serialized: SQLite by BEGIN IMMEDIATE,
+        PostgreSQL by a transaction-scoped advisory lock, so concurrent sources
+        (threads or processes) never race on read-then-write upserts."""
+        with self._write_lock, self.engine.connect().execution_options(crmsync_write=True) as conn, conn.begin():
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_KEY})")
+            yield conn
+
+    def after_fork(self) -> None:
+        """In a forked worker: connections of its own from now on (the parent's pooled
+        ones are left to the parent, as SQLAlchemy advises), and a fresh write lock
+        (another thread may have held the parent's at the fork)."""
+        self.engine.dispose(close=False)
+        self._write_lock = threading.Lock()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # schema --------------------------------------------------------------
+    def alembic_config(self):  # noqa: ANN201
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", "crmsync.store:migrations")
+        return cfg
+
+    def migrate(self) -> None:
+        """Create or upgrade the store's schema to the latest migration."""
+        # the common case, a store at head, without importing Alembic (a third of start-up)
+        try:
+            with self.engine.connect() as conn:
+                current = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar() if self._has_version_table(conn) else None
+        except Exception as exc:  # noqa: BLE001
+            msg = f"cannot open the store {self.display_url}: {first_line(exc)}"
+            raise ConfigError(msg) from None
+        if current == SCHEMA_HEAD:
+            return
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
+        cfg = self.alembic_config()
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        if current == head:
+            return
+        # Several processes may open a new store at once (scheduled jobs, scale-out):
+        # one migrates, the others wait for it and then find the schema at head.
+        with self._migration_lock(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATE_KEY})")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def _has_version_table(self, conn: Connection) -> bool:
+        from sqlalchemy import inspect
+
+        return inspect(conn).has_table(VERSION_TABLE)
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.sqlite_path is None:
+            yield
+            return
+        import fcntl
+
+        with open(self.sqlite_path.with_name(self.sqlite_path.name + ".migrate.lock"), "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # blocking: released by the OS if the holder dies
+            yield
+
+
+# helpers the parts share ------------------------------------------------
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """``value`` in UTC (SQLite returns naive datetimes)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def bind(name: str):  # noqa: ANN201
+    """A bound parameter for executemany updates (``WHERE id = :b_id``)."""
+    return bindparam(name)
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        # let SQLAlchemy's "begin" event issue BEGIN / BEGIN IMMEDIATE itself
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # noqa: ANN001
+        # writers take the write lock up front (no failed lock upgrades); readers don't block
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("crmsync_write") else "BEGIN")
