@@ -14,10 +14,11 @@ This module is the public API plugins may use; everything else is internal.
 from __future__ import annotations
 
 from . import _moved
+from .host import __version__
 from .helpers.activity import ACTIVITY_FIELDS, Activity, activity_text, activity_values
 from .contract.base import Checkpoint, Context, Delivery, Enricher, Receipt, Record, Rejected, Sink, SinkRejection, Source
 from .helpers.brands import BrandRules, fold
-from .host.config import Secret
+from .host.secrets import Secret
 from .contract.errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
 from .contract.hookspecs import hookimpl
 from .helpers.journal import CreateJournal
@@ -41,7 +42,6 @@ from .contract.schema import (
 from .helpers.tabular import Decoded, csv_line, decode_export, decode_text, read_csv
 from .contract.text import html_to_text, neutralize_formula, normalize_text, sanitize_html, truncate
 
-__version__ = "0.1.0"
 
 _moved.install()
 

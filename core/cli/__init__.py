@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from .. import __version__
+from ..host import __version__
 from ..host.logs import setup_logging
 from ..host.plugins import get_host
 from . import identities, inspect, quarantine, sync, tap

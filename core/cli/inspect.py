@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..host.config import redact
+from ..host.secrets import redact
 from ..contract.errors import CrmsyncError
 from .common import Exit, State, errors, pass_state
 
@@ -102,7 +102,7 @@ def register(cli: click.Group) -> None:
         for kind in ("sources", "sinks", "enrichers"):
             for inst in getattr(cfg, kind).values():
                 cfg.resolved_options(inst)
-        from ..host.config import redact_url
+        from ..host.secrets import redact_url
 
         click.echo(f"{cfg.where}: ok ({len(cfg.sources)} sources, {len(cfg.sinks)} sinks, {len(cfg.enrichers)} enrichers; store {redact_url(cfg.store_url)})")
         if offline:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..host.config import redact
+from ..host.secrets import redact
 from .common import Exit, State, errors, pass_state
 
 

@@ -13,7 +13,6 @@ import copy
 import os
 import re
 import sys
-import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import jsonschema
 
 from ..contract.errors import ConfigError
 from .plugins import PluginHost
+from .secrets import Secret, redact, redact_url, register_secret_value, resolve_reference, secret_paths
 
 DEFAULT_CONFIG_NAME = "crmsync.toml"
 DEFAULT_STORE_PATH = ".crmsync/crmsync.db"
@@ -48,90 +48,6 @@ INFLUENCE_DEFAULTS = {
     "ambassador_sentiment": 0.3,
     "detractor_sentiment": -0.3,
 }
-
-
-
-class Secret:
-    """A secret option's value. Prints as its reference, never as the value.
-
-    Call :meth:`get` where the value is needed (a login), nowhere else.
-    """
-
-    __slots__ = ("_value", "reference")
-
-    def __init__(self, value: str, reference: str) -> None:
-        self._value = value
-        self.reference = reference
-        register_secret_value(value)
-
-    def get(self) -> str:
-        """The secret value."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({self.reference!r})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self.reference)
-
-
-_secret_values: set[str] = set()
-_secret_lock = threading.Lock()
-
-
-def register_secret_value(value: str) -> None:
-    """Remember a value to redact from logs, reports and errors."""
-    if value and len(value) >= 3:
-        with _secret_lock:
-            _secret_values.add(value)
-
-
-def redact(text: str) -> str:
-    """``text`` with every known secret value replaced by ``***``."""
-    if not _secret_values or not text:
-        return text
-    for value in sorted(_secret_values, key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, "***")
-    return text
-
-
-def redact_url(url: str) -> str:
-    """A database URL with its password hidden."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
-
-def resolve_reference(ref: str, *, where: str, host: PluginHost | None = None, base: Path | None = None) -> str:
-    """Resolve ``env:NAME``, ``file:PATH`` or a plugin-provided scheme."""
-    scheme, _, rest = ref.partition(":")
-    if not rest:
-        msg = f"{where}: a secret must be a reference like 'env:NAME' or 'file:PATH', not a literal value"
-        raise ConfigError(msg)
-    if scheme == "env":
-        if rest not in os.environ:
-            msg = f"{where}: environment variable {rest} is not set"
-            raise ConfigError(msg)
-        return os.environ[rest]
-    if scheme == "file":
-        p = Path(rest).expanduser()
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        try:
-            return p.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            msg = f"{where}: cannot read secret file {p}: {exc.strerror}"
-            raise ConfigError(msg) from None
-    if host is not None:
-        value = host.resolve_secret(scheme, rest)
-        if value is not None:
-            return str(value)
-    msg = f"{where}: unknown secret scheme {scheme!r}; use 'env:NAME' or 'file:PATH'"
-    raise ConfigError(msg)
 
 
 @dataclass
@@ -381,17 +297,6 @@ def validate_options(schema: dict[str, Any], options: dict[str, Any], *, where: 
     return filled
 
 
-def secret_paths(schema: dict[str, Any], prefix: str = "") -> tuple[str, ...]:
-    """Dotted paths of the options a schema marks ``"secret": true`` (nested objects included)."""
-    out: list[str] = []
-    for key, sub in schema.get("properties", {}).items():
-        if sub.get("secret"):
-            out.append(prefix + key)
-        elif sub.get("type") == "object":
-            out.extend(secret_paths(sub, f"{prefix}{key}."))
-    return tuple(out)
-
-
 def _fill_defaults(schema: dict[str, Any], value: Any) -> Any:
     """Fill ``default`` values of object properties, nested objects included."""
     if not isinstance(value, dict):
@@ -439,4 +344,7 @@ def _choices(names: Any) -> str:
     return ", ".join(sorted(names)) or "(none)"
 
 
-__all__ = ["Config", "InstanceConfig", "Secret", "find_config", "load_config", "parse_config", "redact", "validate_options"]
+__all__ = [
+    "Config", "InstanceConfig", "Secret", "find_config", "load_config", "parse_config", "redact", "redact_url",
+    "register_secret_value", "resolve_reference", "secret_paths", "validate_options",
+]

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from .config import redact
+from .secrets import redact
 
 
 class RedactingFilter(logging.Filter):

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from ..contract.errors import ConfigError
-from ..host.config import redact_url
+from ..host.secrets import redact_url
 
 #: The newest migration in crmsync/store/migrations/versions (a test checks they agree).
 SCHEMA_HEAD = "0004"

@@ -18,7 +18,7 @@ from typing import Any
 
 
 from ...contract.base import Receipt, SinkRejection
-from ...host.config import redact
+from ...host.secrets import redact
 from ...store.quarantine import Entry, Quarantine
 
 PREFIX = "sink:"
