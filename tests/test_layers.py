@@ -117,3 +117,29 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     fake.write_text("from ..pipeline.run import Runner\n")
     assert "crmsync.pipeline.run" in _imports("crmsync.contract.bad", fake, top_level_only=False)
     assert _layer("crmsync.pipeline.run") > _layer("crmsync.contract.bad")
+
+
+def test_the_old_flat_names_still_work_and_warn(tmp_path):
+    import importlib
+    import sys
+
+    import crmsync
+    from crmsync.pipeline.run import Runner
+    from crmsync.store import Store
+
+    for old_name in ("crmsync.runner", "crmsync.base"):
+        sys.modules.pop(old_name, None)
+    with pytest.warns(DeprecationWarning, match="crmsync.runner moved to crmsync.pipeline.run"):
+        old = importlib.import_module("crmsync.runner")
+    assert old.Runner is Runner
+    with pytest.warns(DeprecationWarning, match="crmsync.base moved"):
+        from crmsync.base import Sink  # noqa: F401
+    assert Sink is crmsync.Sink
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        with pytest.warns(DeprecationWarning, match=r"Store.backlog moved to Store.ledger.backlog"):
+            assert store.backlog("crm") == 0
+        with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+            store.nonsense  # noqa: B018
+    finally:
+        store.dispose()
