@@ -292,4 +292,19 @@ class Enricher(_Plugin):
         return [self.enrich(i) for i in interactions]
 
 
-__all__ = ["Checkpoint", "Context", "Delivery", "Enricher", "Receipt", "Record", "Rejected", "Sink", "SinkRejection", "Source"]
+@dataclass
+class Match:
+    """An author linked (or proposed) to a CRM record: what the identity ladder and a
+    ``register_matchers`` plugin's ``match(author, index)`` yield."""
+
+    contact_id: str  # the contact's identity_id
+    crm_ids: dict[str, str]
+    method: str
+    confidence: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"contact_id": self.contact_id, "crm_ids": self.crm_ids, "method": self.method, "confidence": self.confidence, "evidence": self.evidence}
+
+
+__all__ = ["Checkpoint", "Context", "Delivery", "Enricher", "Match", "Receipt", "Record", "Rejected", "Sink", "SinkRejection", "Source"]

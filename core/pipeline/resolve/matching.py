@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ...contract.base import Match
 from ...contract.schema import Identity, Interaction
 
 ROLE_LOCALPARTS = frozenset(
@@ -175,20 +175,6 @@ def identity_keys(person: Identity) -> list[tuple[str, str]]:
         keys.append(("handle", f"twitter:{person.name.strip()[1:].lower()}"))
     seen: set[tuple[str, str]] = set()
     return [k for k in keys if not (k in seen or seen.add(k))]
-
-
-@dataclass
-class Match:
-    """An author linked (or proposed) to a CRM record."""
-
-    contact_id: str  # the contact's identity_id
-    crm_ids: dict[str, str]
-    method: str
-    confidence: float
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"contact_id": self.contact_id, "crm_ids": self.crm_ids, "method": self.method, "confidence": self.confidence, "evidence": self.evidence}
 
 
 class Matcher(Protocol):
