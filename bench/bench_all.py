@@ -54,7 +54,9 @@ from tests.feedserver import FeedServer  # noqa: E402 - and their loopback feed 
 
 CORPUS_TOOL = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 VENVS = BENCH / ".venvs"
-ANCHOR_PINS = {"target-jsonl": ["target-jsonl==0.1.4"], "dlt": ["dlt[duckdb]"]}
+#: each anchor's own virtual environment (target-jsonl and dlt pin conflicting libraries;
+#: the Singer taps need singer-sdk, which a plain ``pip install crmsync`` does not bring)
+ANCHOR_PINS = {"target-jsonl": ["target-jsonl==0.1.4"], "dlt": ["dlt[duckdb]"], "singer-tap": ["singer-sdk>=0.40", "feedparser>=6.0.11"]}
 
 TARGETS = {
     "singer_transport": 1.0,
@@ -240,9 +242,12 @@ def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
         (work / "tj").mkdir()
         (work / "tap.json").write_text(json.dumps(tap_config))
         print(f"[{n}] anchor: {label} ...", flush=True)
-        res = timed([sys.executable, str(BENCH / "anchors" / tap), "--config", str(work / "tap.json"), "|", str(tj), "--config", str(work / "tj.json")], work, shell=True)
+        tap_python = venv_bin("singer-tap") / "python"
+        pipeline = f"{tap_python} {BENCH / 'anchors' / tap} --config {work / 'tap.json'} | {tj} --config {work / 'tj.json'}"
+        # both sides' exit status: a tap that dies leaves target-jsonl exiting 0 on an empty stream
+        res = timed(["bash", "-c", f'{pipeline}; s=("${{PIPESTATUS[@]}}"); echo "exit status: tap ${{s[0]}}, target ${{s[1]}}" >&2; [ "${{s[0]}}" = 0 ] && [ "${{s[1]}}" = 0 ]'], work)
         if res["exit"] != 0:
-            raise SystemExit(f"{label} failed: {res['stderr']}")
+            raise SystemExit(f"{label} failed ({res['stderr'].strip().splitlines()[-1]}):\n{res['stderr']}")
         written = sum(sum(1 for _ in open(f, encoding="utf-8")) for f in (work / "tj").glob("*.jsonl"))
         return {"records": written, "seconds": round(res["seconds"], 3), "peak_rss_mb": res["peak_rss_mb"]}
 
@@ -259,6 +264,13 @@ def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
     print(f"[{n}] anchor: parse floor ...", flush=True)
     floor = parse_floor(corpus)
     a["parse_floor"] = {"records": floor["records"], "seconds": round(floor["seconds"], 3), "by_input": floor["by_input"]}
+    # an anchor that moved fewer records than crmsync did from the same inputs is broken
+    # (a crashed tap, a missing module): a ratio against it would flatter crmsync
+    raw_inputs = stored - sum(s["new"] for s in report["sources"] if s["name"] == "review_pages")  # the raw anchors read no HTML pages
+    expected = {"singer_transport": n_records, "dlt_transport": n_records, "default_pipeline": raw_inputs, "parse_floor": raw_inputs}
+    for name, v in a.items():
+        if v["records"] < expected[name]:
+            raise SystemExit(f"anchor {name} moved {v['records']} records where crmsync moved {expected[name]} from the same inputs: refusing to compare against it")
     for name, v in a.items():
         v["per_s"] = round(v["records"] / v["seconds"], 1)
         v["ratio"] = round(result["crmsync"]["per_s"] / v["per_s"], 2)
