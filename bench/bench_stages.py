@@ -247,7 +247,7 @@ def _sqlite_floor(path: Path, rows: list[tuple[str, str]]) -> float:
     def go() -> None:
         for b in batches(rows):
             con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT INTO t VALUES (?, ?)", b)
+            con.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", b)
             con.execute("COMMIT")
     secs, _ = cpu(go)
     con.close()
@@ -265,7 +265,7 @@ def _ledger_floor(path: Path, rows: list[tuple[str, int]]) -> float:
     def go() -> None:
         for b in batches(rows, 2000):
             con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT INTO d VALUES ('crm_files', ?, ?)", b)
+            con.executemany("INSERT OR REPLACE INTO d VALUES ('crm_files', ?, ?)", b)
             con.execute("COMMIT")
     secs, _ = cpu(go)
     con.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 from datetime import timedelta
@@ -43,12 +44,14 @@ def _language_model() -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _analyzers_cached(extra: tuple[tuple[str, float], ...]) -> tuple[Any, Any]:
+def _analyzers_cached(extra: tuple[tuple[str, float], ...], customer_service: bool) -> tuple[Any, Any]:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from .lexicon import MULTILINGUAL
+    from .lexicon import CUSTOMER_SERVICE, MULTILINGUAL
 
     english = SentimentIntensityAnalyzer()
+    if customer_service:
+        english.lexicon.update(CUSTOMER_SERVICE)
     english.lexicon.update(dict(extra))
     # other languages get VADER's rules with their own words only: English
     # entries misfire on foreign text ("die" is a German article)
@@ -57,9 +60,9 @@ def _analyzers_cached(extra: tuple[tuple[str, float], ...]) -> tuple[Any, Any]:
     return english, foreign
 
 
-def _analyzers(extra: tuple[tuple[str, float], ...]) -> tuple[Any, Any]:
+def _analyzers(extra: tuple[tuple[str, float], ...], *, customer_service: bool = True) -> tuple[Any, Any]:
     with _models_lock:
-        return _analyzers_cached(extra)
+        return _analyzers_cached(extra, customer_service)
 
 
 def own_text(rec: crmsync.Interaction) -> str:
@@ -69,23 +72,42 @@ def own_text(rec: crmsync.Interaction) -> str:
 
 
 class SentimentEnricher(crmsync.Enricher):
-    """Sentiment with VADER (vaderSentiment, offline, ships its lexicon): score -1..1 and a label."""
+    """Sentiment with VADER (vaderSentiment, offline, ships its lexicon), read the way a
+    support team reads: score -1..1, a label and the emotions a text shows.
+
+    * ``customer_service`` (on by default): the domain's words ("refund", "chargeback",
+      "support" is not praise) and phrases VADER cannot see ("never answered",
+      "can't pay", "is down") adjust VADER's score (lexicon.CUSTOMER_SERVICE*).
+    * ``rating_weight``: a review's star rating anchors its sentiment; the text
+      moves it by the rest (0 ignores the rating).
+    * ``emotions``: ``builtin`` tags anger, frustration, urgency, joy and gratitude
+      from crmsync's own word and phrase lists; ``nrc`` adds the NRC Emotion Lexicon
+      as the ``nrclex`` package ships it (``pip install 'crmsync[emotions]'``; its
+      terms allow research use, commercial use needs a licence from NRC Canada);
+      ``off`` tags none. Tags go in ``extra["emotions"]``.
+    """
 
     name = "sentiment"
-    description = "Sentiment score and label per interaction (VADER)."
+    description = "Sentiment score, label and emotions per interaction (VADER with a customer-service layer)."
     config_schema = {
         "type": "object",
         "properties": {
             "positive": {"type": "number", "default": 0.05, "description": "compound >= this is positive"},
             "negative": {"type": "number", "default": -0.05, "description": "compound <= this is negative"},
             "extra_lexicon": {"type": "object", "additionalProperties": {"type": "number"}, "default": {}, "description": "word = valence (-4..4) added to VADER's lexicon (product slang, other languages)."},
+            "customer_service": {"type": "boolean", "default": True, "description": "Read complaints as a support team does: domain words and phrases adjust VADER's score (English)."},
+            "rating_weight": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.6, "description": "How much a star rating decides a review's score (0: the text alone)."},
+            "emotions": {"enum": ["builtin", "nrc", "off"], "default": "builtin", "description": "Emotion tags: crmsync's lists, plus the NRC Emotion Lexicon (needs crmsync[emotions]), or none."},
         },
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        extra = tuple(sorted((k.lower(), float(v)) for k, v in self.config["extra_lexicon"].items()))
-        self.analyzer, self.foreign = _analyzers(extra)
+        c = self.config
+        extra = tuple(sorted((k.lower(), float(v)) for k, v in c["extra_lexicon"].items()))
+        self.analyzer, self.foreign = _analyzers(extra, customer_service=c["customer_service"])
+        self.phrases = _phrases() if c["customer_service"] else None
+        self.nrc = _nrc_lexicon() if c["emotions"] == "nrc" else None
 
     def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
         if interaction.extra.get("business_reply"):
@@ -94,11 +116,93 @@ class SentimentEnricher(crmsync.Enricher):
         if not text:
             return interaction
         lang = (interaction.extra.get("detected_language") or {}).get("language") or (interaction.language or "en")
-        analyzer = self.analyzer if lang.lower().startswith("en") else self.foreign
-        score = analyzer.polarity_scores(text[:20000])["compound"]
+        english = lang.lower().startswith("en")
+        analyzer = self.analyzer if english else self.foreign
+        text = text[:20000]
+        score = analyzer.polarity_scores(text)["compound"]
+        method = "vader"
+        lower = text.lower()
+        signals: set[str] = set()
+        if self.phrases is not None and english:
+            weight = 0.0
+            for m in self.phrases[0].finditer(lower):
+                valence, emotions = self.phrases[1][m.lastgroup]
+                weight += valence
+                signals.update(emotions)
+            if weight:
+                score = _shift(score, weight)
+            method = "vader+cs"
+        rating = interaction.rating
+        if rating is not None and rating.normalized is not None and self.config["rating_weight"]:
+            w = self.config["rating_weight"]
+            score = w * (2 * rating.normalized - 1) + (1 - w) * score
+            method += "+rating"
+        score = max(-1.0, min(1.0, score))
         label = "positive" if score >= self.config["positive"] else ("negative" if score <= self.config["negative"] else "neutral")
-        interaction.sentiment = crmsync.Sentiment(score=round(score, 4), label=label, method="vader")
+        interaction.sentiment = crmsync.Sentiment(score=round(score, 4), label=label, method=method)
+        if self.config["emotions"] != "off" and english:
+            found = self._emotions(lower, signals, label)
+            if found:
+                interaction.extra["emotions"] = found
+            else:
+                interaction.extra.pop("emotions", None)
         return interaction
+
+    def _emotions(self, lower: str, signals: set[str], label: str) -> list[str]:
+        from .lexicon import EMOTION_WORDS, NEGATIVE_EMOTIONS, NRC_MAP, POSITIVE_EMOTIONS
+
+        words = set(_WORD.findall(lower))
+        found = set(signals)
+        for emotion, vocabulary in EMOTION_WORDS.items():
+            if words & vocabulary:
+                found.add(emotion)
+        if self.nrc is not None:
+            for w in words:
+                for category in self.nrc.get(w, ()):
+                    if category in NRC_MAP:
+                        found.add(NRC_MAP[category])
+        # a negative emotion belongs to a negative text, a positive one to a positive text
+        keep = NEGATIVE_EMOTIONS if label == "negative" else (POSITIVE_EMOTIONS if label == "positive" else ())
+        return [e for e in (*NEGATIVE_EMOTIONS, *POSITIVE_EMOTIONS) if e in found and e in keep]
+
+
+_WORD = re.compile(r"[a-z][a-z']*")
+_VADER_ALPHA = 15.0  # VADER's normalisation constant: compound = s / sqrt(s² + alpha)
+
+
+def _shift(compound: float, valence: float) -> float:
+    """``compound`` moved by ``valence`` on VADER's raw scale (as if the text had
+    another word of that valence), normalised back to -1..1."""
+    compound = max(-0.9999, min(0.9999, compound))
+    raw = compound * math.sqrt(_VADER_ALPHA) / math.sqrt(1 - compound * compound) + valence
+    return raw / math.sqrt(raw * raw + _VADER_ALPHA)
+
+
+@functools.lru_cache(maxsize=1)
+def _phrases() -> tuple[re.Pattern[str], dict[str, tuple[float, tuple[str, ...]]]]:
+    """The customer-service phrases as one pattern (one pass per text) and, per
+    named group, the phrase's valence and emotions."""
+    from .lexicon import CUSTOMER_SERVICE_PHRASES
+
+    groups = {f"p{i}": (valence, emotions) for i, (_pattern, valence, emotions) in enumerate(CUSTOMER_SERVICE_PHRASES)}
+    # anchored at word starts: the alternation is tried there only, not at every character
+    pattern = r"\b(?:" + "|".join(f"(?P<p{i}>{p})" for i, (p, _v, _e) in enumerate(CUSTOMER_SERVICE_PHRASES)) + ")"
+    return re.compile(pattern), groups
+
+
+@functools.lru_cache(maxsize=1)
+def _nrc_lexicon() -> dict[str, list[str]]:
+    """The NRC Emotion Lexicon (word -> categories) as the nrclex package ships it;
+    read as data (nrclex's own API goes through TextBlob and NLTK)."""
+    import json
+    from importlib import resources
+
+    try:
+        data = resources.files("nrclex.data").joinpath("nrc_en.json").read_text(encoding="utf-8")
+    except ModuleNotFoundError:
+        msg = "sentiment option emotions = \"nrc\" needs the nrclex package: pip install 'crmsync[emotions]'"
+        raise crmsync.ConfigError(msg) from None
+    return json.loads(data)
 
 
 class LanguageEnricher(crmsync.Enricher):
@@ -194,7 +298,7 @@ class TriageEnricher(crmsync.Enricher):
     """Needs-response triage: who must answer, how urgently, by when."""
 
     name = "triage"
-    description = "Flags interactions that need a response (negative, low rating, question, churn or legal words, support mail), with priority and due time."
+    description = "Flags interactions that need a response (negative, low rating, question, churn or legal words, anger, frustration or urgency, support mail), with priority and due time."
     config_schema = {
         "type": "object",
         "properties": {
@@ -248,6 +352,11 @@ class TriageEnricher(crmsync.Enricher):
         if self.question.search(text, lower):
             reasons.append("question")
             priority = _max(priority, "normal")
+        # what the sentiment enricher read in a negative text (run after it)
+        for emotion in interaction.extra.get("emotions", ()):
+            if emotion in _EMOTION_PRIORITY:
+                reasons.append(emotion)
+                priority = _max(priority, _EMOTION_PRIORITY[emotion])
         if self.support and any(r.lower() in self.support for r in interaction.recipients):
             reasons.append("mail to support")
             priority = _max(priority, "normal")
@@ -264,6 +373,8 @@ class TriageEnricher(crmsync.Enricher):
 
 
 _ORDER = ("low", "normal", "high", "urgent")
+#: emotions (sentiment enricher) that need a response, and how urgently
+_EMOTION_PRIORITY = {"urgency": "high", "anger": "high", "frustration": "normal"}
 
 
 def _max(a: str, b: str) -> str:

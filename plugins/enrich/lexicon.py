@@ -35,3 +35,72 @@ MULTILINGUAL: dict[str, float] = {
     "помог": 1.5, "лучшая": 2.5, "лучший": 2.5, "вежливый": 2.0, "разочарование": -2.5, "кошмар": -3.0, "недоволен": -2.5,
     "недовольна": -2.5, "надёжный": 2.0, "надежный": 2.0, "брак": -2.5, "очень": 0.0,
 }
+
+
+# Customer service ---------------------------------------------------------------
+# VADER was built from tweets and reviews of things, not from complaints to a
+# company: "support" and "help" are positive words to it, "refund", "lawyer" and
+# "chargeback" are unknown. These valences (VADER's -4..4 scale) replace or add
+# to its English lexicon when ``customer_service`` is on.
+CUSTOMER_SERVICE: dict[str, float] = {
+    "support": 0.0, "help": 0.4, "please": 0.2, "ticket": -0.3, "refund": -1.0, "refunds": -1.0, "cancel": -1.5,
+    "cancelled": -1.5, "canceled": -1.5, "cancellation": -1.2, "down": -0.8, "outage": -2.0, "cracked": -1.9,
+    "lawyer": -1.8, "attorney": -1.8, "lawsuit": -2.5, "chargeback": -2.5, "overcharged": -2.3, "declined": -1.3,
+    "crashes": -1.8, "crashed": -1.8, "crashing": -1.8, "freezes": -1.5, "bug": -1.3, "bugs": -1.3, "glitch": -1.3,
+    "broke": -2.0, "leaks": -1.5, "leaking": -1.5, "melted": -2.0, "unsafe": -2.2, "late": -1.0, "delayed": -1.3,
+    "missing": -1.5, "locked": -1.0, "hanging": -0.8, "ignored": -1.8, "unanswered": -1.8, "ridiculous": -2.0,
+    "unbelievable": -1.0, "defective": -2.2, "faulty": -2.0, "error": -1.5, "spins": -0.5, "junk": -2.2, "flimsy": -1.6,
+    "illogical": -1.2, "dent": -1.0, "dented": -1.2, "scratched": -1.2, "returned": -0.8, "unusable": -2.2, "malfunction": -2.0,
+    "malfunctioning": -2.0, "overheats": -1.8, "overheating": -1.8, "rattles": -1.0, "wobbly": -1.0,
+}
+
+# Phrases VADER cannot see (it scores words): (regex, valence added to the text's
+# raw VADER sum, emotions it signals).
+CUSTOMER_SERVICE_PHRASES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    (r"never (?:answered|responded|replied|got back|heard back|happened|came|comes)", -2.0, ("frustration",)),
+    (r"(?:never|didn't|did not|hasn't|has not|haven't|have not|still not) (?:arrive[ds]?|received|come|shown up|showed up)", -1.8, ("frustration",)),
+    (r"no (?:response|reply|answer|refund|one (?:answers|replies|responds))", -1.8, ("frustration",)),
+    (r"still (?:no|nothing|waiting|not|broken|hasn't|haven't|doesn't|isn't)", -1.8, ("frustration",)),
+    (r"(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time", -1.2, ("frustration",)),
+    (r"(?:nobody|no one) (?:replies|answers|responds|helps|will|is|cares)", -1.5, ("frustration",)),
+    (r"(?:can't|cannot|can not|unable to|won't let me|couldn't) (?:pay|log ?in|login|access|check ?out|order|reset|sign in|use|connect)", -2.0, ("urgency",)),
+    (r"(?:is|are|was|went) (?:down|broken|offline)|down again", -1.8, ("urgency",)),
+    (r"(?:doesn't|does not|don't|didn't|won't|isn't|is not|not) work(?:ing|s)?|stopped (?:working|charging)|keeps (?:crashing|failing|hanging)", -2.0, ()),
+    (r"(?:want|get|give me) my money back|money back", -2.0, ("anger",)),
+    (r"waste of (?:money|time)", -2.5, ("anger",)),
+    (r"on hold|hung up", -1.5, ("frustration",)),
+    (r"charged (?:me )?twice|double.charged|charged (?:me )?again", -2.2, ("anger",)),
+    (r"fix (?:it|this) now|\basap\b|immediately|right now|\burgent(?:ly)?\b|deadline", -0.8, ("urgency",)),
+    (r"shows delivered but|marked (?:as )?delivered but", -1.5, ("frustration",)),
+    (r"caught fire|fire hazard|\bsmoke\b|\bsparks\b|electric shock", -2.5, ("urgency",)),
+    (r"without answering|without a (?:reply|response)", -1.8, ("frustration",)),
+    (r"promised (?:a |me a )?(?:callback|call back|refund|replacement)", -1.0, ("frustration",)),
+    (r"closed my (?:ticket|case|account)", -1.5, ("anger",)),
+    (r"(?:filing|file|filed) a (?:complaint|chargeback|claim|dispute)", -2.0, ("anger",)),
+    (r"(?:contact|call|calling|contacting) my (?:lawyer|attorney|bank)", -2.0, ("anger", "urgency")),
+    (r"is (?:anyone|anybody) there", -1.0, ("frustration",)),
+    # product reviews: a returned item, an unmet wish, a warning to others
+    (r"(?:sent|sending|send|took|taking|take|bring|brought) (?:it|them|mine|the \w+) back|returned (?:it|them|mine|the \w+)|return(?:ing)? (?:it|them|mine)\b", -1.8, ("frustration",)),
+    (r"i wish|if only|would (?:be|have been) (?:really |so |much )?(?:nice|good|better|great) if|should have bought|shouldn't have", -1.2, ()),
+    (r"(?:do not|don't|never) buy|save your money|stay away|avoid (?:this|it|them)|piece of (?:junk|crap|garbage)", -2.5, ("anger",)),
+    (r"(?:won't|wouldn't|doesn't|does not|didn't|can't|cannot|couldn't) (?:play|perform|connect|charge|fit|load|print|read|turn on|start|sync|recognize|hold|stay)", -1.5, ("frustration",)),
+    (r"(?:is|was|are|were|be) an issue|(?:issues?|problems?|trouble) with", -1.2, ()),
+    (r"too (?:easy to (?:hit|break|lose|scratch)|small|short|loud|slow|flimsy|heavy|dim|quiet|expensive)", -1.0, ()),
+)
+
+# Emotion words (own list, English): a negative emotion counts only in a negative
+# text, a positive one only in a positive text.
+EMOTION_WORDS: dict[str, frozenset[str]] = {
+    "anger": frozenset({"unbelievable", "ridiculous", "outrageous", "furious", "angry", "unacceptable", "disgusting", "scam", "ripoff",
+                        "lawyer", "attorney", "chargeback", "lawsuit", "worst", "overcharged", "fraud", "lied", "pathetic", "disgrace"}),
+    "frustration": frozenset({"again", "still", "nobody", "ignored", "unanswered", "waiting", "frustrating", "frustrated", "annoying",
+                              "annoyed", "useless", "hours", "keeps", "twice", "weeks"}),
+    "urgency": frozenset({"urgent", "urgently", "asap", "immediately", "emergency", "deadline", "unsafe", "dangerous", "hazard", "fire"}),
+    "joy": frozenset({"love", "loved", "lovely", "great", "amazing", "fantastic", "excellent", "happy", "delighted", "wonderful", "awesome",
+                      "perfect", "perfectly", "adore", "beautiful", "best", "satisfied", "enjoy", "enjoyed", "recommend", "good"}),
+    "gratitude": frozenset({"thanks", "thank", "grateful", "appreciate", "appreciated", "kudos", "cheers", "helpful", "polite"}),
+}
+NEGATIVE_EMOTIONS = ("anger", "frustration", "urgency")
+POSITIVE_EMOTIONS = ("joy", "gratitude")
+#: NRC EmoLex categories -> crmsync's (with ``emotions = "nrc"``)
+NRC_MAP = {"anger": "anger", "disgust": "anger", "fear": "urgency", "joy": "joy"}

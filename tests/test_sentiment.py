@@ -1,0 +1,109 @@
+"""The sentiment enricher as a support team reads: complaints, star ratings,
+emotions, and triage from them. tests/data/customer_service.jsonl holds short
+hand-labelled customer-service texts (see bench/bench_sentiment.py for the
+measures on a public set)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import crmsync
+from crmsync.host.config import validate_options
+from crmsync_enrich.enrichers import SentimentEnricher, TriageEnricher
+
+DATA = Path(__file__).parent / "data" / "customer_service.jsonl"
+
+
+def _enricher(**options):
+    return SentimentEnricher("sentiment", validate_options(SentimentEnricher.config_schema, options, where="sentiment"))
+
+
+def _rec(text: str, **fields) -> crmsync.Interaction:
+    return crmsync.Interaction.create(source="s", channel="forum", native_id=text[:40], kind="post", body_text=text, **fields)
+
+
+@pytest.mark.parametrize("text", ["Arrived cracked, support never answered.", "is your checkout down?? can't pay", "I will contact my lawyer. Can you help?"])
+def test_complaints_read_as_negative(text):
+    plain = _enricher(customer_service=False).enrich(_rec(text))
+    read = _enricher().enrich(_rec(text))
+    assert plain.sentiment.label != "negative", "VADER alone misreads it (the reason for the layer)"
+    assert read.sentiment.label == "negative" and read.sentiment.method == "vader+cs"
+
+
+def test_praise_stays_positive_and_thanks_is_gratitude():
+    rec = _enricher().enrich(_rec("Thanks so much, the support team fixed it in five minutes. Great job!"))
+    assert rec.sentiment.label == "positive" and rec.extra["emotions"] == ["joy", "gratitude"]
+
+
+def test_a_star_rating_anchors_a_review():
+    text = "The colour is nice I guess, but it arrived late."
+    one = _enricher().enrich(_rec(text, rating=crmsync.Rating(value=1)))
+    five = _enricher().enrich(_rec(text, rating=crmsync.Rating(value=5)))
+    assert one.sentiment.label == "negative" and five.sentiment.label == "positive"
+    assert one.sentiment.method.endswith("+rating")
+    ignored = _enricher(rating_weight=0).enrich(_rec(text, rating=crmsync.Rating(value=1)))
+    assert ignored.sentiment.method == "vader+cs"
+
+
+def test_emotions_follow_the_text_and_its_sign():
+    angry = _enricher().enrich(_rec("You charged me twice. Unbelievable, I'm filing a chargeback."))
+    assert angry.sentiment.label == "negative" and "anger" in angry.extra["emotions"]
+    waiting = _enricher().enrich(_rec("Still waiting for the refund, third time I ask."))
+    assert "frustration" in waiting.extra["emotions"]
+    # "again" is frustration only in a negative text
+    happy = _enricher().enrich(_rec("Lovely shop, will order again!"))
+    assert happy.extra["emotions"] == ["joy"]
+    off = _enricher(emotions="off").enrich(_rec("Still waiting for the refund, third time I ask."))
+    assert "emotions" not in off.extra
+
+
+def test_other_languages_keep_their_own_lexicon():
+    rec = _enricher().enrich(_rec("Der Support hat nie geantwortet, sehr enttäuschend.", language="de"))
+    assert rec.sentiment.method == "vader" and rec.sentiment.label == "negative" and "emotions" not in rec.extra
+
+
+def test_the_nrc_lexicon_adds_emotions_the_builtin_lists_miss():
+    text = "I am terrified the heater will explode."
+    builtin = _enricher().enrich(_rec(text))
+    nrc = _enricher(emotions="nrc").enrich(_rec(text))
+    assert builtin.sentiment.label == nrc.sentiment.label == "negative"
+    assert "emotions" not in builtin.extra and "urgency" in nrc.extra["emotions"]
+
+
+def test_the_nrc_option_says_how_to_get_the_lexicon_when_it_is_missing(monkeypatch):
+    import importlib.resources
+
+    from crmsync_enrich import enrichers
+
+    enrichers._nrc_lexicon.cache_clear()
+
+    def missing(name):
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(importlib.resources, "files", missing)
+    with pytest.raises(crmsync.ConfigError, match=r"pip install 'crmsync\[emotions\]'"):
+        _enricher(emotions="nrc")
+    enrichers._nrc_lexicon.cache_clear()
+
+
+def test_triage_answers_complaints_by_their_emotions():
+    triage = TriageEnricher("triage", validate_options(TriageEnricher.config_schema, {}, where="triage"))
+    rec = triage.enrich(_enricher().enrich(_rec("Support closed my ticket without answering. Unbelievable.")))
+    assert rec.needs_response and {"anger", "frustration"} <= set(rec.extra["triage"]) and rec.priority == "high"
+
+
+def test_the_labelled_customer_service_texts():
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sentiment = _enricher()
+    triage = TriageEnricher("triage", validate_options(TriageEnricher.config_schema, {}, where="triage"))
+    recs = triage.enrich_batch(sentiment.enrich_batch([_rec(r["text"]) for r in rows]))
+    recall = {}
+    for label in ("negative", "positive"):
+        mine = [rec for rec, r in zip(recs, rows, strict=True) if r["label"] == label]
+        recall[label] = sum(1 for rec in mine if rec.sentiment.label == label) / len(mine)
+    complaints = [rec for rec, r in zip(recs, rows, strict=True) if r["label"] == "negative"]
+    answered = sum(1 for rec in complaints if rec.needs_response) / len(complaints)
+    assert recall["negative"] >= 0.85 and recall["positive"] >= 0.9 and answered >= 0.85, (recall, answered)
