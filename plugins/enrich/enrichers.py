@@ -122,13 +122,17 @@ class SentimentEnricher(crmsync.Enricher):
         score = analyzer.polarity_scores(text)["compound"]
         method = "vader"
         lower = text.lower()
+        words = set(_WORD.findall(lower)) if english else set()
         signals: set[str] = set()
         if self.phrases is not None and english:
+            by_anchor, compiled = self.phrases
             weight = 0.0
-            for m in self.phrases[0].finditer(lower):
-                valence, emotions = self.phrases[1][m.lastgroup]
-                weight += valence
-                signals.update(emotions)
+            for i in sorted({i for w in words.intersection(by_anchor) for i in by_anchor[w]}):
+                pattern, valence, emotions = compiled[i]
+                hits = len(pattern.findall(lower))
+                if hits:
+                    weight += valence * hits
+                    signals.update(emotions)
             if weight:
                 score = _shift(score, weight)
             method = "vader+cs"
@@ -141,17 +145,16 @@ class SentimentEnricher(crmsync.Enricher):
         label = "positive" if score >= self.config["positive"] else ("negative" if score <= self.config["negative"] else "neutral")
         interaction.sentiment = crmsync.Sentiment(score=round(score, 4), label=label, method=method)
         if self.config["emotions"] != "off" and english:
-            found = self._emotions(lower, signals, label)
+            found = self._emotions(words, signals, label)
             if found:
                 interaction.extra["emotions"] = found
             else:
                 interaction.extra.pop("emotions", None)
         return interaction
 
-    def _emotions(self, lower: str, signals: set[str], label: str) -> list[str]:
+    def _emotions(self, words: set[str], signals: set[str], label: str) -> list[str]:
         from .lexicon import EMOTION_WORDS, NEGATIVE_EMOTIONS, NRC_MAP, POSITIVE_EMOTIONS
 
-        words = set(_WORD.findall(lower))
         found = set(signals)
         for emotion, vocabulary in EMOTION_WORDS.items():
             if words & vocabulary:
@@ -179,15 +182,20 @@ def _shift(compound: float, valence: float) -> float:
 
 
 @functools.lru_cache(maxsize=1)
-def _phrases() -> tuple[re.Pattern[str], dict[str, tuple[float, tuple[str, ...]]]]:
-    """The customer-service phrases as one pattern (one pass per text) and, per
-    named group, the phrase's valence and emotions."""
+def _phrases() -> tuple[dict[str, list[int]], list[tuple[re.Pattern[str], float, tuple[str, ...]]]]:
+    """The customer-service phrases, compiled one by one (each anchored at word
+    starts), and which phrases each anchor word calls for: a text is scanned only
+    for the phrases whose anchors it holds (one alternation of them all cost as much
+    as VADER itself)."""
     from .lexicon import CUSTOMER_SERVICE_PHRASES
 
-    groups = {f"p{i}": (valence, emotions) for i, (_pattern, valence, emotions) in enumerate(CUSTOMER_SERVICE_PHRASES)}
-    # anchored at word starts: the alternation is tried there only, not at every character
-    pattern = r"\b(?:" + "|".join(f"(?P<p{i}>{p})" for i, (p, _v, _e) in enumerate(CUSTOMER_SERVICE_PHRASES)) + ")"
-    return re.compile(pattern), groups
+    by_anchor: dict[str, list[int]] = {}
+    compiled = []
+    for i, (pattern, valence, emotions, anchors) in enumerate(CUSTOMER_SERVICE_PHRASES):
+        compiled.append((re.compile(rf"\b(?:{pattern})"), valence, emotions))
+        for word in anchors:
+            by_anchor.setdefault(word, []).append(i)
+    return by_anchor, compiled
 
 
 @functools.lru_cache(maxsize=1)

@@ -55,37 +55,38 @@ CUSTOMER_SERVICE: dict[str, float] = {
 }
 
 # Phrases VADER cannot see (it scores words): (regex, valence added to the text's
-# raw VADER sum, emotions it signals).
-CUSTOMER_SERVICE_PHRASES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
-    (r"never (?:answered|responded|replied|got back|heard back|happened|came|comes)", -2.0, ("frustration",)),
-    (r"(?:never|didn't|did not|hasn't|has not|haven't|have not|still not) (?:arrive[ds]?|received|come|shown up|showed up)", -1.8, ("frustration",)),
-    (r"no (?:response|reply|answer|refund|one (?:answers|replies|responds))", -1.8, ("frustration",)),
-    (r"still (?:no|nothing|waiting|not|broken|hasn't|haven't|doesn't|isn't)", -1.8, ("frustration",)),
-    (r"(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time", -1.2, ("frustration",)),
-    (r"(?:nobody|no one) (?:replies|answers|responds|helps|will|is|cares)", -1.5, ("frustration",)),
-    (r"(?:can't|cannot|can not|unable to|won't let me|couldn't) (?:pay|log ?in|login|access|check ?out|order|reset|sign in|use|connect)", -2.0, ("urgency",)),
-    (r"(?:is|are|was|went) (?:down|broken|offline)|down again", -1.8, ("urgency",)),
-    (r"(?:doesn't|does not|don't|didn't|won't|isn't|is not|not) work(?:ing|s)?|stopped (?:working|charging)|keeps (?:crashing|failing|hanging)", -2.0, ()),
-    (r"(?:want|get|give me) my money back|money back", -2.0, ("anger",)),
-    (r"waste of (?:money|time)", -2.5, ("anger",)),
-    (r"on hold|hung up", -1.5, ("frustration",)),
-    (r"charged (?:me )?twice|double.charged|charged (?:me )?again", -2.2, ("anger",)),
-    (r"fix (?:it|this) now|\basap\b|immediately|right now|\burgent(?:ly)?\b|deadline", -0.8, ("urgency",)),
-    (r"shows delivered but|marked (?:as )?delivered but", -1.5, ("frustration",)),
-    (r"caught fire|fire hazard|\bsmoke\b|\bsparks\b|electric shock", -2.5, ("urgency",)),
-    (r"without answering|without a (?:reply|response)", -1.8, ("frustration",)),
-    (r"promised (?:a |me a )?(?:callback|call back|refund|replacement)", -1.0, ("frustration",)),
-    (r"closed my (?:ticket|case|account)", -1.5, ("anger",)),
-    (r"(?:filing|file|filed) a (?:complaint|chargeback|claim|dispute)", -2.0, ("anger",)),
-    (r"(?:contact|call|calling|contacting) my (?:lawyer|attorney|bank)", -2.0, ("anger", "urgency")),
-    (r"is (?:anyone|anybody) there", -1.0, ("frustration",)),
+# raw VADER sum, emotions it signals, anchors: words one of which the text must
+# hold for the regex to be tried at all; a text without any is not scanned).
+CUSTOMER_SERVICE_PHRASES: tuple[tuple[str, float, tuple[str, ...], tuple[str, ...]], ...] = (
+    (r"never (?:answered|responded|replied|got back|heard back|happened|came|comes)", -2.0, ("frustration",), ("never",)),
+    (r"(?:never|didn't|did not|hasn't|has not|haven't|have not|still not) (?:arrive[ds]?|received|come|shown up|showed up)", -1.8, ("frustration",), ("arrive", "arrived", "arrives", "received", "come", "shown", "showed",)),
+    (r"no (?:response|reply|answer|refund|one (?:answers|replies|responds))", -1.8, ("frustration",), ("response", "reply", "answer", "refund", "answers", "replies", "responds",)),
+    (r"still (?:no|nothing|waiting|not|broken|hasn't|haven't|doesn't|isn't)", -1.8, ("frustration",), ("still",)),
+    (r"(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time", -1.2, ("frustration",), ("time",)),
+    (r"(?:nobody|no one) (?:replies|answers|responds|helps|will|is|cares)", -1.5, ("frustration",), ("nobody", "one",)),
+    (r"(?:can't|cannot|can not|unable to|won't let me|couldn't) (?:pay|log ?in|login|access|check ?out|order|reset|sign in|use|connect)", -2.0, ("urgency",), ("can't", "cannot", "can", "unable", "won't", "couldn't",)),
+    (r"(?:is|are|was|went) (?:down|broken|offline)|down again", -1.8, ("urgency",), ("down", "broken", "offline",)),
+    (r"(?:doesn't|does not|don't|didn't|won't|isn't|is not|not) work(?:ing|s)?|stopped (?:working|charging)|keeps (?:crashing|failing|hanging)", -2.0, (), ("work", "working", "works", "stopped", "keeps",)),
+    (r"(?:want|get|give me) my money back|money back", -2.0, ("anger",), ("money",)),
+    (r"waste of (?:money|time)", -2.5, ("anger",), ("waste",)),
+    (r"on hold|hung up", -1.5, ("frustration",), ("hold", "hung",)),
+    (r"charged (?:me )?twice|double.charged|charged (?:me )?again", -2.2, ("anger",), ("charged",)),
+    (r"fix (?:it|this) now|\basap\b|immediately|right now|\burgent(?:ly)?\b|deadline", -0.8, ("urgency",), ("fix", "asap", "immediately", "now", "urgent", "urgently", "deadline",)),
+    (r"shows delivered but|marked (?:as )?delivered but", -1.5, ("frustration",), ("delivered",)),
+    (r"caught fire|fire hazard|\bsmoke\b|\bsparks\b|electric shock", -2.5, ("urgency",), ("fire", "smoke", "sparks", "shock",)),
+    (r"without answering|without a (?:reply|response)", -1.8, ("frustration",), ("without",)),
+    (r"promised (?:a |me a )?(?:callback|call back|refund|replacement)", -1.0, ("frustration",), ("promised",)),
+    (r"closed my (?:ticket|case|account)", -1.5, ("anger",), ("closed",)),
+    (r"(?:filing|file|filed) a (?:complaint|chargeback|claim|dispute)", -2.0, ("anger",), ("filing", "file", "filed",)),
+    (r"(?:contact|call|calling|contacting) my (?:lawyer|attorney|bank)", -2.0, ("anger", "urgency"), ("lawyer", "attorney", "bank",)),
+    (r"is (?:anyone|anybody) there", -1.0, ("frustration",), ("anyone", "anybody",)),
     # product reviews: a returned item, an unmet wish, a warning to others
-    (r"(?:sent|sending|send|took|taking|take|bring|brought) (?:it|them|mine|the \w+) back|returned (?:it|them|mine|the \w+)|return(?:ing)? (?:it|them|mine)\b", -1.8, ("frustration",)),
-    (r"i wish|if only|would (?:be|have been) (?:really |so |much )?(?:nice|good|better|great) if|should have bought|shouldn't have", -1.2, ()),
-    (r"(?:do not|don't|never) buy|save your money|stay away|avoid (?:this|it|them)|piece of (?:junk|crap|garbage)", -2.5, ("anger",)),
-    (r"(?:won't|wouldn't|doesn't|does not|didn't|can't|cannot|couldn't) (?:play|perform|connect|charge|fit|load|print|read|turn on|start|sync|recognize|hold|stay)", -1.5, ("frustration",)),
-    (r"(?:is|was|are|were|be) an issue|(?:issues?|problems?|trouble) with", -1.2, ()),
-    (r"too (?:easy to (?:hit|break|lose|scratch)|small|short|loud|slow|flimsy|heavy|dim|quiet|expensive)", -1.0, ()),
+    (r"(?:sent|sending|send|took|taking|take|bring|brought) (?:it|them|mine|the \w+) back|returned (?:it|them|mine|the \w+)|return(?:ing)? (?:it|them|mine)\b", -1.8, ("frustration",), ("back", "returned", "return", "returning",)),
+    (r"i wish|if only|would (?:be|have been) (?:really |so |much )?(?:nice|good|better|great) if|should have bought|shouldn't have", -1.2, (), ("wish", "only", "if", "bought", "shouldn't",)),
+    (r"(?:do not|don't|never) buy|save your money|stay away|avoid (?:this|it|them)|piece of (?:junk|crap|garbage)", -2.5, ("anger",), ("buy", "money", "away", "avoid", "piece",)),
+    (r"(?:won't|wouldn't|doesn't|does not|didn't|can't|cannot|couldn't) (?:play|perform|connect|charge|fit|load|print|read|turn on|start|sync|recognize|hold|stay)", -1.5, ("frustration",), ("play", "perform", "connect", "charge", "fit", "load", "print", "read", "turn", "start", "sync", "recognize", "hold", "stay",)),
+    (r"(?:is|was|are|were|be) an issue|(?:issues?|problems?|trouble) with", -1.2, (), ("issue", "issues", "problem", "problems", "trouble",)),
+    (r"too (?:easy to (?:hit|break|lose|scratch)|small|short|loud|slow|flimsy|heavy|dim|quiet|expensive)", -1.0, (), ("too",)),
 )
 
 # Emotion words (own list, English): a negative emotion counts only in a negative
