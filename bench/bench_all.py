@@ -252,7 +252,11 @@ def bench_size(n: int, seed: int, work: Path, anchors: bool) -> dict[str, Any]:
         return {"records": written, "seconds": round(res["seconds"], 3), "peak_rss_mb": res["peak_rss_mb"]}
 
     a = result["anchors"]
-    a["singer_transport"] = singer("tap_records.py", {"path": str(records)}, "singer-sdk tap of the normalized records | target-jsonl")
+    import crmsync
+
+    schema = work / "interaction.schema.json"
+    schema.write_text(json.dumps(crmsync.flat_json_schema(crmsync.Interaction)))
+    a["singer_transport"] = singer("tap_records.py", {"path": str(records), "schema": str(schema)}, "singer-sdk tap of the normalized records | target-jsonl")
     print(f"[{n}] anchor: dlt into DuckDB (jsonl) ...", flush=True)
     dlt_bin = venv_bin("dlt")
     res = timed([str(dlt_bin / "python"), str(BENCH / "anchors" / "dlt_load.py"), str(records), str(work / f"dlt-{n}")], work)
