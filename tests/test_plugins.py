@@ -25,10 +25,10 @@ def test_builtins_register_their_classes():
     host.load(entry_points=False)
     host.collect()
     assert sorted(host.sources) == ["crm_csv", "email", "hubspot", "reviews", "rss", "salesforce", "singer", "tryton"]
-    assert sorted(host.sinks) == ["crm_csv", "hubspot", "salesforce", "singer", "tryton"]
+    assert sorted(host.sinks) == ["crm_csv", "hubspot", "salesforce", "singer", "sql", "tryton"]
     assert sorted(host.enrichers) == ["language", "mentions", "sentiment", "triage"]
     names = {p["name"]: p for p in host.report()}
-    assert set(names) == {"rss", "reviews", "email", "crm_csv", "enrich", "singer", "tryton", "hubspot", "salesforce"}
+    assert set(names) == {"rss", "reviews", "email", "crm_csv", "enrich", "singer", "tryton", "hubspot", "salesforce", "sql"}
     assert names["crm_csv"]["hooks"] == ["register_sinks", "register_sources"]
     assert all(p["origin"] == "builtin" and not p["errors"] for p in names.values())
 
@@ -109,7 +109,7 @@ def test_allow_and_block_lists(monkeypatch):
     _, plugins = _load_with(monkeypatch, eps, {"CRMSYNC_BLOCK_PLUGINS": "good,email"})
     assert "good" not in plugins and "email" not in plugins and "rss" in plugins
     _, plugins = _load_with(monkeypatch, eps, {"CRMSYNC_LOAD_PLUGINS": ""})
-    assert set(plugins) == {"rss", "reviews", "email", "crm_csv", "enrich", "singer", "tryton", "hubspot", "salesforce"}
+    assert set(plugins) == {"rss", "reviews", "email", "crm_csv", "enrich", "singer", "tryton", "hubspot", "salesforce", "sql"}
 
 
 def test_duplicate_names_keep_the_builtin(monkeypatch):
@@ -132,7 +132,7 @@ def test_plugins_command_json(monkeypatch):
     result = CliRunner().invoke(create_cli(), ["plugins", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert [p["name"] for p in data] == ["crm_csv", "email", "enrich", "hubspot", "reviews", "rss", "salesforce", "singer", "tryton"]
+    assert [p["name"] for p in data] == ["crm_csv", "email", "enrich", "hubspot", "reviews", "rss", "salesforce", "singer", "sql", "tryton"]
 
 
 def test_plugin_commands_are_added():
@@ -168,7 +168,7 @@ def test_example_distribution_is_discovered(tmp_path):
     env.pop("CRMSYNC_LOAD_PLUGINS", None)
     out = subprocess.run([*crmsync_cmd(), "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
-    assert set(plugins) == {"rss", "reviews", "email", "crm_csv", "enrich", "singer", "tryton", "hubspot", "salesforce", "example"}
+    assert set(plugins) == {"rss", "reviews", "email", "crm_csv", "enrich", "singer", "tryton", "hubspot", "salesforce", "sql", "example"}
     ex = plugins["example"]
     assert ex["origin"] == "entry point" and ex["distribution"] == "crmsync-example" and ex["version"] == "0.2.0"
     assert ex["sources"] == ["jsonl_notes"] and ex["enrichers"] == ["word_count"] and ex["commands"] == ["example-hello"]

@@ -33,7 +33,7 @@ from ..contract import hookspecs
 from ..contract.base import Enricher, Sink, Source
 
 #: Built-in plugins, registered before any third-party plugin.
-DEFAULT_PLUGINS: tuple[str, ...] = ("crmsync_rss", "crmsync_reviews", "crmsync_email", "crmsync_crm_csv", "crmsync_enrich", "crmsync_singer", "crmsync_tryton", "crmsync_hubspot", "crmsync_salesforce")
+DEFAULT_PLUGINS: tuple[str, ...] = ("crmsync_rss", "crmsync_reviews", "crmsync_email", "crmsync_crm_csv", "crmsync_enrich", "crmsync_singer", "crmsync_tryton", "crmsync_hubspot", "crmsync_salesforce", "crmsync_sql")
 
 _KINDS: dict[str, type | None] = {"sources": Source, "sinks": Sink, "enrichers": Enricher, "matchers": None}
 

@@ -1,0 +1,252 @@
+"""The ``sql`` sink: interactions into a SQL database, upserted by interaction id.
+
+Each batch is one transaction of native upserts (PostgreSQL and SQLite
+``INSERT ... ON CONFLICT DO UPDATE``, MySQL/MariaDB ``ON DUPLICATE KEY UPDATE``);
+receipts follow the commit, so the ledger never runs ahead of the database, and a
+batch sent again after a crash upserts to the same rows.
+
+A row the database refuses (a constraint, a value it cannot take) is found by
+halving the batch until the refused rows stand alone (each part its own
+transaction); those are reported with the database's message and quarantined,
+the rest lands. Text longer than its column is cut with a marker and counted; NUL
+characters are removed for PostgreSQL, which cannot store them in text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import crmsync
+
+from .tables import TRUNCATION_MARKER, author_rows, interaction_row, own_tables, utcnow
+
+log = logging.getLogger("crmsync.sinks.sql")
+
+
+class SqlSink(crmsync.Sink):
+    """Interactions, their authors and CRM links into tables of any SQL database."""
+
+    name = "sql"
+    description = "Interactions into a SQL database (PostgreSQL, MySQL/MariaDB, SQLite): crmsync's own tables, upserted by interaction id."
+    parallel = True
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "secret": True, "description": "SQLAlchemy URL of the database, as a secret reference (env:NAME or file:PATH): it holds the password. E.g. postgresql+psycopg://crm:PW@db/crm."},
+            "path": {"type": "string", "description": "A SQLite file instead of url (relative to the config file)."},
+            "table_prefix": {"type": "string", "default": "crmsync_", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "description": "Prefix of the sink's tables: PREFIXinteractions, PREFIXauthors, PREFIXcontact_links."},
+            "db_schema": {"type": "string", "description": "Database schema of the tables (PostgreSQL), e.g. crm_sync."},
+            "connect_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 10, "description": "Seconds to wait for a connection."},
+        },
+        "oneOf": [{"required": ["url"]}, {"required": ["path"]}],
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine: Any = None
+        self.truncated: dict[str, int] = {}
+        #: (table, column) -> the length of its text type, as the database has it
+        self.limits: dict[tuple[str, str], int] = {}
+
+    # connecting -----------------------------------------------------------------
+    def _url(self) -> str:
+        if self.config.get("path"):
+            path = Path(self.config["path"]).expanduser()
+            if not path.is_absolute():
+                path = self.context.config_dir / path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{path}"
+        return self.config["url"].get()
+
+    def _connect(self) -> Any:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        url = self._url()
+        try:
+            parsed = make_url(url)
+        except Exception as exc:  # noqa: BLE001
+            msg = f"sink {self.instance}: 'url' is not a SQLAlchemy URL ({type(exc).__name__})"
+            raise crmsync.ConfigError(msg) from None
+        backend = parsed.get_backend_name()
+        args: dict[str, Any] = {}
+        if backend == "sqlite":
+            args = {"timeout": self.config["connect_timeout"]}
+        elif backend in ("postgresql", "mysql", "mariadb"):
+            args = {"connect_timeout": int(self.config["connect_timeout"])}
+        try:
+            return create_engine(parsed, connect_args=args, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            msg = f"sink {self.instance}: the database driver {exc.name!r} is not installed (PostgreSQL: pip install 'crmsync[postgres]'; MySQL/MariaDB: pip install pymysql)"
+            raise crmsync.ConfigError(msg) from None
+
+    def open(self) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        self.engine = self._connect()
+        self.dialect = self.engine.dialect.name
+        md, self.t_interactions, self.t_authors, self.t_links = own_tables(self.config["table_prefix"])
+        if self.config.get("db_schema"):
+            for t in md.tables.values():
+                t.schema = self.config["db_schema"]
+        try:
+            with self.engine.begin() as conn:
+                md.create_all(conn)
+                self._add_missing_columns(conn, md)
+                self.limits = _text_limits(conn, md)
+        except OperationalError as exc:
+            msg = f"sink {self.instance}: cannot reach the database: {_first_line(exc)}"
+            raise crmsync.RetriableError(msg) from None
+
+    def check(self) -> list[str]:
+        """Connect, and say what the database is and which tables exist."""
+        self.open()
+        try:
+            from sqlalchemy import inspect
+
+            names = set(inspect(self.engine).get_table_names(schema=self.config.get("db_schema")))
+            mine = [t.name for t in (self.t_interactions, self.t_authors, self.t_links)]
+            return [f"{self.dialect}: tables {', '.join(n for n in mine if n in names)} ready"]
+        finally:
+            self.close()
+
+    def _add_missing_columns(self, conn: Any, md: Any) -> None:
+        """Columns crmsync added since the table was created: ALTER TABLE ADD (nullable)."""
+        from sqlalchemy import inspect
+        from sqlalchemy.schema import CreateColumn
+
+        inspector = inspect(conn)
+        for table in md.tables.values():
+            have = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                ddl = CreateColumn(column).compile(dialect=conn.dialect)
+                name = f"{table.schema}.{table.name}" if table.schema else table.name
+                conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {str(ddl).replace(' NOT NULL', '')}")
+                self.note(f"added column {column.name} to {name}")
+
+    # writing ----------------------------------------------------------------------
+    def plan(self, deliveries: Sequence[crmsync.Delivery]) -> dict[str, int]:
+        authors = {(d.author_profile or d.interaction.author).identity_id for d in deliveries if (d.author_profile or d.interaction.author)}
+        return {"rows to upsert": len(deliveries), "authors to upsert": len(authors - {None})}
+
+    def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
+        if not deliveries:
+            return []
+        return self._write_parts(list(deliveries))
+
+    def _write_parts(self, batch: list[crmsync.Delivery]) -> list[crmsync.Receipt]:
+        """Write ``batch`` in one transaction; if the database refuses it, halve it until
+        the refused rows stand alone (each part in a transaction of its own)."""
+        from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError, StatementError
+
+        try:
+            self._write_batch(batch)
+        except OperationalError as exc:
+            if _is_connection_error(exc):
+                msg = f"sink {self.instance}: the database went away: {_first_line(exc)}"
+                raise crmsync.RetriableError(msg) from None
+            return self._split(batch, exc)
+        except (IntegrityError, DataError, ProgrammingError, StatementError, ValueError) as exc:
+            return self._split(batch, exc)
+        return [d.receipt(d.interaction.interaction_id) for d in batch]
+
+    def _split(self, batch: list[crmsync.Delivery], exc: Exception) -> list[crmsync.Receipt]:
+        if len(batch) == 1:
+            d = batch[0]
+            self.reject(d, f"the database refused the row: {_first_line(exc)}", request={"table": self.t_interactions.name, "interaction_id": d.interaction.interaction_id}, response={"error": _first_line(exc)})
+            return []
+        half = len(batch) // 2
+        return self._write_parts(batch[:half]) + self._write_parts(batch[half:])
+
+    def _write_batch(self, batch: list[crmsync.Delivery]) -> None:
+        now = utcnow()
+        rows = [self._fit(self.t_interactions, interaction_row(d, now)) for d in batch]
+        people, links = author_rows(batch, now)
+        with self.engine.begin() as conn:
+            self._upsert(conn, self.t_interactions, rows, ["interaction_id"])
+            if people:
+                self._upsert(conn, self.t_authors, [self._fit(self.t_authors, r) for r in people], ["identity_id"])
+            if links:
+                self._upsert(conn, self.t_links, [self._fit(self.t_links, r) for r in links], ["identity_id", "crm"])
+
+    def _upsert(self, conn: Any, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+        """``INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE`` of ``rows`` (executemany)."""
+        if self.dialect in ("postgresql", "sqlite"):
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            stmt = insert(table)
+            stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+        elif self.dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert
+
+            stmt = insert(table)
+            stmt = stmt.on_duplicate_key_update({c.name: stmt.inserted[c.name] for c in table.columns if c.name not in keys})
+        else:
+            # any other dialect: delete then insert, in the caller's transaction
+            from sqlalchemy import and_, bindparam, delete, insert as plain_insert
+
+            conn.execute(delete(table).where(and_(*(table.c[k] == bindparam(f"k_{k}") for k in keys))), [{f"k_{k}": r[k] for k in keys} for r in rows])
+            conn.execute(plain_insert(table), rows)
+            return
+        conn.execute(stmt, rows)
+
+    def _fit(self, table: Any, row: dict[str, Any]) -> dict[str, Any]:
+        """Cut text longer than its column as the database declares it (with a marker,
+        counted) and drop NULs on PostgreSQL."""
+        for column in table.columns:
+            v = row.get(column.name)
+            if not isinstance(v, str):
+                continue
+            if self.dialect == "postgresql" and "\x00" in v:
+                v = v.replace("\x00", "")
+            limit = self.limits.get((table.name, column.name))
+            if limit is not None and len(v) > limit:
+                # the marker when it fits in the column, else a plain cut
+                v = crmsync.truncate(v, limit, TRUNCATION_MARKER)[0] if limit > len(TRUNCATION_MARKER) else v[:limit]
+                key = f"{table.name}.{column.name}"
+                self.truncated[key] = self.truncated.get(key, 0) + 1
+            row[column.name] = v
+        return row
+
+    def close(self) -> None:
+        for key, n in sorted(self.truncated.items()):
+            self.note(f"{n} value(s) of {key} cut to the column's length (marked {TRUNCATION_MARKER!r})")
+        self.truncated = {}
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
+
+def _text_limits(conn: Any, md: Any) -> dict[tuple[str, str], int]:
+    """The lengths of the tables' text columns as the database declares them (a
+    deployment may have narrowed one, or created the table itself)."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    out = {}
+    for table in md.tables.values():
+        for col in inspector.get_columns(table.name, schema=table.schema):
+            length = getattr(col["type"], "length", None)
+            if isinstance(length, int) and length > 0:
+                out[(table.name, col["name"])] = length
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return crmsync.truncate(text.splitlines()[0] if text else type(exc).__name__, 500)[0] or type(exc).__name__
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    """An OperationalError that means the connection is gone, not a refused row."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(s in text for s in ("connection", "could not connect", "server closed", "terminating", "lost connection", "gone away", "timeout", "timed out", "database is locked", "busy"))
