@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from crmsync.testing import get_sink_test_class
 from crmsync_sql import SqlSink
 
-from .crm_e2e import demo_copy, run_json
+from .crm_e2e import demo_copy, export, run_json
 
 CLOSED_ENV = "CRMSYNC_TEST_SQL_CLOSED"
 os.environ[CLOSED_ENV] = "postgresql+psycopg://crm:secret@127.0.0.1:9/crm"
@@ -143,7 +143,11 @@ def test_long_text_is_cut_to_the_column_and_nul_characters_removed(tmp_path, dat
         conn.execute(text("CREATE TABLE crmsync_authors (identity_id VARCHAR(36) PRIMARY KEY, name VARCHAR(16), emails TEXT, handles TEXT, company TEXT, "
                           "influence FLOAT, flags TEXT, synced_at TIMESTAMP NOT NULL)"))
     engine.dispose()
-    sink = SqlSink("warehouse", {"url": crmsync.Secret(url, f"env:{env}"), "table_prefix": "crmsync_", "connect_timeout": 10}, crmsync.Context(config_dir=tmp_path))
+    from crmsync.host.config import validate_options
+
+    options = validate_options(SqlSink.config_schema, {"url": f"env:{env}"}, where="[sinks.warehouse]")
+    options["url"] = crmsync.Secret(url, f"env:{env}")  # as the run resolves it
+    sink = SqlSink("warehouse", options, crmsync.Context(config_dir=tmp_path))
     author = crmsync.Identity(name="Bartholomew Longname", emails=["bart@example.org"])
     rec = crmsync.Interaction.create(source="s", channel="forum", native_id="n1", kind="post", title="nul\x00inside", body_text="a\x00b", author=author)
     sink.open()
@@ -158,3 +162,113 @@ def test_long_text_is_cut_to_the_column_and_nul_characters_removed(tmp_path, dat
     assert any("crmsync_authors.name cut" in n for n in sink.notes)
     if url.startswith("postgresql"):
         assert row["title"] == "nulinside" and row["body_text"] == "ab"
+
+
+# existing tables ----------------------------------------------------------------------
+# SuiteCRM's notes table as its published schema defines it: the database columns of
+# modules/Notes/vardefs.php (github.com/salesagility/SuiteCRM) plus assigned_user_id from
+# the 'assignable' template; id fields are char(36), bool fields tinyint(1)/boolean.
+SUITECRM_NOTES = """CREATE TABLE notes (
+    id CHAR(36) NOT NULL PRIMARY KEY,
+    date_entered TIMESTAMP NULL, date_modified TIMESTAMP NULL,
+    modified_user_id CHAR(36) NULL, created_by CHAR(36) NULL, assigned_user_id CHAR(36) NULL,
+    name VARCHAR(255) NOT NULL, file_mime_type VARCHAR(100) NULL, filename VARCHAR(255) NULL,
+    parent_type VARCHAR(255) NULL, parent_id CHAR(36) NULL, contact_id CHAR(36) NULL,
+    portal_flag BOOLEAN NOT NULL, embed_flag BOOLEAN DEFAULT FALSE, description TEXT NULL,
+    deleted BOOLEAN DEFAULT FALSE)"""
+SUITECRM_MAPPING = """mode = "existing"
+timezone = "Europe/Berlin"
+[sinks.warehouse.tables.notes]
+key = "id"
+[sinks.warehouse.tables.notes.columns]
+id = "interaction_id"
+name = "first:title,summary,kind"
+description = "body_text"
+date_entered = "published"
+date_modified = "now"
+parent_type = "const:Contacts"
+parent_id = "contact:"
+contact_id = "contact:"
+portal_flag = "const:0"
+deleted = "const:0"
+"""
+# a reverse-ETL staging table: one row per interaction with the CRM contact id, which the
+# vendor's data sync (or a reverse-ETL tool) reads into the CRM
+STAGING = """CREATE TABLE crm_activity_staging (
+    external_id VARCHAR(64) PRIMARY KEY, crm_contact_id VARCHAR(64), activity_type VARCHAR(32) NOT NULL,
+    subject VARCHAR(255), body TEXT, occurred_at TIMESTAMP NOT NULL, sentiment VARCHAR(16), source_url TEXT,
+    payload TEXT, synced_at TIMESTAMP)"""
+STAGING_MAPPING = """mode = "existing"
+[sinks.warehouse.tables.crm_activity_staging]
+key = "external_id"
+[sinks.warehouse.tables.crm_activity_staging.columns]
+external_id = "interaction_id"
+crm_contact_id = "contact:"
+activity_type = "join:-:channel,kind"
+subject = "title"
+body = "body_text"
+occurred_at = "first:published,fetched"
+sentiment = "sentiment.label"
+source_url = "url"
+payload = "json"
+synced_at = "now"
+"""
+
+
+def _create(url: str, ddl: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(ddl))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("ddl, mapping, table", [(SUITECRM_NOTES, SUITECRM_MAPPING, "notes"), (STAGING, STAGING_MAPPING, "crm_activity_staging")], ids=["suitecrm-notes", "reverse-etl-staging"])
+def test_existing_tables_by_a_mapping(tmp_path, database, ddl, mapping, table):
+    url, env = database
+    _create(url, ddl)
+    cfg = _demo(tmp_path, env, mapping)
+    code, report = run_json(cfg, "--sink", "warehouse")
+    sink = next(s for s in report["sinks"] if s["name"] == "warehouse")
+    assert code == 0 and sink["status"] == "ok" and sink["created"] > 0, sink
+    rows = _rows(url, table)
+    assert len(rows) == sink["created"]
+    if table == "notes":
+        assert all(r["name"] for r in rows) and all(r["portal_flag"] in (0, False) for r in rows)
+        linked = [r for r in rows if r["contact_id"]]
+        assert linked and all(r["parent_type"] == "Contacts" for r in linked)
+        # a timestamp without a zone holds Berlin time: an hour or two ahead of UTC
+        stored = export(cfg)
+        some = next(r for r in rows if stored[r["id"]].get("published"))
+        from datetime import datetime
+
+        utc = datetime.fromisoformat(stored[some["id"]]["published"])
+        local = some["date_entered"] if isinstance(some["date_entered"], datetime) else datetime.fromisoformat(some["date_entered"])
+        assert (local - utc.replace(tzinfo=None)).total_seconds() in (3600, 7200)
+    else:
+        assert all(json.loads(r["payload"])["interaction_id"] == r["external_id"] for r in rows)
+        assert {r["activity_type"] for r in rows} >= {"feed-post"}
+    code, again = run_json(cfg, "--sink", "warehouse")
+    assert next(s for s in again["sinks"] if s["name"] == "warehouse")["delivered"] == 0
+    assert len(_rows(url, table)) == len(rows)
+
+
+def test_validate_reports_what_does_not_fit(tmp_path, database):
+    url, env = database
+    _create(url, STAGING.replace("external_id VARCHAR(64) PRIMARY KEY", "external_id VARCHAR(20)").replace("subject VARCHAR(255)", "subject VARCHAR(40)"))
+    bad = STAGING_MAPPING.replace('sentiment = "sentiment.label"', 'mood = "sentiment.label"').replace('activity_type = "join:-:channel,kind"\n', "")
+    cfg = _demo(tmp_path, env, bad)
+    from click.testing import CliRunner
+
+    from crmsync.cli import create_cli
+
+    r = CliRunner().invoke(create_cli(), ["-c", str(cfg), "validate"])
+    assert r.exit_code == 2, r.output
+    for expected in ("no column 'mood'", "'activity_type' is NOT NULL", "neither the primary key nor unique", "holds 20 characters; an interaction id has 36"):
+        assert expected in r.output, r.output
+    # a mapping that fits passes; a short text column is a warning
+    _create(url, STAGING.replace("crm_activity_staging", "staging2").replace("subject VARCHAR(255)", "subject VARCHAR(40)"))
+    good = STAGING_MAPPING.replace("crm_activity_staging", "staging2")
+    cfg = _demo(tmp_path / "ok", env, good)
+    r = CliRunner().invoke(create_cli(), ["-c", str(cfg), "validate"])
+    assert r.exit_code == 0, r.output
+    assert "mapping ok for staging2" in r.output and "staging2.subject holds 40 characters" in r.output

@@ -40,12 +40,45 @@ class SqlSink(crmsync.Sink):
             "table_prefix": {"type": "string", "default": "crmsync_", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "description": "Prefix of the sink's tables: PREFIXinteractions, PREFIXauthors, PREFIXcontact_links."},
             "db_schema": {"type": "string", "description": "Database schema of the tables (PostgreSQL), e.g. crm_sync."},
             "connect_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 10, "description": "Seconds to wait for a connection."},
+            "mode": {"enum": ["own", "existing"], "default": "own", "description": "own: crmsync's tables, created and extended by the sink; existing: tables that already exist, filled by the mapping in tables."},
+            "tables": {
+                "type": "object",
+                "description": "mode = existing: per table, the key column (primary key or unique) and per column a field or expression (see the README).",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "key": {"type": "string", "description": "The column that identifies a row (default: the first mapped column)."},
+                        "columns": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}},
+                    },
+                    "required": ["columns"],
+                    "additionalProperties": False,
+                },
+                "default": {},
+            },
+            "timezone": {"type": "string", "default": "UTC", "description": "Time zone of timestamp columns without one (existing tables), e.g. Europe/Berlin."},
         },
         "oneOf": [{"required": ["url"]}, {"required": ["path"]}],
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from .mapping import parse
+
+        c = self.config
+        if c["mode"] == "existing" and not c["tables"]:
+            msg = f"sink {self.instance}: mode = \"existing\" needs tables (a key column and columns per target table)"
+            raise crmsync.ConfigError(msg)
+        if c["mode"] == "own" and c["tables"]:
+            msg = f"sink {self.instance}: tables are for mode = \"existing\"; the own mode writes crmsync's tables"
+            raise crmsync.ConfigError(msg)
+        self.maps = parse(c["tables"])
+        try:
+            self.tz = ZoneInfo(c["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"sink {self.instance}: unknown timezone {c['timezone']!r} (an IANA name such as UTC or Europe/Berlin)"
+            raise crmsync.ConfigError(msg) from None
         self.engine: Any = None
         self.truncated: dict[str, int] = {}
         #: (table, column) -> the length of its text type, as the database has it
@@ -88,30 +121,73 @@ class SqlSink(crmsync.Sink):
 
         self.engine = self._connect()
         self.dialect = self.engine.dialect.name
-        md, self.t_interactions, self.t_authors, self.t_links = own_tables(self.config["table_prefix"])
-        if self.config.get("db_schema"):
-            for t in md.tables.values():
-                t.schema = self.config["db_schema"]
         try:
             with self.engine.begin() as conn:
-                md.create_all(conn)
-                self._add_missing_columns(conn, md)
-                self.limits = _text_limits(conn, md)
+                if self.config["mode"] == "own":
+                    self._open_own(conn)
+                else:
+                    self._open_existing(conn)
         except OperationalError as exc:
             msg = f"sink {self.instance}: cannot reach the database: {_first_line(exc)}"
             raise crmsync.RetriableError(msg) from None
 
-    def check(self) -> list[str]:
-        """Connect, and say what the database is and which tables exist."""
-        self.open()
-        try:
-            from sqlalchemy import inspect
+    def _open_own(self, conn: Any) -> None:
+        md, self.t_interactions, self.t_authors, self.t_links = own_tables(self.config["table_prefix"])
+        if self.config.get("db_schema"):
+            for t in md.tables.values():
+                t.schema = self.config["db_schema"]
+        md.create_all(conn)
+        self._add_missing_columns(conn, md)
+        self.limits = _text_limits(conn, md)
 
-            names = set(inspect(self.engine).get_table_names(schema=self.config.get("db_schema")))
-            mine = [t.name for t in (self.t_interactions, self.t_authors, self.t_links)]
-            return [f"{self.dialect}: tables {', '.join(n for n in mine if n in names)} ready"]
+    def _open_existing(self, conn: Any) -> None:
+        from sqlalchemy import MetaData, Table, inspect
+
+        from .mapping import problems
+
+        schema = self.config.get("db_schema")
+        errors, _warnings = problems(self.maps, inspect(conn), schema)
+        if errors:
+            msg = f"sink {self.instance}: the mapping does not fit the database ({len(errors)} problem(s); crmsync validate lists them): {errors[0]}"
+            raise crmsync.FatalError(msg)
+        md = MetaData()
+        self.targets = [(m, Table(m.name, md, autoload_with=conn, schema=schema)) for m in self.maps]
+        self.reflected = {m.name: {c["name"]: c for c in inspect(conn).get_columns(m.name, schema=schema)} for m in self.maps}
+        self.limits = _text_limits(conn, md)
+        self.t_interactions = self.targets[0][1]
+
+    def check(self) -> list[str]:
+        """Connect and check, writing nothing: own tables, which exist or will be made;
+        existing tables, the mapping against what the database reflects (errors exit
+        ``crmsync validate`` with 2, warnings are printed)."""
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import OperationalError
+
+        from .mapping import problems
+
+        engine = self._connect()
+        try:
+            with engine.connect() as conn:
+                inspector = inspect(conn)
+                schema = self.config.get("db_schema")
+                if self.config["mode"] == "existing":
+                    errors, warnings = problems(self.maps, inspector, schema)
+                    if errors:
+                        msg = "the mapping does not fit the database:\n  " + "\n  ".join(errors)
+                        raise crmsync.ConfigError(msg)
+                    return [f"{engine.dialect.name}: mapping ok for {', '.join(m.name for m in self.maps)}", *warnings]
+                names = set(inspector.get_table_names(schema=schema))
+                prefix = self.config["table_prefix"]
+                mine = [f"{prefix}{n}" for n in ("interactions", "authors", "contact_links")]
+                have = [n for n in mine if n in names]
+                missing = [n for n in mine if n not in names]
+                state = f"tables {', '.join(have)} exist" if have else "no tables yet"
+                return [f"{engine.dialect.name}: {state}" + (f"; {', '.join(missing)} made on the first run" if missing else "")]
+        except OperationalError as exc:
+            msg = f"cannot reach the database: {_first_line(exc)}"
+            raise crmsync.ConfigError(msg) from None
         finally:
-            self.close()
+            engine.dispose()
 
     def _add_missing_columns(self, conn: Any, md: Any) -> None:
         """Columns crmsync added since the table was created: ALTER TABLE ADD (nullable)."""
@@ -165,6 +241,15 @@ class SqlSink(crmsync.Sink):
 
     def _write_batch(self, batch: list[crmsync.Delivery]) -> None:
         now = utcnow()
+        if self.config["mode"] == "existing":
+            from .mapping import convert, value
+
+            with self.engine.begin() as conn:
+                for m, table in self.targets:
+                    cols = self.reflected[m.name]
+                    rows = [self._fit(table, {c: convert(value(expr, d, now), cols[c], self.tz) for c, expr in m.columns.items()}) for d in batch]
+                    self._upsert(conn, table, rows, [m.key])
+            return
         rows = [self._fit(self.t_interactions, interaction_row(d, now)) for d in batch]
         people, links = author_rows(batch, now)
         with self.engine.begin() as conn:
