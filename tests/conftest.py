@@ -120,6 +120,70 @@ def pg_database(postgres_url: str):
     admin.dispose()
 
 
+# MariaDB ----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def mariadb_url():
+    """A throwaway MariaDB server (Debian's mariadb-server), started and stopped here;
+    no grant tables: root connects without a password."""
+    server = shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").exists() else None)
+    install = shutil.which("mariadb-install-db")
+    if server is None or install is None:
+        msg = "MariaDB not installed (apt-get install mariadb-server; .ci/run does this)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    try:
+        import pymysql  # noqa: F401
+    except ImportError:
+        pytest.skip("pymysql not installed (pip install -e '.[test]')")
+    tmp = Path(tempfile.mkdtemp(prefix="crmsync-maria-"))
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run([install, "--no-defaults", f"--datadir={tmp / 'data'}", "--auth-root-authentication-method=normal", "--skip-test-db", *user], check=True, capture_output=True)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [server, "--no-defaults", f"--datadir={tmp / 'data'}", f"--socket={tmp / 'sock'}", f"--port={port}", "--bind-address=127.0.0.1", "--skip-grant-tables",
+         "--skip-name-resolve", f"--log-error={tmp / 'server.log'}", "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=2", *user],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import pymysql
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            pymysql.connect(host="127.0.0.1", port=port, user="root").close()
+            break
+        except pymysql.err.OperationalError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("MariaDB did not start: " + (tmp / "server.log").read_text(errors="replace")[-2000:])
+    yield f"mysql+pymysql://root@127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def maria_database(mariadb_url: str):
+    """A fresh database on the session's MariaDB server."""
+    import uuid
+
+    import pymysql
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    host, port = mariadb_url.rsplit("@", 1)[1].split(":")
+    conn = pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
+    conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    conn.close()
+    yield f"{mariadb_url}/{name}?charset=utf8mb4"
+    conn = pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
+    conn.cursor().execute(f"DROP DATABASE {name}")
+    conn.close()
+
+
 # Dovecot (IMAP) --------------------------------------------------------------
 DOVECOT_CONF = """
 base_dir = {d}/run

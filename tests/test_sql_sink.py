@@ -1,4 +1,4 @@
-"""The ``sql`` sink on real databases: SQLite and PostgreSQL (started by the tests).
+"""The ``sql`` sink on real databases: SQLite, PostgreSQL and MariaDB (started by the tests).
 
 The same matrix runs on each: create, re-run (zero writes), edit (one update), a
 kill between commit and ledger, a refused row in the middle of a batch, a text
@@ -45,13 +45,15 @@ TestSqlSinkOnSQLite = get_sink_test_class(
 
 
 # the matrix, on each database -------------------------------------------------------
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def database(request, tmp_path):
     """(URL, env var holding it) of an empty database of the parameter's kind."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'target.db'}"
-    else:
+    elif request.param == "postgresql":
         url = request.getfixturevalue("pg_database")
+    else:
+        url = request.getfixturevalue("maria_database")
     name = f"CRMSYNC_TEST_SQL_{request.param.upper()}_{os.getpid()}"
     os.environ[name] = url
     yield url, name
