@@ -73,6 +73,17 @@ def postgres_url():
         import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("psycopg not installed (pip install -e '.[test]')")
+    try:
+        url, stop = start_postgres(pgbin)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
+    stop()
+
+
+def start_postgres(pgbin: Path) -> tuple[str, object]:
+    """Start a throwaway PostgreSQL server: (its URL, a function that stops it).
+    Used by the tests and the benchmarks."""
     tmp = Path(tempfile.mkdtemp(prefix="crmsync-pg-"))
     run_as: dict = {}
     if os.geteuid() == 0:
@@ -93,14 +104,17 @@ def postgres_url():
         time.sleep(0.1)
     else:
         proc.kill()
-        pytest.fail("PostgreSQL did not start: " + (tmp / "server.log").read_text())
-    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    proc.send_signal(2)  # SIGINT: fast shutdown
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError("PostgreSQL did not start: " + (tmp / "server.log").read_text())
+
+    def stop() -> None:
+        proc.send_signal(2)  # SIGINT: fast shutdown
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
 
 
 @pytest.fixture

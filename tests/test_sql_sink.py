@@ -274,3 +274,33 @@ def test_validate_reports_what_does_not_fit(tmp_path, database):
     r = CliRunner().invoke(create_cli(), ["-c", str(cfg), "validate"])
     assert r.exit_code == 0, r.output
     assert "mapping ok for staging2" in r.output and "staging2.subject holds 40 characters" in r.output
+
+
+def test_the_demo_writes_a_sqlite_database_with_one_command(tmp_path):
+    cfg = demo_copy(tmp_path) / "crmsync-sql.toml"
+    code, report = run_json(cfg)
+    sink = report["sinks"][0]
+    assert code == 0 and sink["name"] == "crm_database" and sink["created"] > 0
+    rows = _rows(f"sqlite:///{cfg.parent / 'out' / 'crm.sqlite'}")
+    assert len(rows) == sink["created"] and any(r["crm_contact_id"] for r in rows)
+
+
+def test_an_update_leaves_the_columns_it_does_not_map(tmp_path, database):
+    url, env = database
+    _create(url, SUITECRM_NOTES)
+    cfg = _demo(tmp_path, env, SUITECRM_MAPPING)
+    run_json(cfg, "--sink", "warehouse")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE notes SET assigned_user_id = 'user-7'"))  # the CRM assigns the notes
+    engine.dispose()
+    feed = sorted((cfg.parent / "feeds").iterdir())[0]
+    body = feed.read_text()
+    first = body.index("<item>")
+    feed.write_text(body[:first] + body[first:].replace("<title>", "<title>Edited: ", 1))
+    code, report = run_json(cfg, "--sink", "warehouse")
+    assert next(s for s in report["sinks"] if s["name"] == "warehouse")["updated"] == 1
+    rows = _rows(url, "notes")
+    edited = [r for r in rows if r["name"].startswith("Edited: ")]
+    assert len(edited) == 1 and all((r["assigned_user_id"] or "").strip() == "user-7" for r in rows)  # CHAR pads on PostgreSQL
+    assert all(r["embed_flag"] in (0, False) for r in rows), "a column the mapping leaves out keeps its default"
