@@ -5,6 +5,9 @@ one transaction each, measured in the same run.
 
 * **insert**: a first delivery into empty own tables (interactions, authors and
   contact links, for both).
+* **COPY + merge** (PostgreSQL): batches of 5,000 loaded with COPY into a staging
+  table and merged with one ``INSERT ... SELECT ... ON CONFLICT`` (``copy_from``),
+  against the sink's own row batches.
 * **upsert**: every row again (what a re-delivery after a crash, or a mass edit,
   costs: ``ON CONFLICT DO UPDATE`` on every row), against the floor's plain
   upsert statement.
@@ -50,19 +53,20 @@ def deliveries(n: int) -> list[Any]:
     return out
 
 
-def run_sink(url: str, batch: list[Any], work: Path) -> float:
+def run_sink(url: str, batch: list[Any], work: Path, **extra: Any) -> float:
     import crmsync
     from crmsync.host.config import validate_options
     from crmsync_sql import SqlSink
 
-    options = validate_options(SqlSink.config_schema, {"url": "env:X"}, where="bench")
+    options = validate_options(SqlSink.config_schema, {"url": "env:X", **extra}, where="bench")
     options["url"] = crmsync.Secret(url, "env:X")
     sink = SqlSink("bench", options, crmsync.Context(config_dir=work))
     sink.open()
     t0 = time.perf_counter()
-    for i in range(0, len(batch), BATCH):
-        got = sink.write(batch[i : i + BATCH])
-        assert len(got) == len(batch[i : i + BATCH]), sink.rejections[:1]
+    size = sink.batch_size
+    for i in range(0, len(batch), size):
+        got = sink.write(batch[i : i + size])
+        assert len(got) == len(batch[i : i + size]), sink.rejections[:1]
     seconds = time.perf_counter() - t0
     sink.close()
     return seconds
@@ -152,6 +156,15 @@ def main() -> None:
                         s = run_sink(url, batch, work)
                         f = floor(url, batch, upsert)
                         row[phase] = {"sink_rows_s": round(n / s), "floor_rows_s": round(n / f), "ratio": round(f / s, 2)}
+                    if name == "postgresql":
+                        # the staging path: batches of 5,000 through COPY and one merge, on a
+                        # fresh database (insert) and again (upsert)
+                        copy_url = make(n * 10 + 1)
+                        row["copy_merge"] = {
+                            "insert_rows_s": round(n / run_sink(copy_url, batch, work, batch_size=5000, copy_from=2000)),
+                            "upsert_rows_s": round(n / run_sink(copy_url, batch, work, batch_size=5000, copy_from=2000)),
+                        }
+                        print(f"{name:<10} {n:>7}: COPY + merge in batches of 5,000: insert {row['copy_merge']['insert_rows_s']}/s, upsert {row['copy_merge']['upsert_rows_s']}/s", flush=True)
                     results.append(row)
                     print(f"{name:<10} {n:>7}: insert {row['insert']['sink_rows_s']}/s vs floor {row['insert']['floor_rows_s']}/s ({row['insert']['ratio']}x); "
                           f"upsert {row['upsert']['sink_rows_s']}/s vs floor {row['upsert']['floor_rows_s']}/s ({row['upsert']['ratio']}x)", flush=True)

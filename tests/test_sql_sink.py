@@ -304,3 +304,29 @@ def test_an_update_leaves_the_columns_it_does_not_map(tmp_path, database):
     edited = [r for r in rows if r["name"].startswith("Edited: ")]
     assert len(edited) == 1 and all((r["assigned_user_id"] or "").strip() == "user-7" for r in rows)  # CHAR pads on PostgreSQL
     assert all(r["embed_flag"] in (0, False) for r in rows), "a column the mapping leaves out keeps its default"
+
+
+@pytest.mark.postgres
+def test_postgres_copy_and_merge_path(tmp_path, pg_database):
+    """Batches of copy_from rows or more go through COPY into a staging table and one
+    INSERT ... SELECT ... ON CONFLICT; refused rows are still found by halving."""
+    url = pg_database
+    env = f"CRMSYNC_TEST_SQL_COPY_{os.getpid()}"
+    os.environ[env] = url
+    try:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE crmsync_interactions (interaction_id VARCHAR(36) PRIMARY KEY, version INTEGER NOT NULL, source VARCHAR(200) NOT NULL, "
+                              "channel VARCHAR(40) NOT NULL, kind VARCHAR(40) NOT NULL, native_id TEXT NOT NULL, url TEXT, "
+                              "title TEXT CHECK (title IS NULL OR title NOT LIKE '%Rocket%'), record TEXT NOT NULL, synced_at TIMESTAMPTZ NOT NULL)"))
+        engine.dispose()
+        cfg = _demo(tmp_path, env, "copy_from = 2\n")
+        code, report = run_json(cfg, "--sink", "warehouse")
+        sink = next(s for s in report["sinks"] if s["name"] == "warehouse")
+        rows = _rows(url)
+        assert sink["rejected"] >= 1 and len(rows) == sink["created"] > 0
+        assert not any("Rocket" in (r["title"] or "") for r in rows)
+        code, again = run_json(cfg, "--sink", "warehouse")
+        assert next(s for s in again["sinks"] if s["name"] == "warehouse")["created"] == 0 and len(_rows(url)) == len(rows)
+    finally:
+        os.environ.pop(env, None)

@@ -57,6 +57,8 @@ class SqlSink(crmsync.Sink):
                 "default": {},
             },
             "timezone": {"type": "string", "default": "UTC", "description": "Time zone of timestamp columns without one (existing tables), e.g. Europe/Berlin."},
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 500, "description": "Rows per transaction."},
+            "copy_from": {"type": "integer", "minimum": 1, "default": 2000, "description": "PostgreSQL: a batch of at least this many rows is loaded with COPY into a staging table and merged with one INSERT ... SELECT ... ON CONFLICT (faster for large batches; see bench/README.md)."},
         },
         "oneOf": [{"required": ["url"]}, {"required": ["path"]}],
     }
@@ -80,6 +82,7 @@ class SqlSink(crmsync.Sink):
         except (ZoneInfoNotFoundError, ValueError):
             msg = f"sink {self.instance}: unknown timezone {c['timezone']!r} (an IANA name such as UTC or Europe/Berlin)"
             raise crmsync.ConfigError(msg) from None
+        self.batch_size = c["batch_size"]  # an instance attribute: the runner pages by it
         self.engine: Any = None
         self.truncated: dict[str, int] = {}
         #: (table, column) -> the length of its text type, as the database has it
@@ -232,6 +235,15 @@ class SqlSink(crmsync.Sink):
             return self._split(batch, exc)
         except (IntegrityError, DataError, ProgrammingError, StatementError, ValueError) as exc:
             return self._split(batch, exc)
+        except Exception as exc:
+            # the driver's own errors (the COPY path talks to it directly)
+            dbapi = self.engine.dialect.dbapi
+            if dbapi is None or not isinstance(exc, dbapi.Error):
+                raise
+            if isinstance(exc, dbapi.OperationalError) and _is_connection_error(exc):
+                msg = f"sink {self.instance}: the database went away: {_first_line(exc)}"
+                raise crmsync.RetriableError(msg) from None
+            return self._split(batch, exc)
         return [d.receipt(d.interaction.interaction_id) for d in batch]
 
     def _split(self, batch: list[crmsync.Delivery], exc: Exception) -> list[crmsync.Receipt]:
@@ -282,6 +294,8 @@ class SqlSink(crmsync.Sink):
                             values[i] = v.strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy's SQLite DateTime stores it
                     params.append(tuple(values))
                 conn.exec_driver_sql(sql, params)
+            elif len(rows) >= self.config["copy_from"]:
+                self._copy_merge(conn, table, keys, columns, rows)
             else:
                 conn.exec_driver_sql(sql, [{rename.get(k, k): v for k, v in r.items()} for r in rows] if rename else rows)
             return
@@ -298,6 +312,23 @@ class SqlSink(crmsync.Sink):
 
         conn.execute(delete(table).where(and_(*(table.c[k] == bindparam(f"k_{k}") for k in keys))), [{f"k_{k}": r[k] for k in keys} for r in rows])
         conn.execute(plain_insert(table), rows)
+
+    def _copy_merge(self, conn: Any, table: Any, keys: list[str], columns: list[str], rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL, a large batch: COPY into a temporary staging table shaped like the
+        target, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` (in the batch's
+        transaction: the staging rows go with it)."""
+        q = conn.dialect.identifier_preparer
+        target = f"{q.quote_schema(table.schema)}.{q.quote(table.name)}" if table.schema else q.quote(table.name)
+        stage = q.quote(f"crmsync_stage_{table.name}")
+        cols = ", ".join(q.quote(c) for c in columns)
+        updates = ", ".join(f"{q.quote(c)} = EXCLUDED.{q.quote(c)}" for c in columns if c not in keys)
+        cur = conn.connection.driver_connection.cursor()
+        cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row([r[c] for c in columns])
+        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({', '.join(q.quote(k) for k in keys)}) {conflict}")
 
     def _compiled(self, conn: Any, table: Any, keys: list[str], columns: list[str]) -> tuple[str, list[str], dict[str, str]]:
         """The upsert of ``columns`` of ``table`` as the driver's SQL, the order of its
