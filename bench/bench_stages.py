@@ -236,18 +236,20 @@ def _enricher_floors(texts: list[str]) -> dict[str, tuple[float, str]]:
     return out
 
 
-def _sqlite_floor(path: Path, rows: list[tuple[str, str]]) -> float:
+def _sqlite_floor(path: Path, rows: list[tuple[Any, ...]], ddl: str = "CREATE TABLE t (id TEXT PRIMARY KEY, record TEXT)",
+                  insert: str = "INSERT OR REPLACE INTO t VALUES (?, ?)", size: int = BATCH) -> float:
+    """sqlite3 alone, with the store's pragmas: ``rows`` in batches, a transaction each."""
     import sqlite3
 
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
-    con.execute("CREATE TABLE t (id TEXT PRIMARY KEY, record TEXT)")
+    con.execute(ddl)
 
     def go() -> None:
-        for b in batches(rows):
+        for b in batches(rows, size):
             con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", b)
+            con.executemany(insert, b)
             con.execute("COMMIT")
     secs, _ = cpu(go)
     con.close()
@@ -255,21 +257,8 @@ def _sqlite_floor(path: Path, rows: list[tuple[str, str]]) -> float:
 
 
 def _ledger_floor(path: Path, rows: list[tuple[str, int]]) -> float:
-    import sqlite3
-
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.execute("CREATE TABLE d (sink TEXT, id TEXT, version INT, PRIMARY KEY (sink, id))")
-
-    def go() -> None:
-        for b in batches(rows, 2000):
-            con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT OR REPLACE INTO d VALUES ('crm_files', ?, ?)", b)
-            con.execute("COMMIT")
-    secs, _ = cpu(go)
-    con.close()
-    return secs
+    return _sqlite_floor(path, rows, "CREATE TABLE d (sink TEXT, id TEXT, version INT, PRIMARY KEY (sink, id))",
+                         "INSERT OR REPLACE INTO d VALUES ('crm_files', ?, ?)", size=2000)
 
 
 def _csv_floor(path: Path, recs: list[Any]) -> float:

@@ -23,6 +23,12 @@ CLOSED_ENV = "CRMSYNC_TEST_SQL_CLOSED"
 os.environ[CLOSED_ENV] = "postgresql+psycopg://crm:secret@127.0.0.1:9/crm"
 
 
+#: the sink's interactions table with a rule the sink cannot know: no title with "Rocket" in it
+REFUSES_ROCKETS = """CREATE TABLE crmsync_interactions (interaction_id VARCHAR(36) PRIMARY KEY, version INTEGER NOT NULL,
+    source VARCHAR(200) NOT NULL, channel VARCHAR(40) NOT NULL, kind VARCHAR(40) NOT NULL, native_id TEXT NOT NULL, url TEXT,
+    title TEXT CHECK (title IS NULL OR title NOT LIKE '%Rocket%'), record TEXT NOT NULL, synced_at TIMESTAMP NOT NULL)"""
+
+
 def _rows(url: str, table: str = "crmsync_interactions") -> list[dict]:
     engine = create_engine(url)
     try:
@@ -116,9 +122,7 @@ def test_a_refused_row_is_quarantined_and_the_rest_lands(tmp_path, database):
     engine = create_engine(url)
     # the target refuses one title (a rule of the database the sink cannot know)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE crmsync_interactions (interaction_id VARCHAR(36) PRIMARY KEY, version INTEGER NOT NULL, source VARCHAR(200) NOT NULL, "
-                          "channel VARCHAR(40) NOT NULL, kind VARCHAR(40) NOT NULL, native_id TEXT NOT NULL, url TEXT, "
-                          "title TEXT CHECK (title IS NULL OR title NOT LIKE '%Rocket%'), record TEXT NOT NULL, synced_at TIMESTAMP NOT NULL)"))
+        conn.execute(text(REFUSES_ROCKETS))
     engine.dispose()
     cfg = _demo(tmp_path, env)
     code, report = run_json(cfg)
@@ -316,9 +320,7 @@ def test_postgres_copy_and_merge_path(tmp_path, pg_database):
     try:
         engine = create_engine(url)
         with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE crmsync_interactions (interaction_id VARCHAR(36) PRIMARY KEY, version INTEGER NOT NULL, source VARCHAR(200) NOT NULL, "
-                              "channel VARCHAR(40) NOT NULL, kind VARCHAR(40) NOT NULL, native_id TEXT NOT NULL, url TEXT, "
-                              "title TEXT CHECK (title IS NULL OR title NOT LIKE '%Rocket%'), record TEXT NOT NULL, synced_at TIMESTAMPTZ NOT NULL)"))
+            conn.execute(text(REFUSES_ROCKETS))
         engine.dispose()
         cfg = _demo(tmp_path, env, "copy_from = 2\n")
         code, report = run_json(cfg, "--sink", "warehouse")
