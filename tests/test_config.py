@@ -125,6 +125,7 @@ def test_secrets_are_references_and_never_shown(tmp_path, monkeypatch, caplog):
 
 def test_validate_command(tmp_path):
     p = _write(tmp_path, '[sources.a]\nplugin = "rss"\nfeeds = ["f"]\n')
+    (tmp_path / "f").write_text("<rss/>")  # validate checks that input paths exist
     r = CliRunner().invoke(create_cli(), ["-c", str(p), "validate"])
     assert r.exit_code == 0 and "ok (1 sources, 0 sinks, 0 enrichers" in r.output
     p.write_text('[sources.a]\nplugin = "nope"\n')

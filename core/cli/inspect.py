@@ -104,9 +104,16 @@ def register(cli: click.Group) -> None:
                 cfg.resolved_options(inst)
         from ..host.secrets import redact_url
 
+        from ..pipeline.preflight import preflight
+        from ..store.database import probe
+
+        lines = preflight(cfg, state.host)
         click.echo(f"{cfg.where}: ok ({len(cfg.sources)} sources, {len(cfg.sinks)} sinks, {len(cfg.enrichers)} enrichers; store {redact_url(cfg.store_url)})")
+        for line in lines:
+            click.echo(redact(line))
         if offline:
             return
+        click.echo(redact(probe(cfg.store_url)))
         context = Context(config_dir=cfg.directory, dry_run=True)
         for kind in ("sources", "sinks"):
             for inst in getattr(cfg, kind).values():

@@ -47,9 +47,12 @@ def register(cli: click.Group) -> None:
           crmsync run --source blogs --dry-run
           crmsync run --json > report.json    # for schedulers
         """
+        from ..pipeline.preflight import preflight
         from ..pipeline.run import Runner
 
         cfg = state.config
+        # what would fail the run halfway (a missing input, a bad store URL) exits 2 now
+        preflight(cfg, state.host, sources=list(sources) or None, sinks=list(sinks) or None)
         store = state.store()
         show = sys.stderr.isatty() if progress is None else progress
         try:

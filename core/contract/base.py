@@ -100,6 +100,19 @@ class _Plugin:
         if message not in self.notes:
             self.notes.append(message)
 
+    def preflight(self) -> list[str]:
+        """Check the options against this machine without reading data or touching
+        the network: input paths exist, options agree with each other. Raise
+        :class:`~crmsync.ConfigError` naming the key. Returns lines to show.
+
+        ``crmsync validate`` calls it (``--offline`` too) and ``crmsync run`` calls
+        it before reading anything: a problem exits 2 instead of failing the run
+        halfway. Network checks (logins) belong in ``check()``.
+
+        .. versionadded:: 0.2
+        """
+        return []
+
     def resolve_path(self, value: str | Path) -> Path:
         """A path from config, relative to the config file's directory."""
         p = Path(value).expanduser()

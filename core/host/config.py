@@ -196,7 +196,7 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
         cfg.workers = run["workers"]
 
     if "enabled" in ident:
-        cfg.identity_enabled = bool(ident["enabled"])
+        cfg.identity_enabled = _flag(ident["enabled"], f"{where}: [identity] key 'enabled'")
     if "auto_link_threshold" in ident:
         value = ident["auto_link_threshold"]
         if not isinstance(value, int | float) or not 0 < value <= 1:
@@ -238,6 +238,9 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
                 raise ConfigError(msg)
             if plugin not in registry:
                 msg = f"{where}: {label} key 'plugin': unknown {_SINGULAR[kind]} plugin {plugin!r}; available: {_choices(registry)}"
+                broken = [f"{n}: {'; '.join(i.errors)}" for n, i in sorted(getattr(host, "infos", {}).items()) if i.errors]
+                if broken:
+                    msg += f". Plugins that failed to load (crmsync plugins shows them): {' | '.join(broken)}"
                 raise ConfigError(msg)
             cls = registry[plugin]
             options = {k: v for k, v in table.items() if k not in COMMON_KEYS[kind]}
@@ -247,7 +250,7 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
                 name=name,
                 plugin=plugin,
                 options=options,
-                enabled=bool(table.get("enabled", True)),
+                enabled=_flag(table.get("enabled", True), f"{where}: [{kind}.{name}] key 'enabled'"),
                 secret_keys=secret_paths(cls.config_schema),
             )
             if kind == "sinks" and "sources" in table:
@@ -325,6 +328,14 @@ def _format_error(err: jsonschema.ValidationError, props: dict[str, Any]) -> str
     if secret:
         return f"{key}invalid value ({err.validator})"
     return f"{key}{err.message}"
+
+
+def _flag(value: Any, what: str) -> bool:
+    """A TOML boolean; ``"false"`` (a string) is an error, not true."""
+    if not isinstance(value, bool):
+        msg = f"{what} must be true or false (without quotes), got {value!r}"
+        raise ConfigError(msg)
+    return value
 
 
 def _check_table(value: Any, where: str, label: str) -> None:

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..contract.base import Context, Source
-from ..contract.errors import ConfigError
 from ..host.config import Config, InstanceConfig
 from ..host.plugins import PluginHost
 from ..store import Store
@@ -35,6 +34,7 @@ from .deliver import SinkSetup, deliver_sink, dry_run
 from .enrich import Enrichment, make_enrichers
 from .read import Batch, ReadPolicy, read_in_workers, read_source
 from .report import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, RunReport, SinkReport, SourceReport
+from .preflight import selected
 from .progress import bar
 from .resolve import Resolution, Settings
 
@@ -59,14 +59,7 @@ class Runner:
 
     def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
         """The enabled instances of ``kind``, or the named ones (which must exist)."""
-        configured: dict[str, InstanceConfig] = getattr(self.config, kind)
-        if not names:
-            return [i for i in configured.values() if i.enabled]
-        missing = [n for n in names if n not in configured]
-        if missing:
-            msg = f"unknown {kind[:-1]} {missing[0]!r}; configured: {', '.join(sorted(configured)) or '(none)'}"
-            raise ConfigError(msg)
-        return [configured[n] for n in names]
+        return selected(self.config, kind, names)
 
     def run(self, *, sources: Sequence[str] | None = None, sinks: Sequence[str] | None = None, dry_run: bool = False,
             full_refresh: bool = False, wait: bool = False, command: str = "run") -> RunReport:

@@ -137,6 +137,59 @@ class Database:
             yield
 
 
+def check_url(url: str) -> str:
+    """Check a store URL without connecting: it parses, names a dialect SQLAlchemy
+    knows and a driver that is installed. Returns the dialect's name; raises
+    :class:`ConfigError` saying what to write instead."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001
+        msg = f"store URL {redact_url(url)!r} is not a SQLAlchemy URL; e.g. sqlite:///path/to/crmsync.db or postgresql+psycopg://user:PASSWORD@host/db"
+        raise ConfigError(msg) from None
+    try:
+        dialect = parsed.get_dialect()
+    except Exception:  # noqa: BLE001
+        hint = " (PostgreSQL is postgresql+psycopg://...)" if parsed.drivername.startswith("postgres") else ""
+        msg = f"store URL {redact_url(url)!r}: SQLAlchemy has no database dialect {parsed.drivername!r}{hint}"
+        raise ConfigError(msg) from None
+    try:
+        dialect.import_dbapi()
+    except ModuleNotFoundError as exc:
+        hint = "pip install 'crmsync[postgres]'" if parsed.get_backend_name() == "postgresql" else ("pip install 'crmsync[mysql]'" if parsed.get_backend_name() in ("mysql", "mariadb") else f"pip install {exc.name}")
+        msg = f"store URL {redact_url(url)!r} needs the database driver {exc.name!r}: {hint}"
+        raise ConfigError(msg) from None
+    return parsed.get_backend_name()
+
+
+def probe(url: str) -> str:
+    """Check that the store can be opened, writing nothing: a SQLite file's directory
+    is writable (or can be made), another database accepts a connection. Returns a
+    line saying so; raises :class:`ConfigError` with the database's reason."""
+    import os
+
+    backend = check_url(url)
+    parsed = make_url(url)
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return "store: in memory"
+        path = Path(parsed.database).resolve()
+        existing = next(p for p in [path.parent, *path.parent.parents] if p.exists())
+        if not os.access(existing, os.W_OK):
+            msg = f"store {path}: {existing} is not writable"
+            raise ConfigError(msg)
+        return f"store: {path} ({'exists' if path.exists() else 'made on the first run'})"
+    engine = create_engine(url, pool_pre_ping=False)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001
+        msg = f"cannot open the store {redact_url(url)}: {first_line(getattr(exc, 'orig', None) or exc)}"
+        raise ConfigError(msg) from None
+    finally:
+        engine.dispose()
+    return f"store: {redact_url(url)} reachable"
+
+
 # helpers the parts share ------------------------------------------------
 def utcnow() -> datetime:
     return datetime.now(UTC)

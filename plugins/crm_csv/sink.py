@@ -127,16 +127,22 @@ class CsvSink(crmsync.Sink):
         "required": ["output_dir"],
     }
 
-    def open(self) -> None:
-        self.profile = PROFILES[self.config["profile"]]
-        self.kinds = []
+    def preflight(self) -> list[str]:
+        self._columns()
+        return []
+
+    def _columns(self) -> list[tuple[FileKind, list[tuple[str, str]]]]:
+        """Each file kind of the profile with its columns, the config's overrides
+        applied; a ConfigError names a wrong kind, field or dropped key column."""
+        profile = PROFILES[self.config["profile"]]
         overrides: dict[str, dict[str, str]] = self.config["columns"]
-        known = {k.kind for k in self.profile.files}
+        known = {k.kind for k in profile.files}
         for kind in overrides:
             if kind not in known:
-                msg = f"key 'columns': profile {self.profile.name!r} has no file kind {kind!r}; valid kinds: {', '.join(sorted(known))}"
+                msg = f"key 'columns': profile {profile.name!r} has no file kind {kind!r}; valid kinds: {', '.join(sorted(known))}"
                 raise crmsync.ConfigError(msg, plugin=self.instance)
-        for spec in self.profile.files:
+        kinds = []
+        for spec in profile.files:
             cols = dict(spec.columns)
             for column, source in overrides.get(spec.kind, {}).items():
                 if source == "":
@@ -149,7 +155,12 @@ class CsvSink(crmsync.Sink):
             if spec.key not in cols:
                 msg = f"key 'columns.{spec.kind}': the upsert key column {spec.key!r} cannot be dropped"
                 raise crmsync.ConfigError(msg, plugin=self.instance)
-            self.kinds.append((spec, list(cols.items())))
+            kinds.append((spec, list(cols.items())))
+        return kinds
+
+    def open(self) -> None:
+        self.profile = PROFILES[self.config["profile"]]
+        self.kinds = self._columns()
         # the HTML note body costs an escape per line: made only when a column uses it
         self._html_note = any(src == "note_body_html" for _spec, cols in self.kinds for _c, src in cols)
         self.dir = self.resolve_path(self.config["output_dir"])
@@ -232,7 +243,7 @@ class CsvSink(crmsync.Sink):
         return [crmsync.Receipt(iid, version, iid) for batch in batches for iid, version in json.loads(batch)]
 
     def abort(self) -> None:
-        if self._files is not None:
+        if getattr(self, "_files", None) is not None:  # None too when open() failed
             for f in self._files.values():
                 f.discard()
             self._files = None

@@ -127,6 +127,13 @@ class ContactsSource(crmsync.Source):
         "required": ["file"],
     }
 
+    def preflight(self) -> list[str]:
+        path = self.resolve_path(self.config["file"])
+        if not path.is_file():
+            msg = f"key 'file': contacts export {path} does not exist"
+            raise crmsync.ConfigError(msg, plugin=self.instance)
+        return []
+
     def read(self, state: dict[str, Any] | None) -> Iterator[crmsync.Record]:
         path = self.resolve_path(self.config["file"])
         if not path.is_file():

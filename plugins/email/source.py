@@ -88,6 +88,16 @@ class EmailSource(crmsync.Source):
         self.skipped: dict[str, int] = {}
 
     # local stores ---------------------------------------------------------
+    def preflight(self) -> list[str]:
+        if not self.config["paths"]:
+            return []
+        try:
+            stores = self._stores()
+        except crmsync.FatalError as exc:
+            msg = f"key 'paths': {exc.message}"
+            raise crmsync.ConfigError(msg, plugin=self.instance) from None
+        return [f"{len(stores)} mailbox(es) or message file(s)"]
+
     def _stores(self) -> list[tuple[str, Path]]:
         out = []
         for entry in self.config["paths"]:

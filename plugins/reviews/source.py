@@ -145,6 +145,16 @@ class ReviewsSource(crmsync.Source):
             raise crmsync.ConfigError(msg, plugin=self.instance)
         self._fetcher: crmsync.Fetcher | None = None
 
+    def preflight(self) -> list[str]:
+        found = 0
+        for key, suffixes in (("files", tuple(EXPORT_SUFFIXES)), ("pages", PAGE_SUFFIXES)):
+            try:
+                found += len(self._expand(self.config[key], suffixes))
+            except crmsync.FatalError as exc:
+                msg = f"key {key!r}: {exc.message}"
+                raise crmsync.ConfigError(msg, plugin=self.instance) from None
+        return [f"{found} review input(s)"]
+
     # inputs ---------------------------------------------------------------
     def _expand(self, entries: list[str], suffixes: tuple[str, ...]) -> list[str | Path]:
         out: list[str | Path] = []

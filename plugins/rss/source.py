@@ -112,6 +112,14 @@ class RssSource(crmsync.Source):
                 raise crmsync.FatalError(msg, plugin=self.instance)
         return urls, files
 
+    def preflight(self) -> list[str]:
+        try:
+            urls, files = self._targets()
+        except crmsync.FatalError as exc:
+            msg = f"key 'feeds': {exc.message}"
+            raise crmsync.ConfigError(msg, plugin=self.instance) from None
+        return [f"{len(urls)} feed URL(s), {len(files)} feed file(s)"]
+
     def _opml(self, path: Path) -> list[str]:
         import defusedxml.ElementTree as SafeET
         from defusedxml import DefusedXmlException
