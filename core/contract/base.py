@@ -113,6 +113,17 @@ class _Plugin:
         """
         return []
 
+    def state_key(self, path: Path) -> str:
+        """How a bookmark names a local file: relative to the config file's directory
+        when it lies below it, so moving the project keeps the bookmarks valid.
+
+        .. versionadded:: 0.2
+        """
+        try:
+            return path.resolve().relative_to(self.context.config_dir.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
     def resolve_path(self, value: str | Path) -> Path:
         """A path from config, relative to the config file's directory."""
         p = Path(value).expanduser()

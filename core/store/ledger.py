@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -96,6 +97,17 @@ class Ledger:
         """Forget what ``sink`` received, so it gets the whole history again."""
         with self.db.begin() as conn:
             return conn.execute(delete(deliveries).where(deliveries.c.sink == sink)).rowcount
+
+    def forget(self, sink: str, *, since: datetime | None = None, sources: Sequence[str] | None = None) -> int:
+        """Drop ``sink``'s entries (delivered at or after ``since``, of interactions from
+        ``sources``, if given), so the next run delivers those again; returns how many."""
+        cond = deliveries.c.sink == sink
+        if since is not None:
+            cond = and_(cond, deliveries.c.delivered_at >= since)
+        if sources:
+            cond = and_(cond, deliveries.c.interaction_id.in_(select(interactions.c.interaction_id).where(interactions.c.source.in_(list(sources)))))
+        with self.db.begin() as conn:
+            return conn.execute(delete(deliveries).where(cond)).rowcount
 
     def entries(self, sink: str) -> dict[str, tuple[int, str | None]]:
         """``interaction_id -> (version, external_id)`` for ``sink``."""

@@ -30,13 +30,23 @@ class Runs:
     def recent(self, limit: int = 5) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
             rows = conn.execute(select(runs).order_by(runs.c.started_at.desc()).limit(limit)).all()
-        return [
-            {
-                "run_id": r.run_id,
-                "started_at": aware(r.started_at).isoformat(),
-                "finished_at": aware(r.finished_at).isoformat() if r.finished_at else None,
-                "status": r.status,
-                "report": json.loads(r.report) if r.report else None,
-            }
-            for r in rows
-        ]
+        return [_run(r) for r in rows]
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """One run by its id, or by a prefix of it that only it has."""
+        with self.db.connect() as conn:
+            rows = conn.execute(select(runs).where(runs.c.run_id.startswith(run_id, autoescape=True)).limit(2)).all()
+        if len(rows) != 1:
+            return None
+        return _run(rows[0])
+
+
+def _run(r: Any) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "started_at": aware(r.started_at).isoformat(),
+        "finished_at": aware(r.finished_at).isoformat() if r.finished_at else None,
+        "status": r.status,
+        "command": r.command,
+        "report": json.loads(r.report) if r.report else None,
+    }

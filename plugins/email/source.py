@@ -129,12 +129,14 @@ class EmailSource(crmsync.Source):
         out: dict[str, Any] = {"stores": dict(state.get("stores", {})), "imap": {k: dict(v) for k, v in state.get("imap", {}).items()}}
         for kind, path in self._stores():
             key = str(path)
+            mark = self.state_key(path)  # survives moving the project
             sig = self._signature(kind, path)
-            if out["stores"].get(key) == sig:
+            if out["stores"].get(mark, out["stores"].get(key)) == sig:
                 continue
             for ref, raw in self._messages(kind, path):
                 yield from self._parse(ref, raw)
-            out["stores"][key] = sig
+            out["stores"].pop(key, None)  # a 0.1 bookmark's absolute name
+            out["stores"][mark] = sig
             yield crmsync.Checkpoint(out)
         if self.config.get("imap"):
             yield from self._imap(out)

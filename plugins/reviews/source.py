@@ -199,9 +199,10 @@ class ReviewsSource(crmsync.Source):
             for target, what in targets:
                 ref = str(target)
                 if isinstance(target, Path):
+                    mark = self.state_key(target)  # survives moving the project
                     st = target.stat()
                     sig = f"{st.st_size}:{st.st_mtime_ns}"
-                    if out["files"].get(ref) == sig:
+                    if out["files"].get(mark, out["files"].get(ref)) == sig:
                         continue
                     data = target.read_bytes()
                 else:
@@ -223,7 +224,8 @@ class ReviewsSource(crmsync.Source):
                 else:
                     yield from self._export(ref, data)
                 if isinstance(target, Path):
-                    out["files"][ref] = sig
+                    out["files"].pop(ref, None)  # a 0.1 bookmark's absolute name
+                    out["files"][mark] = sig
                 else:
                     out["urls"][ref]["digest"] = sig
                 yield crmsync.Checkpoint(out)

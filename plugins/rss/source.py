@@ -146,15 +146,17 @@ class RssSource(crmsync.Source):
         urls, files = self._targets()
         for path in files:
             key = str(path)
+            mark = self.state_key(path)  # the bookmark's name for it: survives moving the project
             st = path.stat()
             signature = f"{st.st_size}:{st.st_mtime_ns}"
-            if out["files"].get(key) == signature:
+            if out["files"].get(mark, out["files"].get(key)) == signature:
                 continue  # unchanged since the last committed run: costs no parsing
             if st.st_size > self.config["max_bytes"]:
                 yield self.reject(key, f"feed is {st.st_size} bytes, over the {self.config['max_bytes']} byte limit")
             else:
                 yield from self._document(path.read_bytes(), key, {}, out, http=False)
-            out["files"][key] = signature
+            out["files"].pop(key, None)  # a bookmark of 0.1 named it by its absolute path
+            out["files"][mark] = signature
             yield crmsync.Checkpoint(out)
         if urls or out["comment_feeds"]:
             yield from self._fetch_all(urls, out)

@@ -1,0 +1,88 @@
+"""The operators' commands: state show|reset, sink redeliver, runs list|show; and
+bookmarks that survive moving the project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from crmsync.cli import create_cli
+from crmsync.store import Store
+
+from .crm_e2e import demo_copy, run_json
+
+
+def _cli(cfg, *args):
+    return CliRunner().invoke(create_cli(), ["-c", str(cfg), *args])
+
+
+def _by_name(report, kind, field):
+    return {s["name"]: s[field] for s in report[kind]}
+
+
+def test_state_show_and_reset_read_again_without_delivering_twice(tmp_path):
+    cfg = demo_copy(tmp_path) / "crmsync.toml"
+    run_json(cfg)
+    r = _cli(cfg, "state", "show", "blogs")
+    marks = json.loads(r.output)
+    assert r.exit_code == 0 and list(marks) == ["blogs"] and marks["blogs"]["state"]["files"]
+    assert all(not k.startswith("/") for k in marks["blogs"]["state"]["files"]), "bookmarks name files relative to the config"
+    assert _cli(cfg, "state", "show", "nope").exit_code == 2
+    r = _cli(cfg, "state", "reset", "blogs", "--yes")
+    assert r.exit_code == 0 and "reads it from the start" in r.output
+    _, again = run_json(cfg)
+    assert _by_name(again, "sources", "read")["blogs"] > 0 and _by_name(again, "sinks", "delivered")["crm_import"] == 0
+    r = _cli(cfg, "state", "reset", "nope", "--yes")
+    assert r.exit_code == 2 and "unknown source 'nope'" in r.output
+
+
+def test_reset_waits_for_no_run(tmp_path):
+    cfg = demo_copy(tmp_path) / "crmsync.toml"
+    run_json(cfg)
+    store = Store(f"sqlite:///{cfg.parent / '.crmsync' / 'crmsync.db'}")
+    try:
+        store.locks.acquire_locks("run-in-progress", ["source:blogs"])
+        r = _cli(cfg, "state", "reset", "blogs", "--yes")
+        assert r.exit_code == 3 and "run-in-progress" in r.output
+    finally:
+        store.dispose()
+
+
+def test_sink_redeliver_sends_the_chosen_part_again(tmp_path):
+    cfg = demo_copy(tmp_path) / "crmsync.toml"
+    _, first = run_json(cfg)
+    r = _cli(cfg, "sink", "redeliver", "crm_import", "--since", "2999-01-01", "--yes")
+    assert r.exit_code == 0 and "0 delivered record(s) forgotten" in r.output
+    mail = _by_name(first, "sources", "new")["support_mail"]
+    r = _cli(cfg, "sink", "redeliver", "crm_import", "--source", "support_mail", "--yes")
+    assert r.exit_code == 0 and f"{mail} delivered record(s) forgotten" in r.output and f"backlog now {mail}" in r.output
+    _, again = run_json(cfg)
+    assert _by_name(again, "sinks", "delivered")["crm_import"] == mail
+    r = _cli(cfg, "sink", "redeliver", "crm_import", "--yes")
+    total = _by_name(first, "sinks", "delivered")["crm_import"]
+    assert f"{total} delivered record(s) forgotten (everything)" in r.output
+    r = _cli(cfg, "sink", "redeliver", "nope", "--yes")
+    assert r.exit_code == 2
+
+
+def test_runs_list_and_show(tmp_path):
+    cfg = demo_copy(tmp_path) / "crmsync.toml"
+    _, report = run_json(cfg)
+    r = _cli(cfg, "runs", "list", "--json")
+    runs = json.loads(r.output)
+    assert r.exit_code == 0 and runs[0]["run_id"] == report["run_id"] and runs[0]["status"] == report["status"]
+    r = _cli(cfg, "runs", "show", report["run_id"][:8])
+    shown = json.loads(r.output)
+    assert r.exit_code == 0 and shown["report"]["sinks"] == report["sinks"]
+    assert _cli(cfg, "runs", "show", "ffffffff-none").exit_code == 2
+
+
+def test_moving_the_project_keeps_the_bookmarks(tmp_path):
+    cfg = demo_copy(tmp_path) / "crmsync.toml"
+    run_json(cfg)
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(cfg.parent), moved)
+    code, report = run_json(moved / "crmsync.toml")
+    assert code == 0 and all(n == 0 for n in _by_name(report, "sources", "read").values()), report["sources"]
