@@ -86,3 +86,15 @@ def test_moving_the_project_keeps_the_bookmarks(tmp_path):
     shutil.move(str(cfg.parent), moved)
     code, report = run_json(moved / "crmsync.toml")
     assert code == 0 and all(n == 0 for n in _by_name(report, "sources", "read").values()), report["sources"]
+
+
+def test_plugins_lists_every_option_with_type_default_and_description():
+    r = CliRunner().invoke(create_cli(), ["plugins", "--json"])
+    report = json.loads(r.output)
+    assert r.exit_code == 0
+    sql = next(p for p in report if p["name"] == "sql")["options"]["sinks"]["sql"]
+    assert sql["url"]["secret"] is True and sql["mode"]["default"] == "own" and "existing" in sql["mode"]["type"]
+    rss = next(p for p in report if p["name"] == "rss")["options"]["sources"]["rss"]
+    assert rss["feeds"] == {"type": "array of string", "default": [], "description": "Feed URLs, feed files, or directories of feed files."}
+    undocumented = [f"{p['name']}: {kind} {cls}.{key}" for p in report for kind, classes in p["options"].items() for cls, opts in classes.items() for key, o in opts.items() if not o.get("description")]
+    assert undocumented == [], "every built-in option says what it does"

@@ -72,16 +72,24 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON (default when stdout is not a terminal).")
     @pass_state
     def plugins(state: State, as_json: bool) -> None:
-        """List plugins: version, what they register, where they came from, errors."""
+        """List plugins: version, what they register, each one's options (type,
+        default, description), where they came from, errors."""
         report = state.host.report()
         if as_json or not sys.stdout.isatty():
-            click.echo(json.dumps(report, indent=2))
+            click.echo(json.dumps(report, indent=2, default=str))
             return
         for p in report:
             regs = [f"{k}: {', '.join(p[k])}" for k in ("sources", "sinks", "enrichers", "commands") if p[k]]
             click.echo(f"{p['name']} {p['version'] or ''} ({p['origin']}{', ' + p['distribution'] if p['distribution'] and p['origin'] != 'builtin' else ''})")
             for r in regs:
                 click.echo(f"    {r}")
+            for kind, classes in p.get("options", {}).items():
+                for name, options in classes.items():
+                    click.echo(f"    {kind[:-1]} {name!r} options:")
+                    for key, o in options.items():
+                        flags = "".join(f", {f}" for f in ("required", "secret") if o.get(f))
+                        default = f" = {json.dumps(o['default'], default=str)}" if "default" in o else ""
+                        click.echo(f"      {key} ({o['type']}{flags}){default}" + (f": {o['description']}" if o.get("description") else ""))
             for e in p["errors"]:
                 click.echo(f"    ERROR: {e}")
 

@@ -221,9 +221,42 @@ class PluginHost:
         return getattr(self, kind)[name]
 
     def report(self) -> list[dict[str, Any]]:
-        """Every plugin as a dict, sorted by name (``crmsync plugins --json``)."""
+        """Every plugin as a dict, sorted by name (``crmsync plugins --json``), with the
+        options of each source, sink and enricher class it registers."""
         self.collect()
-        return [self.infos[n].as_dict() for n in sorted(self.infos)]
+        out = []
+        for n in sorted(self.infos):
+            item = self.infos[n].as_dict()
+            item["options"] = {
+                kind: {name: options_of(getattr(self, kind)[name]) for name in item.get(kind, []) if name in getattr(self, kind)}
+                for kind in ("sources", "sinks", "enrichers")
+                if item.get(kind)
+            }
+            out.append(item)
+        return out
+
+
+def options_of(cls: type) -> dict[str, dict[str, Any]]:
+    """A plugin class's options from its config schema: type, default, whether
+    required or secret, and the description (``crmsync plugins``)."""
+    schema = getattr(cls, "config_schema", None) or {}
+    required = set(schema.get("required", []))
+    out: dict[str, dict[str, Any]] = {}
+    for key, spec in schema.get("properties", {}).items():
+        t = spec.get("type") or ("one of " + ", ".join(map(str, spec["enum"])) if "enum" in spec else "any")
+        if t == "array" and isinstance(spec.get("items"), dict) and spec["items"].get("type"):
+            t = f"array of {spec['items']['type']}"
+        entry: dict[str, Any] = {"type": t if isinstance(t, str) else " | ".join(t)}
+        if "default" in spec:
+            entry["default"] = spec["default"]
+        if key in required:
+            entry["required"] = True
+        if spec.get("secret"):
+            entry["secret"] = True
+        if spec.get("description"):
+            entry["description"] = spec["description"]
+        out[key] = entry
+    return out
 
 
 def _env_list(name: str) -> set[str] | None:

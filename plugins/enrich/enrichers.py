@@ -268,7 +268,7 @@ class MentionsEnricher(crmsync.Enricher):
                 "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}],
                 "description": "Names (a list, or name = [aliases]).",
             },
-            "exclude": {"type": "array", "items": {"type": "string"}, "default": []},
+            "exclude": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Phrases that are not mentions although they contain a term (\"acme corporation of america\")."},
         },
         "required": ["terms"],
     }
@@ -320,9 +320,9 @@ class TriageEnricher(crmsync.Enricher):
                 "default": {"urgent": 4, "high": 24, "normal": 72, "low": 168},
                 "description": "Response-time targets per priority (hours after the interaction).",
             },
-            "churn_pattern": {"type": "string", "default": CHURN},
-            "legal_pattern": {"type": "string", "default": LEGAL},
-            "question_pattern": {"type": "string", "default": QUESTION},
+            "churn_pattern": {"type": "string", "default": CHURN, "description": "Regex of churn words (cancel, refund, switching to): needs a response, priority high."},
+            "legal_pattern": {"type": "string", "default": LEGAL, "description": "Regex of legal words (lawyer, chargeback, GDPR): needs a response, priority urgent."},
+            "question_pattern": {"type": "string", "default": QUESTION, "description": "Regex of a question: needs a response, priority normal."},
         },
     }
 

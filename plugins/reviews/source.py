@@ -129,12 +129,12 @@ class ReviewsSource(crmsync.Source):
                 "default": {},
                 "description": "Column (CSV) or dotted key (JSON) per field, over the preset's. 'scale' may name a column holding 'lo-hi' (e.g. '0-10').",
             },
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30},
-            "max_bytes": {"type": "integer", "minimum": 1, "default": 200 * 1024 * 1024},
-            "retries": {"type": "integer", "minimum": 1, "default": 4},
-            "retry_max_wait": {"type": "number", "minimum": 0, "default": 30},
-            "block_private_addresses": {"type": "boolean", "default": False},
-            "ca_file": {"type": "string"},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30, "description": "Seconds per request (URL inputs)."},
+            "max_bytes": {"type": "integer", "minimum": 1, "default": 200 * 1024 * 1024, "description": "Refuse an input larger than this (bytes)."},
+            "retries": {"type": "integer", "minimum": 1, "default": 4, "description": "Attempts per URL on transient errors (timeouts, 429, 5xx)."},
+            "retry_max_wait": {"type": "number", "minimum": 0, "default": 30, "description": "Longest wait between attempts (seconds)."},
+            "block_private_addresses": {"type": "boolean", "default": False, "description": "Refuse URLs that resolve to private, loopback or link-local addresses."},
+            "ca_file": {"type": "string", "description": "A CA bundle (PEM) for HTTPS inputs with a private CA."},
         },
     }
 
