@@ -98,3 +98,24 @@ def test_plugins_lists_every_option_with_type_default_and_description():
     assert rss["feeds"] == {"type": "array of string", "default": [], "description": "Feed URLs, feed files, or directories of feed files."}
     undocumented = [f"{p['name']}: {kind} {cls}.{key}" for p in report for kind, classes in p["options"].items() for cls, opts in classes.items() for key, o in opts.items() if not o.get("description")]
     assert undocumented == [], "every built-in option says what it does"
+
+
+def test_a_dry_run_counts_what_the_next_run_does(tmp_path):
+    """A dry run links authors to contacts as the run does (writing nothing), so records
+    of linked authors are not counted as changed; on a first run and after inputs were
+    only touched."""
+    import os
+
+    cfg = demo_copy(tmp_path) / "crmsync.toml"
+
+    def counts(report):
+        return {s["name"]: (s["created"], s["updated"]) for s in report["sinks"]}
+
+    for step in ("first run", "inputs touched"):
+        _, plan = run_json(cfg, "--dry-run")
+        _, real = run_json(cfg)
+        assert counts(plan) == counts(real), step
+        for d in ("feeds", "mail", "reviews"):
+            for f in (cfg.parent / d).iterdir():
+                os.utime(f)
+    assert counts(real) == {"crm_import": (0, 0)}

@@ -83,9 +83,10 @@ class Runner:
             rest = [p for p in pairs if p not in crm]
             # 1. read: the CRM's own records first
             self._read(crm, context, full_refresh, changed, report.identity, 0)
-            if not dry_run:
-                first_read = full_refresh or any(self.store.bookmarks.get(i.name) is None for i, _r in rest)
-                self.resolution.prepare(report.identity, build_now=first_read)
+            # a dry run links too (writing nothing): a linked author changes the record,
+            # and the plan must count what the run will do
+            first_read = full_refresh or any(self.store.bookmarks.get(i.name) is None for i, _r in rest)
+            self.resolution.prepare(report.identity, build_now=first_read and not dry_run)
             # 2. then the rest: read -> resolve -> enrich -> commit, batch by batch
             self._read(rest, context, full_refresh, changed, report.identity, len(crm))
             # 3. identities after the sources
@@ -134,6 +135,7 @@ class Runner:
 
         def commit(batch: Batch) -> None:
             if context.dry_run:
+                batch.records = self.resolution.resolve(batch.records, rep, identity_counts, write=False)
                 _commit.classify(self.store.interactions, batch, rep, changed.setdefault(inst.name, {}))
                 return
             batch.records = enrich(self.resolution.resolve(batch.records, rep, identity_counts))

@@ -86,15 +86,16 @@ class Identities:
                 person = Identity.model_validate_json(record)
                 yield person, src, bool(is_contact), updated, counts.get(person.identity_id, 0)
 
-    def cluster(self, keys_by_author: dict[str, list[str]]) -> dict[str, str]:
+    def cluster(self, keys_by_author: dict[str, list[str]], *, write: bool = True) -> dict[str, str]:
         """One identity per person: author identity_id -> cluster identity_id.
 
         An author whose key (canonical email, URL, handle) was seen before joins
-        that identity; its other keys join it too.
+        that identity; its other keys join it too (``write=False``: the same answer,
+        nothing stored, for dry runs).
         """
         all_keys = sorted({k for ks in keys_by_author.values() for k in ks})
         out: dict[str, str] = {}
-        with self.db.begin() as conn:
+        with self.db.begin() if write else self.db.connect() as conn:
             known: dict[str, str] = {}
             for chunk in chunks(all_keys, 500):
                 for key, ident in conn.execute(select(identity_keys.c.key, identity_keys.c.identity_id).where(identity_keys.c.key.in_(chunk))):
@@ -107,7 +108,7 @@ class Identities:
                     if k not in known:
                         known[k] = owner
                         new_rows.append({"key": k, "identity_id": owner})
-            if new_rows:
+            if new_rows and write:
                 conn.execute(insert(identity_keys), new_rows)
         return out
 

@@ -117,8 +117,10 @@ class Resolution:
         return Resolver(index, decisions=self.identities.decisions(), matchers=self.make_matchers(), auto_link_threshold=s.auto_link_threshold, fuzzy_threshold=s.fuzzy_threshold)
 
     # per batch ---------------------------------------------------------------
-    def resolve(self, recs: list[Interaction], rep: SourceReport, counts: dict[str, int]) -> list[Interaction]:
-        """Link authors to CRM contacts; queue candidates; one identity per unknown person."""
+    def resolve(self, recs: list[Interaction], rep: SourceReport, counts: dict[str, int], *, write: bool = True) -> list[Interaction]:
+        """Link authors to CRM contacts; queue candidates; one identity per unknown person.
+        ``write=False`` (a dry run): the same records, nothing stored (no candidates,
+        no new clustering keys), so the plan counts what the run will do."""
         if not (self.active and recs):
             return recs
         from .matching import cluster_keys, link
@@ -148,14 +150,14 @@ class Resolution:
                     unlinked[a.identity_id] = keys
             out.append(rec)
         if unlinked:
-            clusters = self.identities.cluster(unlinked)
+            clusters = self.identities.cluster(unlinked, write=write)
             for n, rec in enumerate(out):
                 a = rec.author
                 if a is not None and a.identity_id in clusters and clusters[a.identity_id] != a.identity_id:
                     moved = rec.model_copy(update={"author": a.model_copy(update={"identity_id": clusters[a.identity_id]})})
                     moved.content_hash = moved.compute_content_hash()
                     out[n] = moved
-        added = self.identities.add_candidates(candidates)
+        added = self.identities.add_candidates(candidates) if write else 0
         rep.linked += linked
         counts["linked"] = counts.get("linked", 0) + linked
         counts["candidates"] = counts.get("candidates", 0) + added
