@@ -119,3 +119,31 @@ def test_a_dry_run_counts_what_the_next_run_does(tmp_path):
             for f in (cfg.parent / d).iterdir():
                 os.utime(f)
     assert counts(real) == {"crm_import": (0, 0)}
+
+
+def test_ctrl_c_exits_130_with_a_report_and_loses_nothing(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import crmsync_cmd
+    from .crm_e2e import export
+
+    cfg = demo_copy(tmp_path, posts=9000) / "crmsync.toml"
+    proc = subprocess.Popen([*crmsync_cmd(), "-c", str(cfg), "run", "--json", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = cfg.parent / ".crmsync" / "crmsync.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (db.exists() and db.stat().st_size > 200_000):
+        time.sleep(0.05)  # interrupt once records are being stored
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    report = json.loads(out)
+    assert report["status"] == "interrupted" and report["exit_code"] == 130 and "interrupted" in err
+    code, again = run_json(cfg)
+    assert code == 0, again
+    stored = export(cfg)
+    from crmsync_crm_csv import read_import_files
+
+    held = {r["interaction_id"] for r in read_import_files(cfg.parent / "out")}
+    assert len(stored) >= 9000 and held == set(stored), "the CRM files hold every stored interaction"

@@ -60,6 +60,12 @@ def register(cli: click.Group) -> None:
             report = Runner(cfg, store, state.host, progress=show and not as_json).run(
                 sources=list(sources) or None, sinks=list(sinks) or None, dry_run=dry_run, full_refresh=full_refresh, wait=wait, command=redact(argv)
             )
+        except KeyboardInterrupt as exc:
+            # Ctrl-C: the run stopped where it could; its report still goes out (exit 130)
+            report = getattr(exc, "report", None)
+            if report is None:
+                raise
+            click.echo("interrupted: what was read and delivered is kept; the next run goes on from there", err=True)
         finally:
             store.dispose()
         if as_json:

@@ -15,6 +15,7 @@ stored bookmark (``retry_attempts``).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -51,13 +52,17 @@ class Batch:
         return not len(self) and self.checkpoint is None
 
 
-def read_batches(name: str, stream: Iterable[Any], batch_size: int, rep: SourceReport, progress: Bar, commit: Callable[[Batch], None]) -> None:
+def read_batches(name: str, stream: Iterable[Any], batch_size: int, rep: SourceReport, progress: Bar, commit: Callable[[Batch], None], stop: threading.Event | None = None) -> None:
     """Hand ``stream`` (of source instance ``name``) to ``commit`` in batches, counting
     what was read in ``rep``. An item of the wrong type, or an interaction of
-    another source, is a :class:`FatalError` (a plugin bug)."""
+    another source, is a :class:`FatalError` (a plugin bug). When ``stop`` is set
+    (Ctrl-C), what was read is committed and reading ends."""
     batch = Batch()
     try:
         for item in stream:
+            if stop is not None and stop.is_set():
+                rep.notes.append("stopped by Ctrl-C: what was read is stored; the next run goes on from the last bookmark")
+                break
             if isinstance(item, Interaction):
                 if item.source != name:
                     msg = f"yielded an interaction of source {item.source!r}; build records with Source.interaction()"
@@ -98,6 +103,8 @@ class ReadPolicy:
     max_wait: float
     full_refresh: bool = False
     dry_run: bool = False
+    #: set on Ctrl-C: sources in threads end at the next record
+    stop: threading.Event | None = None
 
 
 def read_source(make_source: Callable[[], Source], rep: SourceReport, bookmarks: Bookmarks, policy: ReadPolicy, progress: Bar, commit: Callable[[Batch], None]) -> None:
@@ -117,7 +124,7 @@ def read_source(make_source: Callable[[], Source], rep: SourceReport, bookmarks:
                 if attempt.retry_state.attempt_number > 1:
                     rep.restarts += 1
                     state = None if (policy.full_refresh and rep.read == 0) else bookmarks.get(name)
-                read_batches(name, source.read(state), policy.batch_size, rep, progress, commit)
+                read_batches(name, source.read(state), policy.batch_size, rep, progress, commit, policy.stop)
         rep.status = "partial" if source.errors else "ok"
     except SkippableError as exc:
         rep.status = "failed"

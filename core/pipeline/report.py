@@ -9,6 +9,8 @@ from typing import Any
 from ..host.secrets import redact
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+#: Ctrl-C (SIGINT): the run stopped at a batch or page boundary; the next run goes on
+EXIT_INTERRUPTED = 130
 
 #: the source report's counts a worker sends after each commit (kept if it dies)
 COMMITTED_COUNTS = ("read", "new", "updated", "unchanged", "identities", "quarantined", "linked")

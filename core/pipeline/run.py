@@ -18,6 +18,7 @@ top to bottom as the data path (docs/architecture.md draws it):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ from . import commit as _commit
 from .deliver import SinkSetup, deliver_sink, dry_run
 from .enrich import Enrichment, make_enrichers
 from .read import Batch, ReadPolicy, read_in_workers, read_source
-from .report import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, RunReport, SinkReport, SourceReport
+from .report import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, RunReport, SinkReport, SourceReport
 from .preflight import selected
 from .progress import bar
 from .resolve import Resolution, Settings
@@ -56,6 +57,8 @@ class Runner:
             Settings(config.identity_enabled, config.auto_link_threshold, config.fuzzy_threshold, config.influence, config.batch_size),
             self._matchers,
         )
+        #: set on Ctrl-C: threads stop at their next record or page
+        self.stop = threading.Event()
 
     def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
         """The enabled instances of ``kind``, or the named ones (which must exist)."""
@@ -99,6 +102,12 @@ class Runner:
             report.sinks = [SinkReport(i.name, i.plugin) for i in sink_insts]
             self._deliver(sink_insts, report.sinks, context, changed, wait)
             report.conclude()
+        except KeyboardInterrupt as exc:
+            # Ctrl-C: sources and sinks stopped at a batch or page boundary, what they
+            # wrote is committed; the report goes with the exception (crmsync run prints it)
+            report.status, report.exit_code = "interrupted", EXIT_INTERRUPTED
+            exc.report = report  # type: ignore[attr-defined]
+            raise
         finally:
             report.duration = round(time.monotonic() - started, 3)
             report.finished_at = datetime.now(UTC).isoformat()
@@ -114,7 +123,7 @@ class Runner:
         if not pairs:
             return
         workers = max(1, min(self.config.concurrency, len(pairs)))
-        policy = ReadPolicy(self.config.batch_size, self.config.retry_attempts, self.config.retry_max_wait, full_refresh, context.dry_run)
+        policy = ReadPolicy(self.config.batch_size, self.config.retry_attempts, self.config.retry_max_wait, full_refresh, context.dry_run, self.stop)
         # one source alone goes to a worker too: what it reads (a CRM export, a mailbox)
         # leaves no garbage in this process, whose memory every later worker inherits
         if self.config.workers == "process" and not context.dry_run:
@@ -125,8 +134,7 @@ class Runner:
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="source") as pool:
             futures = [pool.submit(self._read_one, inst, rep, context, policy, changed, identity_counts, offset + pos) for pos, (inst, rep) in enumerate(pairs)]
-            for f in futures:
-                f.result()
+            _wait_stopping(futures, self.stop)
 
     def _read_one(self, inst: InstanceConfig, rep: SourceReport, context: Context, policy: ReadPolicy, changed: dict[str, dict[str, str]],
                   identity_counts: dict[str, int], pos: int, channel: Any = None) -> None:
@@ -192,14 +200,24 @@ class Runner:
         alone = self.config.workers == "process" and len(setups) == 1
         with ThreadPoolExecutor(max_workers=max(1, len(setups)), thread_name_prefix="sink") as pool:
             futures = [
-                pool.submit(deliver_sink, s, self.store, context, rep, wait=wait, max_parts=self.config.concurrency if alone and s.cls.parallel else 1, show_progress=self.progress)
+                pool.submit(deliver_sink, s, self.store, context, rep, wait=wait, max_parts=self.config.concurrency if alone and s.cls.parallel else 1, show_progress=self.progress, stop=self.stop)
                 for s, rep in zip(setups, reports, strict=True)
             ]
-            for f in futures:
-                f.result()
+            _wait_stopping(futures, self.stop)
 
     def _sink_setup(self, inst: InstanceConfig) -> SinkSetup:
         return SinkSetup(inst.name, inst.plugin, self.host.get("sinks", inst.plugin), lambda: self.config.resolved_options(inst), inst.sources, self.config.retry_attempts, self.config.retry_max_wait)
+
+
+def _wait_stopping(futures: list[Any], stop: threading.Event) -> None:
+    """Wait for the threads of a phase; on Ctrl-C tell them to stop at their next
+    record or page (leaving the ``with`` block then waits only for that)."""
+    try:
+        for f in futures:
+            f.result()
+    except KeyboardInterrupt:
+        stop.set()
+        raise
 
 
 __all__ = ["EXIT_CONFIG", "EXIT_LOCKED", "EXIT_OK", "EXIT_PARTIAL", "RunReport", "Runner", "SinkReport", "SourceReport"]

@@ -30,6 +30,7 @@ sinks upsert by interaction id: a re-run re-sends, never loses, never doubles.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,8 @@ class SinkSetup:
     max_wait: float
 
 
-def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, progress: Bar, *, after: str = "", before: str | None = None, on_recorded: Callable[[SinkReport], None] | None = None) -> None:
+def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, progress: Bar, *, after: str = "", before: str | None = None,
+            on_recorded: Callable[[SinkReport], None] | None = None, stop: threading.Event | None = None) -> None:
     """Deliver the backlog of ``setup`` (the ids after ``after`` and below ``before``)
     in this process; the outcome goes into ``rep``. ``on_recorded`` follows each
     ledger write. Never raises: one sink never breaks another."""
@@ -114,6 +116,9 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
 
         try:
             while True:
+                if stop is not None and stop.is_set():  # Ctrl-C: what was written is flushed and recorded
+                    rep.notes.append("stopped by Ctrl-C: the rest of the backlog goes with the next run")
+                    break
                 page = store.ledger.pending(name, sources=setup.sources, after=after, before=before, limit=page_size)
                 if not page:
                     break

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ from .loop import SinkSetup, deliver
 log = logging.getLogger("crmsync.pipeline.deliver")
 
 
-def deliver_sink(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, *, wait: bool, max_parts: int, show_progress: bool) -> None:
+def deliver_sink(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, *, wait: bool, max_parts: int, show_progress: bool, stop: threading.Event | None = None) -> None:
     """Deliver ``setup``'s backlog under its lock; ``max_parts`` > 1 allows that many
     worker processes. The outcome, and the backlog left, go into ``rep``."""
     lock = f"sink:{setup.name}"
@@ -48,7 +49,7 @@ def deliver_sink(setup: SinkSetup, store: Store, context: Context, rep: SinkRepo
         if parts > 1:
             deliver_in_parts(setup, store, context, rep, total=total, parts=parts, show_progress=show_progress)
         else:
-            deliver(setup, store, context, rep, bar(f"sink {setup.name}", show_progress, 0, total=total))
+            deliver(setup, store, context, rep, bar(f"sink {setup.name}", show_progress, 0, total=total), stop=stop)
     except Exception as exc:  # noqa: BLE001 - one sink never breaks another
         rep.status = "failed"
         rep.errors.append(describe(exc))
