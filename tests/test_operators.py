@@ -147,3 +147,24 @@ def test_ctrl_c_exits_130_with_a_report_and_loses_nothing(tmp_path):
 
     held = {r["interaction_id"] for r in read_import_files(cfg.parent / "out")}
     assert len(stored) >= 9000 and held == set(stored), "the CRM files hold every stored interaction"
+
+
+def test_json_logs_cover_errors_and_name_the_run_and_source(tmp_path):
+    import subprocess
+
+    from .conftest import crmsync_cmd
+    from .crm_e2e import closed_port_url
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[sources.blogs]\nplugin = "rss"\nfeeds = ["nope/"]\n')
+    res = subprocess.run([*crmsync_cmd(), "--log-format", "json", "-c", str(bad), "run"], capture_output=True, text=True)
+    line = json.loads(res.stderr.strip().splitlines()[-1])
+    assert res.returncode == 2 and line["level"] == "error" and line["exit_code"] == 2 and "feed path" in line["message"]
+    cfg = demo_copy(tmp_path) / "crmsync.toml"
+    cfg.write_text(cfg.read_text() + f'\n[sources.down]\nplugin = "rss"\nfeeds = ["{closed_port_url()}/feed.xml"]\nretries = 1\n')
+    res = subprocess.run([*crmsync_cmd(), "--log-format", "json", "-c", str(cfg), "run", "--json"], capture_output=True, text=True)
+    report = json.loads(res.stdout)
+    lines = [json.loads(x) for x in res.stderr.splitlines() if x.startswith("{")]
+    assert lines and all(set(x) >= {"time", "level", "logger", "message"} for x in lines)
+    down = [x for x in lines if x.get("source") == "down"]
+    assert down and all(x["run_id"] == report["run_id"] for x in down)

@@ -60,6 +60,16 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        from ..host.logs import json_mode
+
+        if not json_mode():
+            raise
+        # --log-format json: the crash too is one JSON line (with its traceback)
+        import logging
+
+        logging.getLogger("crmsync.cli").error("crmsync failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        sys.exit(1)
     finally:
         # the interpreter's last collection over everything a run left behind takes
         # half a second after a large run; the OS frees it all anyway

@@ -20,13 +20,25 @@ Exit codes:
   2  configuration or usage error
   3  another run holds a lock this run needs: one of its sources (nothing
      ran), or a sink (skipped; its backlog goes with the next run). --wait
-     waits instead"""
+     waits instead
+  130  interrupted (Ctrl-C): what was written is kept; the report still
+     goes out"""
 
 
 class Exit(click.ClickException):
+    """A clean failure: the message (a JSON log line with --log-format json) and an exit code."""
+
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.exit_code = code
+
+    def show(self, file: Any = None) -> None:
+        from ..host.logs import error_line, json_mode
+
+        if json_mode():
+            click.echo(error_line(self.format_message(), exit_code=self.exit_code), err=True)
+        else:
+            super().show(file)
 
 
 def errors(fn: Callable[..., Any]) -> Callable[..., Any]:

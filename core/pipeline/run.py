@@ -28,6 +28,7 @@ from typing import Any
 
 from ..contract.base import Context, Source
 from ..host.config import Config, InstanceConfig
+from ..host.logs import bound, set_run
 from ..host.plugins import PluginHost
 from ..store import Store
 from . import commit as _commit
@@ -71,6 +72,7 @@ class Runner:
         run_id = str(uuid.uuid4())
         started = time.monotonic()
         report = RunReport(run_id=run_id, started_at=datetime.now(UTC).isoformat(), dry_run=dry_run, full_refresh=full_refresh)
+        set_run(run_id)  # every log line of the run (and its workers) names it
         context = Context(config_dir=self.config.directory, run_id=run_id, dry_run=dry_run, state_dir=self.config.directory / ".crmsync" / "plugins")
         if not dry_run:
             # the store lock (shared) and this run's sources (exclusive): runs with
@@ -155,7 +157,8 @@ class Runner:
             cls: type[Source] = self.host.get("sources", inst.plugin)
             return cls(inst.name, self.config.resolved_options(inst), context)
 
-        read_source(make_source, rep, self.store.bookmarks, policy, bar(f"source {inst.name}", self.progress, pos, channel=channel), commit)
+        with bound(source=inst.name):
+            read_source(make_source, rep, self.store.bookmarks, policy, bar(f"source {inst.name}", self.progress, pos, channel=channel), commit)
 
     def _source_job(self, inst: InstanceConfig, context: Context, policy: ReadPolicy, pos: int) -> Any:
         """A source read in a forked worker: it returns its report and identity counts."""

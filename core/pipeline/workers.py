@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..host.logs import context_fields
+
 #: a job run in a worker; what it returns is sent to the run's process as ("done", result)
 Job = Callable[["Channel"], Any]
 
@@ -35,6 +37,7 @@ class Channel(logging.handlers.QueueHandler):
         self.send_lock = threading.Lock()
 
     def enqueue(self, record: logging.LogRecord) -> None:
+        record.crmsync = context_fields()  # the worker's run, source or sink, for JSON logs
         self.send(("log", record))
 
     def send(self, message: tuple[Any, ...]) -> None:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from ...contract.base import Context
+from ...host.logs import bound
 from ...store import Store
 from .. import workers
 from ..progress import bar
@@ -31,6 +32,11 @@ log = logging.getLogger("crmsync.pipeline.deliver")
 def deliver_sink(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, *, wait: bool, max_parts: int, show_progress: bool, stop: threading.Event | None = None) -> None:
     """Deliver ``setup``'s backlog under its lock; ``max_parts`` > 1 allows that many
     worker processes. The outcome, and the backlog left, go into ``rep``."""
+    with bound(sink=setup.name):
+        _deliver_sink(setup, store, context, rep, wait=wait, max_parts=max_parts, show_progress=show_progress, stop=stop)
+
+
+def _deliver_sink(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, *, wait: bool, max_parts: int, show_progress: bool, stop: threading.Event | None) -> None:
     lock = f"sink:{setup.name}"
     if wait:
         store.locks.acquire_locks(context.run_id, [lock], wait=True)
