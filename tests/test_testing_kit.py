@@ -226,3 +226,36 @@ class NativeParentSource(crmsync.Source):
 def test_kit_fails_an_in_reply_to_that_holds_a_native_id(tmp_path):
     with pytest.raises(AssertionError, match="in_reply_to must hold the parent's interaction_id"):
         get_source_test_class(NativeParentSource, {})().test_emits_valid_records(tmp_path)
+
+
+class AheadOfItselfSource(crmsync.Source):
+    """Bookmarks the whole input after its first record: a kill then loses the rest."""
+
+    name = "ahead"
+    channel = "feed"
+
+    def read(self, state):
+        start = (state or {}).get("done", 0)
+        for n in range(start, 4):
+            yield self.interaction(native_id=f"https://a.example/{n}", kind="post", title=f"t{n}")
+            yield crmsync.Checkpoint({"done": 4})  # wrong: should be n + 1
+
+
+class ShiftingIdSource(crmsync.Source):
+    """Numbers its records by position in this read: resumed, the ids shift."""
+
+    name = "shifting"
+    channel = "feed"
+
+    def read(self, state):
+        start = (state or {}).get("done", 0)
+        for pos, n in enumerate(range(start, 4)):
+            yield self.interaction(native_id=f"https://s.example/item-{pos}", kind="post", title=f"t{n}")
+            yield crmsync.Checkpoint({"done": n + 1})
+
+
+def test_kit_fails_a_source_that_a_kill_would_make_lose_or_double(tmp_path):
+    with pytest.raises(AssertionError, match="never yielded 3 record\\(s\\).*bookmark runs ahead"):
+        get_source_test_class(AheadOfItselfSource, {})().test_a_killed_read_resumes_from_its_bookmark_without_duplicates(tmp_path / "a")
+    with pytest.raises(AssertionError, match="ids are not stable|never yielded"):
+        get_source_test_class(ShiftingIdSource, {})().test_a_killed_read_resumes_from_its_bookmark_without_duplicates(tmp_path / "b")
