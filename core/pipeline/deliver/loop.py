@@ -85,7 +85,9 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
         if rejections is not None:
             rejections.resolve(receipts)
         for r in receipts:
-            op = ops.get(r.interaction_id) if ops is not None else ("update" if r.version > 1 else "create")
+            op = ops.get(r.interaction_id) if ops is not None else (check.operation(r.interaction_id) if check is not None else None)
+            if op is None:
+                op = "update" if r.version > 1 else "create"
             if op == "update":
                 rep.updated += 1
             else:

@@ -18,22 +18,29 @@ from ...contract.errors import RetriableError
 
 
 class ReceiptCheck:
-    """What a sink was handed (id -> version) until its receipts come back."""
+    """What a sink was handed (id -> version, operation) until its receipts come back."""
 
     def __init__(self) -> None:
-        self._handed: dict[str, int] = {}
+        self._handed: dict[str, tuple[int, str]] = {}
         self.refused: list[str] = []
 
     def handed(self, batch: Sequence[Delivery]) -> None:
         """The runner passed ``batch`` to :meth:`Sink.write`."""
         for d in batch:
-            self._handed[d.interaction.interaction_id] = d.version
+            self._handed[d.interaction.interaction_id] = (d.version, d.operation)
+
+    def operation(self, interaction_id: str) -> str | None:
+        """``create`` or ``update``: what the delivery handed for this id was (a receipt
+        that comes with a flush says neither)."""
+        handed = self._handed.get(interaction_id)
+        return handed[1] if handed else None
 
     def keep(self, receipts: Iterable[Receipt]) -> list[Receipt]:
         """The receipts that match a handed delivery; the others are described in ``refused``."""
         out: list[Receipt] = []
         for r in receipts:
-            version = self._handed.get(r.interaction_id)
+            handed = self._handed.get(r.interaction_id)
+            version = handed[0] if handed else None
             if version == r.version:
                 out.append(r)
             elif len(self.refused) < 1000:
