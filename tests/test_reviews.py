@@ -173,3 +173,22 @@ def test_bench_corpus_reviews(tmp_path):
         value, lo, hi = item["rating"]
         assert by[key].rating.normalized == pytest.approx((value - lo) / (hi - lo)), key
         assert by[key].published.isoformat().replace("+00:00", "Z").startswith(item["published"])
+
+
+def test_a_date_form_of_its_own_and_the_time_zone(tmp_path):
+    (tmp_path / "de.csv").write_text("review_id,created_at,stars,title,body,reviewer_name\nD1,24.11.2026 10:00,2,Kaputt,Kam kaputt an,Jan\n")
+    recs, rejected, _ = read(tmp_path, files=["de.csv"], platform="shop")
+    assert not recs and "unrecognized date '24.11.2026 10:00'; set date_format" in rejected[0].reason
+    recs, rejected, _ = read(tmp_path, files=["de.csv"], platform="shop", date_format=["%d.%m.%Y %H:%M"], timezone="Europe/Berlin")
+    assert not rejected and recs[0].published.isoformat() == "2026-11-24T09:00:00+00:00"
+    with pytest.raises(crmsync.ConfigError, match="unknown time zone 'Mars/Base'"):
+        read(tmp_path, files=["de.csv"], platform="shop", timezone="Mars/Base")
+
+
+def test_an_export_in_a_legacy_encoding(tmp_path):
+    text = "review_id,created_at,stars,title,body,reviewer_name\nP1,2026-11-24,5,Świetny,Dostawa do Łodzi szybka,Łukasz Żółw\n"
+    (tmp_path / "pl.csv").write_bytes(text.encode("iso-8859-2"))
+    recs, _, src = read(tmp_path, files=["pl.csv"], platform="shop")
+    assert recs[0].title != "Świetny" and any("by guess" in n for n in src.notes), "a wrong guess is said in the run report"
+    recs, _, src = read(tmp_path, files=["pl.csv"], platform="shop", encoding="iso-8859-2")
+    assert (recs[0].title, recs[0].author.name) == ("Świetny", "Łukasz Żółw") and not src.notes

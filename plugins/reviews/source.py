@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +24,43 @@ DATE_FORMATS = (
 )
 
 
-def parse_date(value: Any) -> datetime | None:
+def parse_date(value: Any, formats: Sequence[str] = (), tz: tzinfo = UTC) -> datetime | None:
     """Every date form exports use: ISO 8601 with or without zone, epoch seconds or
-    milliseconds, ``31-Jul-18``, ``09 13, 2009``, ``Jul 31, 2018``, RFC 822 ... (UTC)."""
+    milliseconds, ``31-Jul-18``, ``09 13, 2009``, ``Jul 31, 2018``, RFC 822 ...; first
+    the ``formats`` given (strptime, e.g. ``%d.%m.%Y %H:%M``). A date without a zone
+    is in ``tz``; the result is UTC."""
     if value is None or value == "":
         return None
     if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
         n = float(value)
         return datetime.fromtimestamp(n / 1000 if abs(n) > 10**11 else n, UTC)
     s = str(value).strip()
+
+    def utc(dt: datetime) -> datetime:
+        return (dt if dt.tzinfo else dt.replace(tzinfo=tz)).astimezone(UTC)
+
+    for fmt in formats:
+        try:
+            return utc(datetime.strptime(s, fmt))
+        except ValueError:
+            continue
     try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-        return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
+        return utc(datetime.fromisoformat(s.replace("Z", "+00:00")))
     except ValueError:
         pass
     for fmt in DATE_FORMATS:
         try:
-            return datetime.strptime(s, fmt).replace(tzinfo=UTC)
+            return utc(datetime.strptime(s, fmt))
         except ValueError:
             continue
     import email.utils
 
     try:
-        dt = email.utils.parsedate_to_datetime(s)
-        return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
+        return utc(email.utils.parsedate_to_datetime(s))
     except (TypeError, ValueError, IndexError):
         pass
-    msg = f"unrecognized date {s!r}"
+    hint = "; set date_format (e.g. \"%d.%m.%Y %H:%M\") for this export's form" if not formats else f"; it matches none of date_format {list(formats)}"
+    msg = f"unrecognized date {s!r}{hint}"
     raise ValueError(msg)
 
 
@@ -135,6 +145,9 @@ class ReviewsSource(crmsync.Source):
             "retry_max_wait": {"type": "number", "minimum": 0, "default": 30, "description": "Longest wait between attempts (seconds)."},
             "block_private_addresses": {"type": "boolean", "default": False, "description": "Refuse URLs that resolve to private, loopback or link-local addresses."},
             "ca_file": {"type": "string", "description": "A CA bundle (PEM) for HTTPS inputs with a private CA."},
+            "encoding": {"type": "string", "description": "The exports' encoding (utf-8, cp1252, iso-8859-2, utf-16, ...); default: by BOM, else UTF-8, else Windows-1252 as a guess the run report names."},
+            "date_format": {"type": "array", "items": {"type": "string"}, "default": [], "description": "strptime formats tried first for dates, e.g. [\"%d.%m.%Y %H:%M\"] for 24.11.2026 10:00."},
+            "timezone": {"type": "string", "default": "UTC", "description": "Time zone of dates without one (IANA name, e.g. Europe/Berlin)."},
         },
     }
 
@@ -144,8 +157,24 @@ class ReviewsSource(crmsync.Source):
             msg = "configure 'files' (exports) or 'pages' (HTML with schema.org reviews)"
             raise crmsync.ConfigError(msg, plugin=self.instance)
         self._fetcher: crmsync.Fetcher | None = None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            self.tz = ZoneInfo(self.config["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"key 'timezone': unknown time zone {self.config['timezone']!r} (an IANA name such as UTC or Europe/Berlin)"
+            raise crmsync.ConfigError(msg, plugin=self.instance) from None
+        self.formats = tuple(self.config["date_format"])
 
     def preflight(self) -> list[str]:
+        if self.config.get("encoding"):
+            import codecs
+
+            try:
+                codecs.lookup(self.config["encoding"])
+            except LookupError:
+                msg = f"key 'encoding': unknown encoding {self.config['encoding']!r}"
+                raise crmsync.ConfigError(msg, plugin=self.instance) from None
         found = 0
         for key, suffixes in (("files", tuple(EXPORT_SUFFIXES)), ("pages", PAGE_SUFFIXES)):
             try:
@@ -253,13 +282,25 @@ class ReviewsSource(crmsync.Source):
         name = self.config["preset"]
         return PRESETS[detect(keys, fmt) if name == "auto" else name]
 
+    def _text(self, ref: str, data: bytes) -> str:
+        """An export's text in the configured encoding (or found by BOM, UTF-8, a
+        Windows-1252 guess: the run report says which when it was a guess or lossy)."""
+        try:
+            decoded = crmsync.decode_export(data, self.config.get("encoding"))
+        except LookupError:
+            msg = f"key 'encoding': unknown encoding {self.config['encoding']!r}"
+            raise crmsync.ConfigError(msg, plugin=self.instance) from None
+        if decoded.guessed or decoded.replaced:
+            self.note(f"{ref}: {decoded.describe()}")
+        return decoded.text
+
     def _export(self, ref: str, data: bytes, first_line: int | None = None) -> Iterator[crmsync.Record]:
         kind = EXPORT_SUFFIXES.get(Path(ref.split("?", 1)[0]).suffix.lower())
         head = data.lstrip()[:1]
         if kind is None or ref.startswith(("http://", "https://")):
             kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in data[:200000]) else ("jsonl" if head == b"{" else "csv")
         if kind == "csv":
-            header, rows = crmsync.read_csv(crmsync.decode_text(data))
+            header, rows = crmsync.read_csv(self._text(ref, data))
             preset = self._preset(set(header), "csv")
             header_line = crmsync.csv_line(header)
             for line, row in rows:
@@ -271,7 +312,7 @@ class ReviewsSource(crmsync.Source):
                 yield from self._review(where, dict(zip(header, row, strict=True)), preset, raw)
             return
         if kind == "jsonl":
-            lines = crmsync.decode_text(data).splitlines()
+            lines = self._text(ref, data).splitlines()
             preset = None
             for n, line in enumerate(lines, 1):
                 if not line.strip():
@@ -287,7 +328,7 @@ class ReviewsSource(crmsync.Source):
                 yield from self._review(where, record, preset, line.encode())
             return
         try:
-            doc = json.loads(crmsync.decode_text(data))
+            doc = json.loads(self._text(ref, data))
         except ValueError as exc:
             yield self.reject(ref, f"not valid JSON: {exc}", data)
             return
@@ -357,8 +398,8 @@ class ReviewsSource(crmsync.Source):
                 title=_plain(get("title")),
                 **_body(body),
                 language=get("language"),
-                published=parse_date(get("published")),
-                updated=parse_date(get("updated")),
+                published=parse_date(get("published"), self.formats, self.tz),
+                updated=parse_date(get("updated"), self.formats, self.tz),
                 author=author,
                 rating=rating,
                 item_reviewed=crmsync.ItemReviewed(name=str(get("product")) if get("product") else None, id=str(product_id) if product_id else None, url=get("product_url")),
@@ -376,7 +417,7 @@ class ReviewsSource(crmsync.Source):
 
     def _reply(self, review: crmsync.Interaction, text: str, when: Any, platform: str) -> crmsync.Interaction:
         try:
-            published = parse_date(when)
+            published = parse_date(when, self.formats, self.tz)
         except ValueError:
             published = None
         return self.interaction(
