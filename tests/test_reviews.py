@@ -192,3 +192,22 @@ def test_an_export_in_a_legacy_encoding(tmp_path):
     assert recs[0].title != "Świetny" and any("by guess" in n for n in src.notes), "a wrong guess is said in the run report"
     recs, _, src = read(tmp_path, files=["pl.csv"], platform="shop", encoding="iso-8859-2")
     assert (recs[0].title, recs[0].author.name) == ("Świetny", "Łukasz Żółw") and not src.notes
+
+
+def test_rows_quarantined_for_a_date_replay_once_date_format_is_set(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from crmsync.cli import create_cli
+
+    (tmp_path / "de.csv").write_text("review_id,created_at,stars,title,body,reviewer_name\nD1,24.11.2026 10:00,2,Kaputt,Kam kaputt an,Jan\n")
+    cfg = tmp_path / "crmsync.toml"
+    cfg.write_text('[sources.shop]\nplugin = "reviews"\nfiles = ["de.csv"]\nplatform = "shop"\n')
+    cli = create_cli()
+    assert CliRunner().invoke(cli, ["-c", str(cfg), "run"]).exit_code == 1
+    cfg.write_text(cfg.read_text() + 'date_format = ["%d.%m.%Y %H:%M"]\ntimezone = "Europe/Berlin"\n')
+    r = CliRunner().invoke(cli, ["-c", str(cfg), "quarantine", "replay", "--all"])
+    assert r.exit_code == 0 and "1 of 1 replayed" in r.output
+    out = CliRunner().invoke(cli, ["-c", str(cfg), "export"]).output
+    assert [json.loads(line)["published"] for line in out.splitlines()] == ["2026-11-24T09:00:00Z"]
