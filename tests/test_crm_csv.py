@@ -271,3 +271,13 @@ def test_hubspot_notes_use_the_matched_crm_contact_not_the_raw_address(tmp_path)
     for iid in (anonymous.interaction_id, reply.interaction_id):  # no empty contacts
         assert [rows[iid][c] for c in ("Record ID", "Email", "First Name", "Last Name", "Company Name")] == ["", "", "", "", ""]
     assert any("2 note(s) have no contact" in n for n in sink.notes)
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_a_byte_order_mark_only_when_asked(tmp_path, bom):
+    rec = crmsync.Interaction.create(source="s", channel="feed", native_id="https://b.example/1", kind="post", title="Łódź ✓", author=crmsync.Identity(name="Zoë", emails=["z@example.org"]))
+    _, out = _write(tmp_path, {"bom": bom}, [crmsync.Delivery(rec, 1, "create")])
+    files = sorted(out.glob("*.csv"))
+    assert files and all(f.read_bytes().startswith(b"\xef\xbb\xbf") == bom for f in files)
+    (row,) = read_import_files(out)
+    assert row["title"] == "Łódź ✓" and "interaction_id" in row

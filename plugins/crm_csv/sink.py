@@ -36,16 +36,17 @@ def _fsync_dir(path: Path) -> None:
 class _PartFile:
     """One CSV file written under a temporary name until :meth:`commit`."""
 
-    def __init__(self, final: Path, spec: FileKind, columns: list[tuple[str, str]], mode: str) -> None:
+    def __init__(self, final: Path, spec: FileKind, columns: list[tuple[str, str]], mode: str, bom: bool = False) -> None:
         self.final = final
         self.tmp = final.with_name(f".{final.name}.tmp")
         self.spec = spec
         self.mode = mode
         self.rows = 0
         self.truncated: dict[str, int] = {}
-        # UTF-8 without BOM (a BOM breaks Salesforce's first header); newline=""
-        # lets csv write RFC 4180 CRLF row ends and keep embedded newlines as they are
-        self.fh = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        # UTF-8 without BOM by default (a BOM breaks Salesforce's first header; Excel
+        # needs one to read UTF-8: bom = true); newline="" lets csv write RFC 4180
+        # CRLF row ends and keep embedded newlines as they are
+        self.fh = open(self.tmp, "w", encoding="utf-8-sig" if bom else "utf-8", newline="")  # noqa: SIM115
         self.writer = csv.writer(self.fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         self.writer.writerow([c for c, _ in columns])
         # per column, worked out once: (column, field or None, literal, length limit)
@@ -104,6 +105,7 @@ class CsvSink(crmsync.Sink):
                 "default": "generic",
                 "description": "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()),
             },
+            "bom": {"type": "boolean", "default": False, "description": "Start each file with a UTF-8 byte-order mark: Excel needs it to read UTF-8 (Salesforce's import breaks on it; off by default)."},
             "mode": {
                 "type": "string",
                 "enum": ["spreadsheet", "raw"],
@@ -184,7 +186,7 @@ class CsvSink(crmsync.Sink):
         part = "" if self.context.part is None else f"p{self.context.part}-"
         self._base = f"{stamp}-{(self.context.run_id or 'run')[:8]}-{part}{self._seq:03d}"
         self._authors = set()
-        return {spec.kind: _PartFile(self.dir / f"{spec.kind}-{self._base}.csv", spec, cols, self.config["mode"]) for spec, cols in self.kinds}
+        return {spec.kind: _PartFile(self.dir / f"{spec.kind}-{self._base}.csv", spec, cols, self.config["mode"], self.config["bom"]) for spec, cols in self.kinds}
 
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> None:
         if self._files is None:
@@ -270,7 +272,7 @@ def read_import_files(output_dir: str | Path, kind: str | None = None) -> list[d
             if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
                 msg = f"{path}: checksum does not match {manifest.name}"
                 raise ValueError(msg)
-            with open(path, encoding="utf-8", newline="") as fh:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
                 for row in csv.DictReader(fh):
                     key = row[entry["key"]]
                     row["interaction_id" if entry["source"] == "interaction" else "identity_id"] = key
