@@ -36,7 +36,7 @@ def test_unknown_plugin_lists_choices(tmp_path):
 
 def test_unknown_and_missing_keys(tmp_path):
     msg = _err(tmp_path, '[sinks.crm]\nplugin = "crm_csv"\noutput_dirr = "x"\n')
-    assert "unknown key(s) 'output_dirr'" in msg and "valid keys: columns, max_rows_per_file, mode, new_authors, output_dir, profile" in msg
+    assert "unknown key(s) 'output_dirr'" in msg and "valid keys: bom, columns, max_rows_per_file, mode, new_authors, output_dir, profile" in msg
     assert "'output_dir' is required" in msg
     msg = _err(tmp_path, '[sinks.crm]\nplugin = "crm_csv"\noutput_dir = "o"\nmode = "excel"\n')
     assert "key 'mode'" in msg and "valid choices: spreadsheet, raw" in msg
