@@ -11,6 +11,8 @@ from typing import Any
 
 import crmsync
 
+from .lexicon import EMOTION_WORDS, NEGATIVE_EMOTIONS, NRC_MAP, POSITIVE_EMOTIONS
+
 
 # Models are loaded once per process and shared by every instance (and thread): a
 # run has an enricher instance per source. Both libraries only read them while scoring.
@@ -153,8 +155,6 @@ class SentimentEnricher(crmsync.Enricher):
         return interaction
 
     def _emotions(self, words: set[str], signals: set[str], label: str) -> list[str]:
-        from .lexicon import EMOTION_WORDS, NEGATIVE_EMOTIONS, NRC_MAP, POSITIVE_EMOTIONS
-
         found = set(signals)
         for emotion, vocabulary in EMOTION_WORDS.items():
             if words & vocabulary:

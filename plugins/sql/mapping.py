@@ -152,7 +152,7 @@ def convert(v: Any, column: dict[str, Any], tz: ZoneInfo) -> Any:
     if isinstance(t, types.Float | types.Numeric) and not isinstance(v, bool):
         return float(v)
     if isinstance(t, types.String | types.Text) and not isinstance(v, str):
-        return v.isoformat() if isinstance(v, datetime) else str(v)
+        return str(v)
     return v
 
 

@@ -224,23 +224,17 @@ class SqlSink(crmsync.Sink):
     def _write_parts(self, batch: list[crmsync.Delivery]) -> list[crmsync.Receipt]:
         """Write ``batch`` in one transaction; if the database refuses it, halve it until
         the refused rows stand alone (each part in a transaction of its own)."""
-        from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError, StatementError
+        from sqlalchemy.exc import DBAPIError, StatementError
 
+        dbapi = self.engine.dialect.dbapi
+        # SQLAlchemy's wrapped errors, and the driver's own (the COPY path talks to it directly)
+        database_errors = (StatementError, ValueError, *((dbapi.Error,) if dbapi is not None else ()))
         try:
             self._write_batch(batch)
-        except OperationalError as exc:
-            if _is_connection_error(exc):
-                msg = f"sink {self.instance}: the database went away: {_first_line(exc)}"
-                raise crmsync.RetriableError(msg) from None
-            return self._split(batch, exc)
-        except (IntegrityError, DataError, ProgrammingError, StatementError, ValueError) as exc:
-            return self._split(batch, exc)
-        except Exception as exc:
-            # the driver's own errors (the COPY path talks to it directly)
-            dbapi = self.engine.dialect.dbapi
-            if dbapi is None or not isinstance(exc, dbapi.Error):
-                raise
-            if isinstance(exc, dbapi.OperationalError) and _is_connection_error(exc):
+        except database_errors as exc:
+            original = exc.orig if isinstance(exc, DBAPIError) else exc
+            operational = dbapi is not None and isinstance(original, dbapi.OperationalError)
+            if operational and _is_connection_error(exc):
                 msg = f"sink {self.instance}: the database went away: {_first_line(exc)}"
                 raise crmsync.RetriableError(msg) from None
             return self._split(batch, exc)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ...contract.base import Context, Delivery, Receipt, Sink
+from ...contract.base import Context, Receipt, Sink
 from ...contract.errors import CrmsyncError
 from ...contract.schema import Identity
 from ...helpers.retry import retrying
@@ -75,17 +75,17 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
     rejections: RejectionLog | None = None
     check: ReceiptCheck | None = None
 
-    def record(receipts: Iterable[Receipt] | None, batch: list[Delivery] | None) -> None:
+    def record(receipts: Iterable[Receipt] | None) -> None:
         receipts = list(receipts or [])
         if not receipts:
             return
-        ops = {d.interaction.interaction_id: d.operation for d in batch} if batch else None
         store.ledger.record(name, receipts, context.run_id)
         failpoint("sink.after_ledger")
         if rejections is not None:
             rejections.resolve(receipts)
         for r in receipts:
-            op = ops.get(r.interaction_id) if ops is not None else (check.operation(r.interaction_id) if check is not None else None)
+            # what it was handed as (the check holds that until the flush confirms it)
+            op = check.operation(r.interaction_id) if check is not None else None
             if op is None:
                 op = "update" if r.version > 1 else "create"
             if op == "update":
@@ -113,7 +113,7 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
             receipts = check.keep(retried(sink.flush) or ())
             failpoint("sink.after_flush")
             drain_rejections(sink, rejections, rep, receipts)
-            record(receipts, None)
+            record(receipts)
             check.flushed()
 
         try:
@@ -126,14 +126,14 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
                     break
                 batch = page_deliveries(store.identities, page, profiles)
                 check.handed(batch)
-                attempt = PartialWrites(sink.write, batch, lambda done: record(check.keep(done), batch))
+                attempt = PartialWrites(sink.write, batch, lambda done: record(check.keep(done)))
                 receipts = retried(attempt)
                 failpoint("sink.after_write")
                 if receipts is not None:
                     receipts = check.keep(receipts)
                 drain_rejections(sink, rejections, rep, receipts or ())
                 if receipts:
-                    record(receipts, batch)
+                    record(receipts)
                 since_flush += len(batch)
                 after = page[-1].interaction.interaction_id
                 progress.update(len(batch))
@@ -164,7 +164,7 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
             carried = exc.receipts = check.keep(carried)
         if carried:  # durable before the failure: never sent twice
             try:
-                record(carried, None)
+                record(carried)
             except Exception as ledger_exc:  # noqa: BLE001
                 rep.errors.append(f"recording {len(carried)} confirmed receipt(s) failed: {describe(ledger_exc)}")
         if sink is not None:
