@@ -16,7 +16,7 @@ from __future__ import annotations
 from . import _moved
 from .host import __version__
 from .helpers.activity import ACTIVITY_FIELDS, Activity, activity_text, activity_values
-from .contract.base import Checkpoint, Context, Delivery, Enricher, Match, Receipt, Record, Rejected, Sink, SinkRejection, Source
+from .contract.base import Checkpoint, Context, Delivery, Enricher, Match, Receipt, Record, Rejected, Sink, SinkRejection, Source, describe_failure
 from .helpers.brands import BrandRules, fold
 from .host.secrets import Secret
 from .contract.errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
@@ -88,6 +88,7 @@ __all__ = [
     "csv_line",
     "flat_json_schema",
     "decode_export",
+    "describe_failure",
     "decode_text",
     "fold",
     "hookimpl",

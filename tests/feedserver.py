@@ -16,10 +16,14 @@ from typing import Any
 
 class FeedServer:
     """Serves files over HTTP/1.1 with ETag/304. ``faults(path, attempt)`` picks what
-    the request gets: None (the file), or "500", "429", "reset", "truncated", "slow"."""
+    the request gets: None (the file), or "500", "429", "reset", "truncated" (EOF before
+    Content-Length), "cut" (no Content-Length, the connection closed halfway: only the
+    document can tell), "slow", "trickle" (100 bytes every 0.2 s). ``content_types``
+    overrides the Content-Type per path."""
 
-    def __init__(self, files: dict[str, bytes], faults: Any = None) -> None:
+    def __init__(self, files: dict[str, bytes], faults: Any = None, content_types: dict[str, str] | None = None) -> None:
         self.files, self.faults = files, faults or (lambda path, attempt: None)
+        self.content_types = content_types or {}
         self.attempts: dict[str, int] = {}
         self.log: list[tuple[str, int, str | None]] = []
         self._etags: dict[str, str] = {}
@@ -63,9 +67,25 @@ class FeedServer:
                     return
                 self.send_response(200)
                 self.send_header("ETag", etag)
-                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Type", outer.content_types.get(self.path, "application/xml"))
+                if fault == "cut":
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self._hang_up()
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if fault == "trickle":
+                    for i in range(0, len(body), 100):
+                        try:
+                            self.wfile.write(body[i : i + 100])
+                            self.wfile.flush()
+                        except OSError:
+                            return  # the client gave up
+                        time.sleep(0.2)
+                    return
                 if fault == "truncated":
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()

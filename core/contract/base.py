@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from .errors import ConfigError
+from .errors import ConfigError, FatalError, RetriableError, SkippableError
 from .schema import Identity, Interaction
 
 
@@ -172,6 +172,41 @@ class Source(_Plugin):
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         return Rejected(ref=ref, reason=reason, raw=raw, error_type=error_type)
+
+    def guard(self, ref: str, raw: bytes | str | None, records: Iterable[Record]) -> Iterator[Record]:
+        """Yield ``records``, and if producing them fails, a :class:`Rejected` for
+        ``ref`` (with ``raw``) in their place; then stop, so the caller goes on
+        with the next record or file.
+
+        Wrap the work for one input record, and for one file, in it: whatever a
+        parser raises on hostile input (``RecursionError`` from deep nesting,
+        ``UnicodeError``, a library's own exceptions) quarantines that input
+        instead of failing the source and every record after it. Transport and
+        configuration failures (:class:`~crmsync.RetriableError`,
+        :class:`~crmsync.FatalError`, :class:`~crmsync.ConfigError`) pass through:
+        they are not about one input. ``MemoryError`` and ``KeyboardInterrupt``
+        pass through too.
+
+        .. versionadded:: 0.2
+        """
+        try:
+            yield from records
+        except (RetriableError, FatalError, ConfigError, MemoryError):
+            raise
+        except SkippableError as exc:
+            yield self.reject(exc.ref or ref, exc.message, raw if exc.raw is None else exc.raw)
+        except Exception as exc:  # noqa: BLE001 - any failure of one input quarantines that input
+            yield self.reject(ref, describe_failure(exc), raw, error_type=type(exc).__name__)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A quarantine reason for an exception a parser raised on one input."""
+    text = str(exc)
+    if len(text) > 300:
+        text = text[:300] + "..."
+    if isinstance(exc, RecursionError):
+        return f"nested too deeply to read ({text})"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)

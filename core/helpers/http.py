@@ -37,6 +37,8 @@ class FetchResult:
     last_modified: str | None = None
     moved_to: str | None = None
     attempts: int = 1
+    #: The response's Content-Type header (its ``charset`` says the body's encoding).
+    content_type: str | None = None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -82,6 +84,7 @@ class Fetcher:
         self,
         *,
         timeout: float = 20.0,
+        deadline: float | None = None,
         max_bytes: int = 50 * 1024 * 1024,
         per_host: int = 2,
         attempts: int = 4,
@@ -93,6 +96,9 @@ class Fetcher:
         import urllib3  # imported here: `crmsync --help` must stay fast
 
         self.max_bytes = max_bytes
+        # a body trickled a few bytes at a time never trips the per-read timeout:
+        # the whole response gets a deadline too
+        self.deadline = deadline if deadline is not None else max(120.0, 6 * timeout)
         self.per_host = per_host
         self.attempts = attempts
         self.max_wait = max_wait
@@ -221,10 +227,26 @@ class Fetcher:
             msg = f"response of {declared} bytes is over the {self.max_bytes} byte limit"
             raise FetchError(msg)
         chunks, size = [], 0
-        for chunk in resp.stream(64 * 1024, decode_content=True):
+        ends = time.monotonic() + self.deadline
+        while True:
+            # read1: returns what one read brings, so the deadline is checked however slow the server
+            chunk = resp.read1(64 * 1024, decode_content=True)
+            if not chunk:
+                break
             size += len(chunk)
             if size > self.max_bytes:
                 msg = f"response is over the {self.max_bytes} byte limit (after decompression)"
                 raise FetchError(msg)
             chunks.append(chunk)
-        return FetchResult(url=url, status=status, body=b"".join(chunks), etag=resp.headers.get("etag"), last_modified=resp.headers.get("last-modified"), moved_to=moved)
+            if time.monotonic() > ends:
+                msg = f"response not complete after {self.deadline:g} s ({size} bytes so far): the server sends too slowly"
+                raise RetriableError(msg)
+        return FetchResult(
+            url=url,
+            status=status,
+            body=b"".join(chunks),
+            etag=resp.headers.get("etag"),
+            last_modified=resp.headers.get("last-modified"),
+            moved_to=moved,
+            content_type=resp.headers.get("content-type"),
+        )

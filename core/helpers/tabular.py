@@ -96,11 +96,23 @@ def decode_text(data: bytes) -> str:
     return decode_export(data).text
 
 
-def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+class Row(list[str]):
+    """The values of one CSV row. ``problem`` is set when the row is malformed
+    (an unterminated quote, a broken line): then it holds the values of the
+    row's first line only and the reader went on from the line after it."""
+
+    problem: str | None = None
+
+
+def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, Row]]]:
     """The header (duplicates renamed ``Name_2``...) and ``(line number, values)`` rows.
 
     Honours Excel's ``sep=;`` first line and sniffs ``,``/``;``/tab/``|``
     from the header; blank rows are skipped; the line number is where the row ends.
+    Fields of any size are read. A quoted field that is never closed would swallow
+    the rest of the file: a row that runs over several lines without the header's
+    field count is given back alone as its first line with :attr:`Row.problem` set,
+    and reading resumes on the next line, so the rows after it are not lost.
     """
     delimiter = ","
     first, _, rest = text.partition("\n")
@@ -114,11 +126,18 @@ def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
             delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if len(text) >= csv.field_size_limit():
+        csv.field_size_limit(len(text) + 1)  # a long review body is data, not an error
+    lines = _Lines(io.StringIO(text, newline="").readlines())  # split as a file opened with newline=""
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         raw_header = next(reader)
     except StopIteration:
         return [], iter(())
+    except csv.Error:
+        raw_header = next(csv.reader([lines.items[0]], delimiter=delimiter), [])
+        lines.at = 1
+        reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] = []
     seen: dict[str, int] = {}
     for h in raw_header:
@@ -126,12 +145,51 @@ def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
         seen[h] = seen.get(h, 0) + 1
         header.append(h if seen[h] == 1 else f"{h}_{seen[h]}")
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
-        for row in reader:
-            if row and any(c.strip() for c in row):
-                yield reader.line_num + offset, row
+    def rows() -> Iterator[tuple[int, Row]]:
+        nonlocal reader
+        while True:
+            start = lines.at
+            problem = None
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                problem = f"unreadable CSV: {exc}"
+                values = []
+            if problem is None and (len(values) == len(header) or lines.at - start <= 1):
+                if values and any(c.strip() for c in values):
+                    yield lines.at + offset, Row(values)
+                continue
+            # an unclosed quote ran over the lines after it: give back its first line alone
+            spanned = lines.at - start
+            if problem is None:
+                problem = f"row starting on line {start + 1 + offset} runs over {spanned} lines and has {len(values)} fields, the header {len(header)} (an unclosed quote?); the lines after it were read again"
+            row = Row(next(csv.reader([lines.items[start].rstrip("\r\n")], delimiter=delimiter), []))
+            row.problem = problem
+            lines.at = start + 1
+            reader = csv.reader(lines, delimiter=delimiter)
+            yield start + 1 + offset, row
 
     return header, rows()
+
+
+class _Lines:
+    """The lines a CSV reader consumes, with the position of the next one, so
+    that reading can start again after a malformed row."""
+
+    def __init__(self, items: list[str]) -> None:
+        self.items = items
+        self.at = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.at >= len(self.items):
+            raise StopIteration
+        self.at += 1
+        return self.items[self.at - 1]
 
 
 def csv_line(values: list[str]) -> str:
@@ -141,4 +199,4 @@ def csv_line(values: list[str]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["Decoded", "csv_line", "decode_export", "decode_text", "read_csv"]
+__all__ = ["Decoded", "Row", "csv_line", "decode_export", "decode_text", "read_csv"]

@@ -23,9 +23,9 @@ function of a temporary directory (for fixture files); relative paths in it
 are relative to that directory.
 """
 
-from .harness import kit_config, kit_host, kit_run
+from .harness import kit_config, kit_host, kit_run, read_source
 from .samples import SampleSource, sample_interactions
 from .sinks import get_sink_test_class
 from .sources import get_source_test_class
 
-__all__ = ["SampleSource", "get_sink_test_class", "get_source_test_class", "kit_config", "kit_host", "kit_run", "sample_interactions"]
+__all__ = ["SampleSource", "get_sink_test_class", "get_source_test_class", "kit_config", "kit_host", "kit_run", "read_source", "sample_interactions"]

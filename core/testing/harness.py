@@ -78,8 +78,13 @@ def _resolve(config: ConfigArg | None, tmp: Path) -> dict[str, Any] | None:
     return copy.deepcopy(config(tmp) if callable(config) else config)
 
 
-def _read_all(cls: type[Source], options: dict[str, Any], tmp: Path, state: dict[str, Any] | None = None) -> list[Any]:
-    # the options as the runner hands them over: validated, secret references resolved
+def read_source(cls: type[Source], options: dict[str, Any], tmp: Path, state: dict[str, Any] | None = None) -> list[Any]:
+    """Everything one ``read(state)`` of ``cls`` yields (records, :class:`~crmsync.Rejected`,
+    checkpoints), with ``options`` validated and secret references resolved as the
+    runner would, and relative paths relative to ``tmp``. No store, no runner.
+
+    .. versionadded:: 0.2
+    """
     cfg = kit_config(tmp, kit_host(sources=[cls]), sources={"kit": (cls.name, options)})
     opts = cfg.resolved_options(cfg.sources["kit"])
     src = cls("kit", opts, Context(config_dir=tmp))

@@ -15,7 +15,7 @@ from ..contract.schema import Identity, Interaction, make_interaction_id
 from ..host.config import Config, validate_options
 from ..store import Store
 
-from .harness import ConfigArg, _read_all, _resolve, kit_config, kit_host, kit_run
+from .harness import ConfigArg, read_source, _resolve, kit_config, kit_host, kit_run
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -66,7 +66,7 @@ def get_source_test_class(
                     raise AssertionError(f"a missing required option {key!r} must be a ConfigError")
 
         def test_emits_valid_records(self, tmp_path: Path) -> None:
-            items = _read_all(source_class, _resolve(config, tmp_path), tmp_path)
+            items = read_source(source_class, _resolve(config, tmp_path), tmp_path)
             records = [i for i in items if isinstance(i, Interaction | Identity)]
             assert len(records) >= min_records, f"expected at least {min_records} records, got {len(records)}"
             schema = Interaction.model_json_schema()
@@ -94,7 +94,7 @@ def get_source_test_class(
             options = _resolve(config, tmp_path)
 
             def ids() -> dict[str, str]:
-                return {r.interaction_id: r.content_hash for r in _read_all(source_class, options, tmp_path) if isinstance(r, Interaction)}
+                return {r.interaction_id: r.content_hash for r in read_source(source_class, options, tmp_path) if isinstance(r, Interaction)}
 
             first, second = ids(), ids()
             assert first == second, "two reads of the same input must give the same ids and content hashes"
@@ -114,11 +114,11 @@ def get_source_test_class(
             """What the source *yields* when handed its own bookmark (the store would hide a
             source that re-reads everything: it de-duplicates)."""
             options = _resolve(config, tmp_path)
-            items = _read_all(source_class, options, tmp_path)
+            items = read_source(source_class, options, tmp_path)
             checkpoints = [i for i in items if isinstance(i, Checkpoint)]
             assert checkpoints, "the source never yields a Checkpoint: every run would read everything again"
             first = {i.interaction_id for i in items if isinstance(i, Interaction)}
-            again = _read_all(source_class, options, tmp_path, state=checkpoints[-1].state)
+            again = read_source(source_class, options, tmp_path, state=checkpoints[-1].state)
             repeated = sorted(first & {i.interaction_id for i in again if isinstance(i, Interaction)})
             assert not repeated, (
                 f"handed its last bookmark, the source yielded {len(repeated)} interaction(s) it had yielded before (e.g. {repeated[0]}): "
@@ -131,7 +131,7 @@ def get_source_test_class(
             bookmark: together they must give each record of a clean read once, with
             the same ids (a source whose ids change between reads would double)."""
             options = _resolve(config, tmp_path)
-            full = [i.interaction_id for i in _read_all(source_class, options, tmp_path) if isinstance(i, Interaction)]
+            full = [i.interaction_id for i in read_source(source_class, options, tmp_path) if isinstance(i, Interaction)]
             # the first run, killed right after the first checkpoint that follows a record;
             # the bookmark as the store would hold it (serialized then: a source may go on
             # updating the state object afterwards)
@@ -147,7 +147,7 @@ def get_source_test_class(
                     break
             if bookmark is None:
                 return  # one checkpoint at the end: nothing to resume (covered by the bookmark test)
-            rest = [i.interaction_id for i in _read_all(source_class, options, tmp_path, state=bookmark) if isinstance(i, Interaction)]
+            rest = [i.interaction_id for i in read_source(source_class, options, tmp_path, state=bookmark) if isinstance(i, Interaction)]
             unknown = sorted(set(rest) - set(full))
             assert not unknown, f"resumed from its bookmark, the source yielded {len(unknown)} id(s) a clean read does not have (e.g. {unknown[0]}): its ids are not stable"
             missing = sorted(set(full) - set(before) - set(rest))

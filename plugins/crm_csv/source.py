@@ -169,30 +169,44 @@ class ContactsSource(crmsync.Source):
         seen: list[str] = []
         filled: dict[str, int] = dict.fromkeys(FIELDS, 0)
         anonymous = 0
+        rejected = 0
         for line, row in rows:
             ref = f"{path}:{line}"
-            if len(row) > len(header):
-                yield self.reject(ref, f"row has {len(row)} fields, the header {len(header)}", crmsync.csv_line(row))
+            problem = getattr(row, "problem", None)
+            if problem or len(row) > len(header):
+                rejected += 1
+                yield self.reject(ref, problem or f"row has {len(row)} fields, the header {len(header)}", crmsync.csv_line(row))
                 continue
             rec = {field: (row[i].strip() if i is not None and i < len(row) else "") for field, i in index.items()}
             if not any(rec[f] for f in ("id", "external_id", "email", "name", "first_name", "last_name", "company")):
                 if self.config["skip_anonymous"]:
                     anonymous += 1
                     continue
+                rejected += 1
                 yield self.reject(ref, "anonymous row: no id, email, name or company (skip_anonymous = true skips such rows)", crmsync.csv_line(row))
                 continue
             if not rec[key_field]:
                 what = "record id" if key_field == "id" else ("external id" if key_field == "external_id" else "email")
+                rejected += 1
                 yield self.reject(ref, f"row has no {what} (column {key_column!r}, the key of this export)", crmsync.csv_line(row))
                 continue
             for f in FIELDS:
                 filled[f] += bool(rec[f])
             seen.append(rec[key_field])
-            yield self._identity(rec, crm_key, rec[key_field])
+            built = (self._identity(rec, crm_key, rec[key_field]) for _ in (1,))  # lazy: built inside the guard
+            for out in self.guard(ref, crmsync.csv_line(row), built):
+                rejected += isinstance(out, crmsync.Rejected)
+                yield out
         self._report_columns(path, header, index, filled, len(seen), anonymous)
         previous_key = state.get("key", crm)
-        for gone in sorted(set(state.get("ids", [])) - set(seen)) if previous_key == crm_key else ():
-            yield crmsync.Identity(crm_ids={crm_key: gone}, removed=True, kind="organization" if self.config["object"] == "account" else "person")
+        gone = sorted(set(state.get("ids", [])) - set(seen)) if previous_key == crm_key else []
+        if rejected and gone:
+            # a contact missing from this export may sit in a quarantined row: none is marked removed
+            self.note(f"{path.name}: {rejected} row(s) quarantined, so {len(gone)} contact(s) missing from this export are not marked removed")
+            seen += gone
+            gone = []
+        for crm_id in gone:
+            yield crmsync.Identity(crm_ids={crm_key: crm_id}, removed=True, kind="organization" if self.config["object"] == "account" else "person")
         yield crmsync.Checkpoint({"signature": sig, "ids": sorted(set(seen)), "key": crm_key})
 
     # reading -----------------------------------------------------------------

@@ -133,8 +133,7 @@ class EmailSource(crmsync.Source):
             sig = self._signature(kind, path)
             if out["stores"].get(mark, out["stores"].get(key)) == sig:
                 continue
-            for ref, raw in self._messages(kind, path):
-                yield from self._parse(ref, raw)
+            yield from self.guard(key, None, self._store(kind, path))
             out["stores"].pop(key, None)  # a 0.1 bookmark's absolute name
             out["stores"][mark] = sig
             yield crmsync.Checkpoint(out)
@@ -142,6 +141,10 @@ class EmailSource(crmsync.Source):
             yield from self._imap(out)
         if self.skipped:
             self.note("skipped " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
+
+    def _store(self, kind: str, path: Path) -> Iterator[crmsync.Record]:
+        for ref, raw in self._messages(kind, path):
+            yield from self.guard(ref, raw, self._parse(ref, raw))
 
     def _messages(self, kind: str, path: Path) -> Iterator[tuple[str, bytes]]:
         if kind == "eml":
@@ -221,12 +224,13 @@ class EmailSource(crmsync.Source):
                 raw = data.get(uid, {}).get(b"BODY[]")
                 if raw is None:
                     continue  # expunged meanwhile
-                yield from self._parse(f"{key}:UID {uid}", raw)
+                ref = f"{key}:UID {uid}"
+                yield from self.guard(ref, raw, self._parse(ref, raw))
             st["last_uid"] = chunk[-1]
             yield crmsync.Checkpoint(out)
 
     def replay(self, ref: str, raw: bytes) -> Iterator[crmsync.Record]:
-        yield from self._parse(ref, raw)
+        yield from self.guard(ref, raw, self._parse(ref, raw))
 
     # normalizing -------------------------------------------------------------
     def _skip(self, why: str) -> None:
@@ -241,8 +245,8 @@ class EmailSource(crmsync.Source):
         except MessageError as exc:
             yield self.reject(ref, f"malformed message: {exc}", raw)
             return
-        except (ValueError, TypeError, LookupError, IndexError, AttributeError) as exc:
-            yield self.reject(ref, f"malformed message: {type(exc).__name__}: {exc}", raw)
+        except Exception as exc:  # noqa: BLE001 - whatever the MIME parser raises on one message quarantines it
+            yield self.reject(ref, f"malformed message: {crmsync.describe_failure(exc)}", raw, error_type=type(exc).__name__)
             return
         local, _, domain = (m.from_addr or "").lower().rpartition("@")
         if domain in {d.lower() for d in self.config["own_domains"]}:

@@ -202,10 +202,8 @@ class ReviewsSource(crmsync.Source):
                     if url_state.get("digest") == digest:
                         continue
                     sig = digest
-                if what == "page":
-                    yield from self._page(ref, data, out["aggregates"])
-                else:
-                    yield from self._export(ref, data)
+                work = self._page(ref, data, out["aggregates"]) if what == "page" else self._export(ref, data)
+                yield from self.guard(ref, data, work)
                 if isinstance(target, Path):
                     out["files"].pop(ref, None)  # a 0.1 bookmark's absolute name
                     out["files"][mark] = sig
@@ -221,11 +219,11 @@ class ReviewsSource(crmsync.Source):
         path = ref.rsplit(":", 1)[0]
         kind = EXPORT_SUFFIXES.get(Path(path.split("?", 1)[0]).suffix.lower(), "csv")
         if kind == "csv":
-            yield from self._export(path, raw, first_line=int(ref.rsplit(":", 1)[1]) if ref.rsplit(":", 1)[-1].isdigit() else None)
+            yield from self.guard(ref, raw, self._export(path, raw, first_line=int(ref.rsplit(":", 1)[1]) if ref.rsplit(":", 1)[-1].isdigit() else None))
         else:
             try:
                 record = json.loads(raw)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 yield self.reject(ref, f"not valid JSON: {exc}", raw)
                 return
             preset = self._preset(_keys(record), "jsonl")
@@ -260,10 +258,10 @@ class ReviewsSource(crmsync.Source):
             for line, row in rows:
                 where = f"{ref}:{first_line or line}"
                 raw = (header_line + crmsync.csv_line(row)).encode()
-                if len(row) != len(header):
-                    yield self.reject(where, f"row has {len(row)} fields, the header {len(header)}", raw)
+                if row.problem or len(row) != len(header):
+                    yield self.reject(where, row.problem or f"row has {len(row)} fields, the header {len(header)}", raw)
                     continue
-                yield from self._review(where, dict(zip(header, row, strict=True)), preset, raw)
+                yield from self.guard(where, raw, self._review(where, dict(zip(header, row, strict=True)), preset, raw))
             return
         if kind == "jsonl":
             lines = self._text(ref, data).splitlines()
@@ -274,7 +272,7 @@ class ReviewsSource(crmsync.Source):
                 where = f"{ref}:{n}"
                 try:
                     record = json.loads(line)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     yield self.reject(where, f"line {n} is not valid JSON: {exc}", line)
                     continue
                 if preset is None:
@@ -361,8 +359,8 @@ class ReviewsSource(crmsync.Source):
                 extra={"platform": platform},
                 provenance=crmsync.Provenance(source_url=ref.rsplit(":", 1)[0], record_ref=ref, raw_hash=hashlib.sha256(raw).hexdigest(), parser=f"crmsync_reviews/{preset.name}", parser_version=PARSER_VERSION),
             )
-        except (ValueError, TypeError) as exc:
-            yield self.reject(ref, f"cannot read review: {exc}", raw)
+        except Exception as exc:  # noqa: BLE001 - one review that cannot be read never fails the export (no I/O here)
+            yield self.reject(ref, f"cannot read review: {exc if isinstance(exc, (ValueError, TypeError)) else crmsync.describe_failure(exc)}", raw)
             return
         yield review
         reply = get("reply")

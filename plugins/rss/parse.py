@@ -17,6 +17,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from .encoding import to_parser_bytes
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 ATOM03 = "{http://purl.org/atom/ns#}"
 RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
@@ -31,6 +33,16 @@ MEDIA = "{http://search.yahoo.com/mrss/}"
 
 class FeedError(ValueError):
     """The document cannot be read as a feed."""
+
+
+class TruncatedFeed(FeedError):
+    """The document ends before its root element (or JSON object) is closed: it was
+    cut short in transfer or is still being written. Nothing in it may be trusted."""
+
+
+# expat's "no element found", "unclosed token", "partial character", "unclosed CDATA
+# section": the input ended inside the document
+_CUT_SHORT = {3, 5, 6, 20}
 
 
 @dataclass
@@ -56,6 +68,8 @@ class Entry:
     content_reply_to: str | None = None
     in_reply_to_href: str | None = None
     raw: bytes | Element | None = None
+    #: Why the item could not be read (it goes to the quarantine); the other items are unaffected.
+    error: str | None = None
 
     def raw_bytes(self) -> bytes:
         """The item's own XML/JSON, serialized only when needed (quarantine)."""
@@ -85,15 +99,26 @@ class Feed:
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
 
-def parse_feed(data: bytes, *, recover: bool = True) -> Feed:
+def parse_feed(data: bytes, *, recover: bool = True, charset: str | None = None) -> Feed:
     """Parse a feed document; raise :class:`FeedError` with the reason.
 
-    Well-formed XML takes the fast path (ElementTree through defusedxml).
-    An ill-formed document is repaired (HTML named entities, bare ``&``,
-    junk before the root) and, failing that, read by feedparser's lenient
-    parser, as a mature reader would; ``Feed.recovered`` then says how.
-    Entity declarations are refused before any parser sees the document.
+    The encoding is found as feed readers find it (:mod:`.encoding`; ``charset``
+    is the HTTP Content-Type's). Well-formed XML takes the fast path
+    (ElementTree through defusedxml). A document that ends before its root is
+    closed raises :class:`TruncatedFeed`: none of it is read, so a cut item never
+    becomes a record. Any other ill-formed document is repaired (HTML named
+    entities, bare ``&``, junk before the root) and, failing that, read by
+    feedparser's lenient parser, as a mature reader would; ``Feed.recovered``
+    then says how. Entity declarations are refused before any parser sees the document.
     """
+    data, decoded = to_parser_bytes(data, charset)
+    feed = _parse(data, recover)
+    if decoded:
+        feed.recovered = f"{decoded}; {feed.recovered}" if feed.recovered else decoded
+    return feed
+
+
+def _parse(data: bytes, recover: bool) -> Feed:
     head = data.lstrip()[:1]
     if head in (b"{", b"["):
         return _parse_json_feed(data)
@@ -103,6 +128,7 @@ def parse_feed(data: bytes, *, recover: bool = True) -> Feed:
     try:
         return _parse_xml(data)
     except ParseError as exc:
+        _check_cut_short(exc)
         if not recover:
             msg = f"malformed XML: {exc}"
             raise FeedError(msg) from None
@@ -113,14 +139,20 @@ def parse_feed(data: bytes, *, recover: bool = True) -> Feed:
             feed = _parse_xml(repaired)
             feed.recovered = f"repaired ill-formed XML ({first_error})"
             return feed
-        except ParseError:
-            pass
+        except ParseError as exc:
+            _check_cut_short(exc)
     feed = _parse_lenient(data)
     if feed is None:
         msg = f"malformed XML: {first_error}"
         raise FeedError(msg)
     feed.recovered = f"read with feedparser's lenient parser ({first_error})"
     return feed
+
+
+def _check_cut_short(exc: ParseError) -> None:
+    if getattr(exc, "code", None) in _CUT_SHORT:
+        msg = f"the document ends before its root element is closed ({exc}): cut short in transfer, or still being written"
+        raise TruncatedFeed(msg) from None
 
 
 def _parse_xml(data: bytes) -> Feed:
@@ -272,9 +304,25 @@ def _parse_rss(root: Element) -> Feed:
     for link in channel.findall(f"{ATOM}link"):
         if link.get("rel") == "self":
             feed.self_url = link.get("href")
-    for item in channel.findall("item"):
-        feed.entries.append(_rss_item(item))
+    feed.entries.extend(_each(channel.findall("item"), _rss_item))
     return feed
+
+
+def _each(items: Any, build: Any, *args: Any) -> Any:
+    """``build(item, *args)`` for each item; an item that cannot be built (nested
+    too deeply, say) becomes an :class:`Entry` carrying the error, not a failed feed."""
+    for item in items:
+        try:
+            yield build(item, *args)
+        except Exception as exc:  # noqa: BLE001 - one hostile item never fails the document
+            yield Entry(native_id=None, raw=item if isinstance(item, Element) else _json_bytes(item), error=f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _json_bytes(item: Any) -> bytes | None:
+    try:
+        return json.dumps(item, ensure_ascii=False).encode()
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def _rss_item(item: Element) -> Entry:
@@ -321,22 +369,23 @@ def _parse_rdf(root: Element) -> Feed:
     if channel is not None:
         feed.title = _text(channel.find(f"{RSS1}title"))
         feed.link = _text(channel.find(f"{RSS1}link"))
-    for item in root.findall(f"{RSS1}item"):
-        link = _text(item.find(f"{RSS1}link"))
-        feed.entries.append(
-            Entry(
-                native_id=item.get(f"{RDF}about") or link,
-                link=link,
-                title=_text(item.find(f"{RSS1}title")),
-                content_html=_text(item.find(f"{CONTENT}encoded")),
-                summary_html=_text(item.find(f"{RSS1}description")),
-                author_name=_text(item.find(f"{DC}creator")),
-                categories=[c for c in (_text(x) for x in item.findall(f"{DC}subject")) if c],
-                published=parse_date(_text(item.find(f"{DC}date"))),
-                raw=item,
-            )
-        )
+    feed.entries.extend(_each(root.findall(f"{RSS1}item"), _rdf_item))
     return feed
+
+
+def _rdf_item(item: Element) -> Entry:
+    link = _text(item.find(f"{RSS1}link"))
+    return Entry(
+        native_id=item.get(f"{RDF}about") or link,
+        link=link,
+        title=_text(item.find(f"{RSS1}title")),
+        content_html=_text(item.find(f"{CONTENT}encoded")),
+        summary_html=_text(item.find(f"{RSS1}description")),
+        author_name=_text(item.find(f"{DC}creator")),
+        categories=[c for c in (_text(x) for x in item.findall(f"{DC}subject")) if c],
+        published=parse_date(_text(item.find(f"{DC}date"))),
+        raw=item,
+    )
 
 
 def _escaped(text: str | None) -> str | None:
@@ -372,52 +421,61 @@ def _parse_atom(root: Element, ns: str) -> Feed:
         elif rel == "alternate" and feed.link is None:
             feed.link = link.get("href")
     feed_author = root.find(f"{ns}author")
-    for entry in root.findall(f"{ns}entry"):
-        link = None
-        for l in entry.findall(f"{ns}link"):  # noqa: E741
-            if l.get("rel", "alternate") == "alternate":
-                link = l.get("href")
-                break
-        author = entry.find(f"{ns}author")
-        if author is None:
-            author = feed_author
-        e = Entry(
-            native_id=_text(entry.find(f"{ns}id")) or link,
-            link=link,
-            title=_text(entry.find(f"{ns}title")),
-            content_html=_atom_content(entry.find(f"{ns}content")),
-            summary_html=_atom_content(entry.find(f"{ns}summary")) or _escaped(_text(entry.find(f"{MEDIA}group/{MEDIA}description"))),
-            author_name=_text(author.find(f"{ns}name")) if author is not None else None,
-            author_email=_text(author.find(f"{ns}email")) if author is not None else None,
-            author_uri=_text(author.find(f"{ns}uri")) if author is not None else None,
-            categories=[c.get("term") for c in entry.findall(f"{ns}category") if c.get("term")],
-            published=parse_date(_text(entry.find(f"{ns}published")) or _text(entry.find(f"{ns}issued"))),
-            updated=parse_date(_text(entry.find(f"{ns}updated")) or _text(entry.find(f"{ns}modified"))),
-            language=entry.get("{http://www.w3.org/XML/1998/namespace}lang"),
-            raw=entry,
-        )
-        reply = entry.find(f"{THR}in-reply-to")
-        if reply is not None:
-            e.in_reply_to = reply.get("ref")
-            e.in_reply_to_href = reply.get("href")
-        count = entry.find(f"{THR}total")
-        if count is not None and (count.text or "").strip().isdigit():
-            e.comments = int(count.text.strip())
-        for l in entry.findall(f"{ns}link"):  # noqa: E741
-            if l.get("rel") == "replies" and l.get("type", "").endswith(("atom+xml", "rss+xml")):
-                e.comments_feed = l.get("href")
-                if (l.get(f"{THR}count") or "").isdigit():
-                    e.comments = int(l.get(f"{THR}count"))
-            if l.get("rel") == "enclosure":
-                e.enclosures.append({"url": l.get("href"), "media_type": l.get("type"), "size": int(l.get("length")) if (l.get("length") or "").isdigit() else None})
-        feed.entries.append(e)
+    feed.entries.extend(_each(root.findall(f"{ns}entry"), _atom_entry, ns, feed_author))
     return feed
+
+
+def _atom_entry(entry: Element, ns: str, feed_author: Element | None) -> Entry:
+    link = None
+    for l in entry.findall(f"{ns}link"):  # noqa: E741
+        if l.get("rel", "alternate") == "alternate":
+            link = l.get("href")
+            break
+    author = entry.find(f"{ns}author")
+    if author is None:
+        author = feed_author
+    e = Entry(
+        native_id=_text(entry.find(f"{ns}id")) or link,
+        link=link,
+        title=_text(entry.find(f"{ns}title")),
+        content_html=_atom_content(entry.find(f"{ns}content")),
+        summary_html=_atom_content(entry.find(f"{ns}summary")) or _escaped(_text(entry.find(f"{MEDIA}group/{MEDIA}description"))),
+        author_name=_text(author.find(f"{ns}name")) if author is not None else None,
+        author_email=_text(author.find(f"{ns}email")) if author is not None else None,
+        author_uri=_text(author.find(f"{ns}uri")) if author is not None else None,
+        categories=[c.get("term") for c in entry.findall(f"{ns}category") if c.get("term")],
+        published=parse_date(_text(entry.find(f"{ns}published")) or _text(entry.find(f"{ns}issued"))),
+        updated=parse_date(_text(entry.find(f"{ns}updated")) or _text(entry.find(f"{ns}modified"))),
+        language=entry.get("{http://www.w3.org/XML/1998/namespace}lang"),
+        raw=entry,
+    )
+    reply = entry.find(f"{THR}in-reply-to")
+    if reply is not None:
+        e.in_reply_to = reply.get("ref")
+        e.in_reply_to_href = reply.get("href")
+    count = entry.find(f"{THR}total")
+    if count is not None and (count.text or "").strip().isdigit():
+        e.comments = int(count.text.strip())
+    for l in entry.findall(f"{ns}link"):  # noqa: E741
+        if l.get("rel") == "replies" and l.get("type", "").endswith(("atom+xml", "rss+xml")):
+            e.comments_feed = l.get("href")
+            if (l.get(f"{THR}count") or "").isdigit():
+                e.comments = int(l.get(f"{THR}count"))
+        if l.get("rel") == "enclosure":
+            e.enclosures.append({"url": l.get("href"), "media_type": l.get("type"), "size": int(l.get("length")) if (l.get("length") or "").isdigit() else None})
+    return e
 
 
 # JSON Feed -----------------------------------------------------------------
 def _parse_json_feed(data: bytes) -> Feed:
     try:
         doc = json.loads(data)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(data.rstrip()) or exc.msg.startswith("Unterminated string"):
+            msg = f"the JSON document ends before it is closed ({exc}): cut short in transfer, or still being written"
+            raise TruncatedFeed(msg) from None
+        msg = f"malformed JSON: {exc}"
+        raise FeedError(msg) from None
     except (ValueError, UnicodeDecodeError) as exc:
         msg = f"malformed JSON: {exc}"
         raise FeedError(msg) from None
@@ -426,36 +484,38 @@ def _parse_json_feed(data: bytes) -> Feed:
         raise FeedError(msg)
     feed = Feed(format="jsonfeed" + doc["version"].rsplit("/", 1)[-1], title=doc.get("title"), link=doc.get("home_page_url"), self_url=doc.get("feed_url"), language=doc.get("language"))
     feed_authors = doc.get("authors") or ([doc["author"]] if isinstance(doc.get("author"), dict) else [])
-    for item in doc.get("items") or []:
-        if not isinstance(item, dict):
-            continue
-        authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else feed_authors)
-        author = authors[0] if authors and isinstance(authors[0], dict) else {}
-        content_html = item.get("content_html")
-        if content_html is None and item.get("content_text") is not None:
-            import html
-
-            content_html = "<p>" + html.escape(str(item["content_text"])) + "</p>"
-        native = item.get("id")
-        e = Entry(
-            native_id=str(native) if native not in (None, "") else item.get("url"),
-            link=item.get("url"),
-            title=item.get("title"),
-            content_html=content_html,
-            summary_html=item.get("summary"),
-            author_name=author.get("name"),
-            author_uri=author.get("url"),
-            categories=[str(t) for t in item.get("tags") or []],
-            published=parse_date(item.get("date_published")),
-            updated=parse_date(item.get("date_modified")),
-            language=item.get("language"),
-            raw=json.dumps(item, ensure_ascii=False).encode(),
-        )
-        ext = item.get("_crmsync") or {}
-        if isinstance(ext, dict) and ext.get("in_reply_to"):
-            e.in_reply_to = ext["in_reply_to"]
-        for att in item.get("attachments") or []:
-            if isinstance(att, dict):
-                e.enclosures.append({"url": att.get("url"), "media_type": att.get("mime_type"), "size": att.get("size_in_bytes")})
-        feed.entries.append(e)
+    items = [item for item in doc.get("items") or [] if isinstance(item, dict)]
+    feed.entries.extend(_each(items, _json_item, feed_authors))
     return feed
+
+
+def _json_item(item: dict[str, Any], feed_authors: list[Any]) -> Entry:
+    authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else feed_authors)
+    author = authors[0] if authors and isinstance(authors[0], dict) else {}
+    content_html = item.get("content_html")
+    if content_html is None and item.get("content_text") is not None:
+        import html
+
+        content_html = "<p>" + html.escape(str(item["content_text"])) + "</p>"
+    native = item.get("id")
+    e = Entry(
+        native_id=str(native) if native not in (None, "") else item.get("url"),
+        link=item.get("url"),
+        title=item.get("title"),
+        content_html=content_html,
+        summary_html=item.get("summary"),
+        author_name=author.get("name"),
+        author_uri=author.get("url"),
+        categories=[str(t) for t in item.get("tags") or []],
+        published=parse_date(item.get("date_published")),
+        updated=parse_date(item.get("date_modified")),
+        language=item.get("language"),
+        raw=json.dumps(item, ensure_ascii=False).encode(),
+    )
+    ext = item.get("_crmsync") or {}
+    if isinstance(ext, dict) and ext.get("in_reply_to"):
+        e.in_reply_to = ext["in_reply_to"]
+    for att in item.get("attachments") or []:
+        if isinstance(att, dict):
+            e.enclosures.append({"url": att.get("url"), "media_type": att.get("mime_type"), "size": att.get("size_in_bytes")})
+    return e

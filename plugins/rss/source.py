@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import crmsync
 
-from .parse import Entry, Feed, FeedError, parse_feed
+from .encoding import charset_of
+from .parse import Entry, Feed, FeedError, TruncatedFeed, parse_feed
 from .platforms import author_of, detect_platform
 
 PARSER_VERSION = "2"
@@ -51,7 +52,8 @@ class RssSource(crmsync.Source):
             "opml": {"type": "array", "items": {"type": "string"}, "default": [], "description": "OPML subscription lists (files) whose xmlUrl outlines are feeds."},
             "concurrency": {"type": "integer", "minimum": 1, "default": 32, "description": "Feeds fetched at the same time."},
             "per_host": {"type": "integer", "minimum": 1, "default": 2, "description": "Requests at the same time to one host."},
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 20, "description": "Seconds per request."},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 20, "description": "Seconds to wait for a connection, and for each read of a response."},
+            "deadline": {"type": "number", "exclusiveMinimum": 0, "default": 120, "description": "Seconds a whole response may take, however slowly the server trickles it (then retried)."},
             "max_bytes": {"type": "integer", "minimum": 1, "default": MAX_FEED_BYTES, "description": "Refuse feed documents larger than this (after decompression)."},
             "retries": {"type": "integer", "minimum": 1, "default": 4, "description": "Attempts per feed on 5xx, 429, timeouts and dropped connections."},
             "retry_max_wait": {"type": "number", "minimum": 0, "default": 30, "description": "Longest wait between attempts (seconds); caps Retry-After."},
@@ -154,7 +156,8 @@ class RssSource(crmsync.Source):
             if st.st_size > self.config["max_bytes"]:
                 yield self.reject(key, f"feed is {st.st_size} bytes, over the {self.config['max_bytes']} byte limit")
             else:
-                yield from self._document(path.read_bytes(), key, {}, out, http=False)
+                data = path.read_bytes()
+                yield from self.guard(key, data, self._document(data, key, {}, out, http=False))
             out["files"].pop(key, None)  # a bookmark of 0.1 named it by its absolute path
             out["files"][mark] = signature
             yield crmsync.Checkpoint(out)
@@ -166,6 +169,7 @@ class RssSource(crmsync.Source):
     def _fetch_all(self, urls: list[str], out: dict[str, Any]) -> Iterator[crmsync.Record]:
         fetcher = crmsync.Fetcher(
             timeout=self.config["timeout"],
+            deadline=self.config["deadline"],
             max_bytes=self.config["max_bytes"],
             per_host=self.config["per_host"],
             attempts=self.config["retries"],
@@ -185,6 +189,7 @@ class RssSource(crmsync.Source):
                     queue.append((url, meta))
                     queued.add(url)
         limit = self.config["concurrency"]
+        cut_short: dict[str, int] = {}  # url: responses that ended before the document did
         pending: dict[Future[Any], tuple[str, dict[str, Any] | None]] = {}
         try:
             with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"rss-{self.instance}") as pool:
@@ -216,7 +221,17 @@ class RssSource(crmsync.Source):
                         digest = hashlib.sha256(res.body or b"").hexdigest()
                         if digest != st.get("digest"):
                             discovered: list[tuple[str, dict[str, Any]]] = []
-                            yield from self._document(res.body or b"", url, meta or {}, out, http=True, discovered=discovered, feed_state=st)
+                            body = res.body or b""
+                            incomplete: list[str] = []
+                            yield from self.guard(url, body, self._document(body, url, meta or {}, out, http=True, discovered=discovered, feed_state=st, charset=charset_of(res.content_type), incomplete=incomplete))
+                            if incomplete:
+                                # keep no validator, digest or record from a cut response: fetch it again
+                                cut_short[url] = cut_short.get(url, 0) + 1
+                                if cut_short[url] < self.config["retries"]:
+                                    queue.append((url, meta))
+                                else:
+                                    self.error(f"feed {url}: {incomplete[0]} ({cut_short[url]} times); nothing from it was kept, the next run fetches it again")
+                                continue
                             for cu, cmeta in discovered:
                                 out["comment_feeds"][cu] = cmeta
                                 if cu not in queued and (horizon is None or cmeta.get("published") is None or datetime.fromisoformat(cmeta["published"]) >= horizon):
@@ -232,7 +247,8 @@ class RssSource(crmsync.Source):
             fetcher.close()
 
     def replay(self, ref: str, raw: bytes) -> Iterator[crmsync.Record]:
-        yield from self._document(raw, ref.split("#", 1)[0], {}, None, http=False)
+        location = ref.split("#", 1)[0]
+        yield from self.guard(location, raw, self._document(raw, location, {}, None, http=False))
 
     # documents ----------------------------------------------------------
     def _document(
@@ -245,9 +261,17 @@ class RssSource(crmsync.Source):
         http: bool,
         discovered: list[tuple[str, dict[str, Any]]] | None = None,
         feed_state: dict[str, Any] | None = None,
+        charset: str | None = None,
+        incomplete: list[str] | None = None,
     ) -> Iterator[crmsync.Record]:
         try:
-            feed = parse_feed(data)
+            feed = parse_feed(data, charset=charset)
+        except TruncatedFeed as exc:
+            if incomplete is None:  # a file: into the quarantine; a new size or date reads it again
+                yield self.reject(location, str(exc), data)
+            else:
+                incomplete.append(str(exc))
+            return
         except FeedError as exc:
             yield self.reject(location, str(exc), data)
             return
@@ -261,13 +285,16 @@ class RssSource(crmsync.Source):
         undated = 0
         for n, entry in enumerate(feed.entries, 1):
             ref = f"{location}#item{n}"
+            if entry.error:
+                yield self.reject(ref, f"cannot read item: {entry.error}", self._raw(entry, data))
+                continue
             if not entry.native_id:
-                yield self.reject(ref, "item has neither guid/id nor link, so it cannot get a stable id", entry.raw_bytes())
+                yield self.reject(ref, "item has neither guid/id nor link, so it cannot get a stable id", self._raw(entry, data))
                 continue
             try:
                 rec = self._interaction(feed, entry, scope, location, platform, parent, payload_hash)
-            except ValueError as exc:
-                yield self.reject(ref, f"invalid item: {exc}", entry.raw_bytes())
+            except Exception as exc:  # noqa: BLE001 - one hostile item never fails the feed (building it does no I/O)
+                yield self.reject(ref, f"invalid item: {crmsync.describe_failure(exc)}", self._raw(entry, data), error_type=type(exc).__name__)
                 continue
             if rec.published:
                 dates.append(rec.published)
@@ -283,6 +310,15 @@ class RssSource(crmsync.Source):
             if previous and min(dates) > datetime.fromisoformat(previous) and len(feed.entries) > 1:
                 self.note(f"feed {location}: its oldest entry ({min(dates).isoformat()}) is newer than the newest seen before ({previous}); entries may have scrolled off between polls; poll this feed more often")
             feed_state["newest"] = max([*dates, *([datetime.fromisoformat(previous)] if previous else [])]).isoformat()
+
+    @staticmethod
+    def _raw(entry: Entry, document: bytes) -> bytes:
+        """The item's own bytes for the quarantine; the whole document when the item
+        is nested too deeply to serialize (a replay then re-reads all of it, harmlessly)."""
+        try:
+            return entry.raw_bytes() or document
+        except RecursionError:
+            return document
 
     def _keep(self, rec: crmsync.Interaction) -> bool:
         if self.rules.excluded(rec.title, rec.body_text):

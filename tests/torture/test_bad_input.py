@@ -1,0 +1,244 @@
+"""Issue 19: bad input never stops a source, never loses the records after it.
+
+The rule under test, for every built-in file source: an exception while reading
+one record quarantines that record (with its location and payload) and the
+source goes on; a file that cannot be read at all is quarantined and the source
+goes on with the next file. Hand-written cases for each reported finding, then
+hypothesis mutating valid feeds, mails, CSVs and JSON into those shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from crmsync_crm_csv.source import ContactsSource
+from crmsync_email.source import EmailSource
+from crmsync_reviews.source import ReviewsSource
+from crmsync_rss.source import RssSource
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import crmsync
+from crmsync.testing import read_source
+
+DEEP = 100_000
+
+
+def _split(records: list) -> tuple[list[crmsync.Interaction], list[crmsync.Rejected]]:
+    return [r for r in records if isinstance(r, crmsync.Interaction)], [r for r in records if isinstance(r, crmsync.Rejected)]
+
+
+def _rss(items: str, decl: str = '<?xml version="1.0" encoding="utf-8"?>') -> str:
+    return f'{decl}<rss version="2.0"><channel><title>t</title><link>https://h.example/</link>{items}</channel></rss>'
+
+
+def _item(n: int | str, title: str = "fine") -> str:
+    return f"<item><guid>https://h.example/{n}</guid><title>{title} {n}</title></item>"
+
+
+def _mail(n: int | str, extra: str = "", body: str = "hello") -> bytes:
+    return f"From: A <a{n}@h.example>\nMessage-ID: <m{n}@h.example>\nSubject: s {n}\n{extra}\n{body}\n".encode()
+
+
+def _mbox(messages: list[bytes]) -> bytes:
+    return b"".join(b"From x@h.example Mon Nov  2 10:00:00 2026\n" + m + b"\n" for m in messages)
+
+
+REVIEW_HEADER = "review_id,created_at,stars,title,body,reviewer_name"
+
+
+def _review_rows(ids: range | list[str]) -> list[str]:
+    return [f"{i},2026-11-01,4,t,fine,N{i}" for i in ids]
+
+
+# the class: deep nesting fails one record, never the source ------------------------------------------
+def test_a_json_feed_nested_100k_deep_is_quarantined_and_the_next_file_read(tmp_path):
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "a.json").write_text('{"version":"https://jsonfeed.org/version/1.1","items":[{"id":"x","content_text":' + "[" * DEEP + "]" * DEEP + "}]}")
+    (feeds / "b.xml").write_text(_rss(_item(1) + _item(2)))
+    got, bad = _split(read_source(RssSource, {"feeds": ["feeds/"]}, tmp_path))
+    assert {i.native_id for i in got} == {"https://h.example/1", "https://h.example/2"}
+    (rej,) = bad
+    assert rej.ref.endswith("a.json") and "nested too deeply" in rej.reason and rej.raw
+
+
+@pytest.mark.parametrize("where", ["item", "title", "no-id", "atom-xhtml"])
+def test_an_item_with_50k_nested_elements_is_quarantined_alone(tmp_path, where):
+    n = 50_000
+    if where == "atom-xhtml":
+        doc = (
+            '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+            '<entry><id>https://h.example/deep</id><title>d</title><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+            + "<div>" * n + "x" + "</div>" * n
+            + "</div></content></entry><entry><id>https://h.example/after</id><title>after</title></entry></feed>"
+        )
+    else:
+        inner = "<x>" * n + "</x>" * n if where in ("item", "no-id") else ""
+        title = "<b>" * n + "t" + "</b>" * n if where == "title" else "deep"
+        guid = "" if where == "no-id" else "<guid>https://h.example/deep</guid>"
+        doc = _rss(f"<item>{guid}<title>{title}</title>{inner}</item>" + _item("after"))
+    (tmp_path / "f.xml").write_text(doc)
+    got, bad = _split(read_source(RssSource, {"feeds": ["f.xml"]}, tmp_path))
+    if where in ("item", "title"):  # nested elements nobody reads as markup do not spoil the item
+        assert [i.native_id for i in got] == ["https://h.example/deep", "https://h.example/after"] and not bad
+        return
+    assert [i.native_id for i in got] == ["https://h.example/after"]
+    (rej,) = bad
+    assert rej.ref.endswith("f.xml#item1"), rej.ref
+    assert rej.raw  # the whole document when the item is too deep to serialize
+
+
+def test_json_lines_nested_100k_deep_loses_only_that_line(tmp_path):
+    lines = [json.dumps({"review_id": f"R{n}", "created_at": "2026-11-01", "stars": 4, "body": "fine", "reviewer_name": "A"}) for n in range(3)]
+    lines.insert(1, '{"review_id":"D","body":' + "[" * DEEP + "]" * DEEP + "}")
+    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n")
+    got, bad = _split(read_source(ReviewsSource, {"files": ["r.jsonl"], "platform": "shop"}, tmp_path))
+    assert sorted(i.native_id for i in got) == ["R0", "R1", "R2"]
+    (rej,) = bad
+    assert rej.ref.endswith("r.jsonl:2") and rej.raw
+
+
+@pytest.mark.parametrize("depth", [1_000, 5_000])
+def test_mime_nested_thousands_deep_is_quarantined_and_the_rest_of_the_mbox_read(tmp_path, depth):
+    nested = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(depth))
+    deep = b"From: Deep <deep@h.example>\nMessage-ID: <deep@h.example>\nSubject: deep\n" + nested.encode() + b"Content-Type: text/plain\n\ndeep text\n"
+    (tmp_path / "m.mbox").write_bytes(_mbox([_mail(0), deep, _mail(1), _mail(2)]))
+    got, bad = _split(read_source(EmailSource, {"paths": ["m.mbox"]}, tmp_path))
+    assert sorted(i.native_id for i in got) == ["<m0@h.example>", "<m1@h.example>", "<m2@h.example>"]
+    if depth > 1_000:  # 1,000 levels are read by the parser; 5,000 are not
+        (rej,) = bad
+        assert "m.mbox:offset" in rej.ref and b"deep text" in rej.raw
+
+
+# CSV: long fields are data; an unclosed quote costs one line ------------------------------------------
+def test_a_csv_field_over_128_kib_is_read_and_the_rows_after_it_too(tmp_path):
+    rows = [REVIEW_HEADER, *_review_rows(range(5)), 'BIG,2026-11-01,4,t,"' + "x" * 200_000 + '",N', *_review_rows(range(100, 1600))]
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    got, bad = _split(read_source(ReviewsSource, {"files": ["r.csv"], "platform": "shop"}, tmp_path))
+    assert not bad and len(got) == 1506
+    assert len(next(i for i in got if i.native_id == "BIG").body_text) == 200_000
+
+
+def test_an_early_unterminated_quote_costs_one_line_not_the_1500_after_it(tmp_path):
+    rows = [REVIEW_HEADER, *_review_rows(range(3)), 'Q1,2026-11-01,4,t,"unterminated,N', *_review_rows(range(100, 1600))]
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    got, bad = _split(read_source(ReviewsSource, {"files": ["r.csv"], "platform": "shop"}, tmp_path))
+    assert len(got) == 1503
+    (rej,) = bad
+    assert rej.ref.endswith("r.csv:5") and "unclosed quote" in rej.reason and b"unterminated" in rej.raw
+
+
+def test_the_contacts_source_survives_a_huge_field_and_an_unclosed_quote(tmp_path):
+    rows = ["id,first_name,last_name,email", *(f"{n},A,B,a{n}@x.example" for n in range(5)), '99,"' + "x" * 200_000 + '",B,big@x.example',
+            '98,"Broken,B,broken@x.example', *(f"{n + 100},A,B,c{n}@x.example" for n in range(1500))]
+    (tmp_path / "contacts.csv").write_text("\n".join(rows) + "\n")
+    out = read_source(ContactsSource, {"file": "contacts.csv", "crm": "generic"}, tmp_path)
+    people = [r for r in out if isinstance(r, crmsync.Identity)]
+    bad = [r for r in out if isinstance(r, crmsync.Rejected)]
+    assert len(people) == 1506 and len(bad) == 1
+    # a contact whose row was quarantined is not taken for a removed one on the next read
+    (tmp_path / "contacts.csv").write_text("\n".join([rows[0], '0,"A,B,a0@x.example', *rows[2:6]]) + "\n")
+    state = next(r for r in reversed(out) if isinstance(r, crmsync.Checkpoint)).state
+    again = read_source(ContactsSource, {"file": "contacts.csv", "crm": "generic"}, tmp_path, state=state)
+    assert not [r for r in again if isinstance(r, crmsync.Identity) and r.removed]
+
+
+# feeds in the encodings real feeds use are decoded, not quarantined -----------------------------------------
+TITLES = {"big5": "中文標題", "euc-kr": "한국어 제목", "gb2312": "中文标题", "shift_jis": "日本語", "koi8-r": "Заголовок", "windows-1251": "Заголовок"}
+
+
+@pytest.mark.parametrize("encoding", sorted(TITLES))
+def test_a_feed_in_a_legacy_multibyte_encoding_is_decoded(tmp_path, encoding):
+    (tmp_path / "f.xml").write_bytes(_rss(_item(1, TITLES[encoding]), f'<?xml version="1.0" encoding="{encoding}"?>').encode(encoding))
+    got, bad = _split(read_source(RssSource, {"feeds": ["f.xml"]}, tmp_path))
+    assert not bad and got[0].title == f"{TITLES[encoding]} 1"
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_a_utf16_or_utf32_feed_is_decoded_with_or_without_a_mark(tmp_path, codec):
+    (tmp_path / "f.xml").write_bytes(_rss(_item(1, "Grüße 中文"), '<?xml version="1.0" encoding="utf-16"?>').encode(codec))
+    got, bad = _split(read_source(RssSource, {"feeds": ["f.xml"]}, tmp_path))
+    assert not bad and got[0].title == "Grüße 中文 1"
+
+
+def test_an_unknown_declared_encoding_falls_back_instead_of_failing(tmp_path):
+    (tmp_path / "f.xml").write_bytes(_rss(_item(1, "Grüße"), '<?xml version="1.0" encoding="x-klingon"?>').encode())
+    got, bad = _split(read_source(RssSource, {"feeds": ["f.xml"]}, tmp_path))
+    assert not bad and got[0].title == "Grüße 1"
+
+
+# generated: every shape of bad input, anywhere in a file --------------------------------------------------
+def _poison_feed(kind: str) -> str:
+    return {
+        "deep": "<item><guid>https://h.example/poison</guid><title>p</title>" + "<x>" * 30_000 + "</x>" * 30_000 + "</item>",
+        "noid": "<item><title>no id</title></item>",
+        "baddate": "<item><guid>https://h.example/poison</guid><pubDate>32 Foo 99999 99:99</pubDate></item>",
+        "script": "<item><guid>https://h.example/poison</guid><title><![CDATA[<script>alert(1)</script>x]]></title></item>",
+        "nul": "<item><guid>https://h.example/poison&#x1;</guid></item>",
+    }[kind]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(n=st.integers(1, 8), at=st.integers(0, 8), kind=st.sampled_from(["deep", "noid", "baddate", "script", "nul"]), deep_json=st.booleans())
+def test_generated_bad_feed_items_never_cost_the_valid_ones(tmp_path_factory, n, at, kind, deep_json):
+    tmp = tmp_path_factory.mktemp("feed")
+    items = [_item(i) for i in range(n)]
+    items.insert(min(at, n), _poison_feed(kind))
+    (tmp / "a.xml").write_text(_rss("".join(items)))
+    if deep_json:  # a whole file nobody can read, before another
+        (tmp / "0.json").write_text('{"version":"https://jsonfeed.org/version/1.1","items":' + "[" * DEEP + "]" * DEEP + "}")
+    got, _ = _split(read_source(RssSource, {"feeds": [str(tmp)]}, tmp))
+    assert {f"https://h.example/{i}" for i in range(n)} <= {i.native_id for i in got}
+
+
+def _poison_mail(kind: str) -> bytes:
+    nested = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(3000))
+    return {
+        "deep": b"From: D <d@h.example>\nMessage-ID: <poison@h.example>\n" + nested.encode() + b"\n",
+        "8bit-disposition": b"From: E <e@h.example>\nMessage-ID: <poison@h.example>\nContent-Type: text/plain\nContent-Disposition: attachment; filename=\"r\xe9sum\xe9.txt\"\n\nx\n",
+        "garbage": bytes(range(256)) * 4,
+        "nofrom": b"Subject: nobody\n\nno sender\n",
+    }[kind]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(n=st.integers(1, 6), at=st.integers(0, 6), kind=st.sampled_from(["deep", "8bit-disposition", "garbage", "nofrom"]))
+def test_generated_bad_mails_never_cost_the_valid_ones(tmp_path_factory, n, at, kind):
+    tmp = tmp_path_factory.mktemp("mail")
+    msgs = [_mail(i) for i in range(n)]
+    msgs.insert(min(at, n), _poison_mail(kind))
+    (tmp / "m.mbox").write_bytes(_mbox(msgs))
+    got, _ = _split(read_source(EmailSource, {"paths": ["m.mbox"]}, tmp))
+    assert {f"<m{i}@h.example>" for i in range(n)} <= {i.native_id for i in got}
+
+
+def _poison_row(kind: str) -> str:
+    return {
+        "quote": 'P,2026-11-01,4,t,"never closed,N',
+        "huge": 'P,2026-11-01,4,t,"' + "y" * 140_000 + '",N',
+        "fields": "P,2026-11-01,4",
+        "date": "P,not a date,4,t,b,N",
+        "stars": "P,2026-11-01,many,t,b,N",
+        "nul": "P,2026-11-01,4,t\x00,b\x00,N",
+    }[kind]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(n=st.integers(1, 30), at=st.integers(0, 30), kind=st.sampled_from(["quote", "huge", "fields", "date", "stars", "nul"]), as_json=st.booleans())
+def test_generated_bad_review_rows_never_cost_the_valid_ones(tmp_path_factory, n, at, kind, as_json):
+    tmp = tmp_path_factory.mktemp("reviews")
+    if as_json:
+        lines = [json.dumps({"review_id": f"{i}", "created_at": "2026-11-01", "stars": 4, "body": "fine"}) for i in range(n)]
+        lines.insert(min(at, n), {"quote": '{"review_id": "P", "body": "never closed', "huge": '{"review_id":"P","body":' + "[" * DEEP + "]" * DEEP + "}"}.get(kind, '{"review_id": "P", "stars": "many"}'))
+        (tmp / "r.jsonl").write_text("\n".join(lines) + "\n")
+        name = "r.jsonl"
+    else:
+        rows = _review_rows(range(n))
+        rows.insert(min(at, n), _poison_row(kind))
+        (tmp / "r.csv").write_text("\n".join([REVIEW_HEADER, *rows]) + "\n")
+        name = "r.csv"
+    got, _ = _split(read_source(ReviewsSource, {"files": [name], "platform": "shop"}, tmp))
+    assert {str(i) for i in range(n)} <= {i.native_id for i in got}
