@@ -11,7 +11,7 @@ MULTILINGUAL: dict[str, float] = {
     "unbrauchbar": -3.0, "furchtbar": -3.0, "mangelhaft": -2.5, "langsam": -1.0, "nie": -1.0, "leider": -1.5, "gefährlich": -2.5,
     "beschädigt": -2.2, "zerbrochen": -2.2, "unhöflich": -2.5, "nutzlos": -2.8, "dank": 1.5, "danke": 1.5, "bester": 2.5, "beste": 2.5,
     "freundlich": 2.0, "hilfsbereit": 2.0, "schrott": -3.0, "verärgert": -2.5, "schlechte": -2.5, "schlechter": -2.5, "wunderbar": 3.0,
-    "zuverlässig": 2.0, "fantastisch": 3.0, "ärgerlich": -2.3, "katastrophe": -3.0, "katastrophal": -3.0, "enttäuschung": -2.5,
+    "zuverlässig": 2.0, "fantastisch": 3.0, "katastrophe": -3.0, "katastrophal": -3.0, "enttäuschung": -2.5,
     "unzufrieden": -2.5, "kaputtgegangen": -2.5, "funktioniert": 0.8, "nicht": 0.0,
     # French
     "excellent": 3.0, "excellente": 3.0, "génial": 3.0, "geniale": 3.0, "parfait": 3.0, "recommande": 1.8, "ravi": 2.5, "bon": 1.9,
@@ -26,7 +26,7 @@ MULTILINGUAL: dict[str, float] = {
     "decepcionado": -2.5, "decepcionante": -2.5, "roto": -2.5, "rota": -2.5, "dañado": -2.2, "inútil": -2.5, "lento": -1.0,
     "peligroso": -2.5, "grosero": -2.5, "desafortunadamente": -1.5, "nunca": -1.0, "pésimo": -3.0, "gracias": 1.5, "mejor": 2.5,
     "amable": 2.0, "útil": 1.5, "decepción": -2.5, "estafa": -3.0, "enfadado": -2.5, "insatisfecho": -2.5, "fiable": 2.0,
-    "increíble": 3.0, "basura": -3.0, "horrible": -3.0,
+    "increíble": 3.0, "basura": -3.0,
     # Russian
     "отлично": 3.0, "отличный": 3.0, "отличное": 3.0, "прекрасно": 3.0, "рекомендую": 1.8, "хорошо": 1.9, "хороший": 1.9,
     "супер": 2.5, "доволен": 2.0, "довольна": 2.0, "быстро": 1.0, "люблю": 2.5, "замечательно": 3.0, "плохо": -2.5, "плохой": -2.5,
