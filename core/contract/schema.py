@@ -107,6 +107,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False, populate_by_name=True)
 
 
+def _nul_free(text: str) -> str:
+    return text.replace("\x00", "")
+
+
+#: Interaction text fields NUL characters are removed from.
+_NUL_CHECKED = ("native_id", "scope", "url", "title", "body_text", "body_html", "summary", "language")
+
+
 class Identity(_Model):
     """A person or organisation: the author of an interaction or a CRM contact.
 
@@ -129,6 +137,13 @@ class Identity(_Model):
 
     @model_validator(mode="after")
     def _derive_id(self) -> Identity:
+        # NUL has no place in a name or an address (PostgreSQL refuses it in text; a CSV cell must not carry it)
+        if self.name and "\x00" in self.name:
+            self.name = _nul_free(self.name)
+        for key in ("emails", "handles", "profile_urls"):
+            values = getattr(self, key)
+            if any("\x00" in v for v in values):
+                setattr(self, key, [_nul_free(v) for v in values])
         if self.identity_id is None:
             if self.crm_ids:
                 crm, rid = sorted(self.crm_ids.items())[0]
@@ -272,6 +287,10 @@ class Interaction(_Model):
     def _clean(self, info: ValidationInfo) -> Interaction:
         if info.context is STORED and self.content_hash is not None:
             return self  # read back from the store: cleaned when it was made
+        for key in _NUL_CHECKED:
+            value = getattr(self, key)
+            if value and "\x00" in value:
+                setattr(self, key, _nul_free(value))
         if self.body_html:
             self.body_html = truncate(sanitize_html(self.body_html), MAX_BODY_CHARS)[0]
             if not self.body_text:
@@ -285,7 +304,10 @@ class Interaction(_Model):
 
     @classmethod
     def create(cls, *, source: str, channel: str, native_id: str, scope: str | None = None, **fields: Any) -> Interaction:
-        """Build an interaction, deriving ``interaction_id`` from channel, scope and native id."""
+        """Build an interaction, deriving ``interaction_id`` from channel, scope and native id
+        (NUL characters removed from both first)."""
+        if "\x00" in native_id or (scope and "\x00" in scope):
+            native_id, scope = _nul_free(native_id), _nul_free(scope) if scope else scope
         return cls(
             interaction_id=make_interaction_id(channel, native_id, scope),
             source=source,

@@ -115,7 +115,8 @@ def rejected_entry(source: str, rej: Rejected) -> Entry:
     """A source's rejected input as an entry: the same ref and payload is the same entry."""
     raw_hash = hashlib.sha256(rej.raw).hexdigest() if rej.raw is not None else None
     fingerprint = hashlib.sha256(f"{source}\n{rej.ref}\n{raw_hash}".encode()).hexdigest()
-    return Entry(fingerprint, rej.ref, rej.reason, rej.error_type, rej.raw)
+    # the payload keeps every byte; the ref and reason are text a PostgreSQL column must accept
+    return Entry(fingerprint, rej.ref.replace("\x00", "\\0"), rej.reason.replace("\x00", "\\0"), rej.error_type, rej.raw)
 
 
 def put(conn: Connection, source: str, entry: Entry, run_id: str | None, now: datetime) -> None:

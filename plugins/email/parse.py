@@ -189,6 +189,35 @@ def _text_of(part: Message, data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
 
 
+def _raw_header(part: Message, name: str) -> str | None:
+    """A header's value with raw 8-bit bytes read as UTF-8, else Latin-1 (as mail clients
+    do), where the parser would give a Header object with replacement characters."""
+    for key, value in part.raw_items():
+        if key.lower() == name and isinstance(value, str):
+            if any("\udc80" <= c <= "\udcff" for c in value):
+                data = value.encode("ascii", "surrogateescape")
+                try:
+                    return data.decode("utf-8")
+                except UnicodeDecodeError:
+                    return data.decode("latin-1")
+            return value
+    return None
+
+
+def _filename(part: Message) -> str | None:
+    """The attachment's file name (RFC 2231 and RFC 2047 forms, raw 8-bit bytes too)."""
+    name = None
+    for header in ("content-disposition", "content-type"):
+        value = _raw_header(part, header)
+        if value and ("filename" in value.lower() or "name=" in value.lower()):
+            probe = Message()
+            probe[header] = value
+            name = probe.get_filename() or probe.get_param("name")
+            if name:
+                break
+    return decode_header(str(name)) if name else None
+
+
 def _walk(msg: Message, parsed: ParsedMessage, max_part_bytes: int) -> None:
     """Collect the first text/plain and text/html bodies and attachment metadata."""
     stack = [msg]
@@ -200,10 +229,9 @@ def _walk(msg: Message, parsed: ParsedMessage, max_part_bytes: int) -> None:
                 continue
             stack[0:0] = list(part.get_payload())  # depth-first, in order
             continue
-        disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
-        filename = part.get_filename()
-        if filename:
-            filename = decode_header(filename)
+        # str(): a header holding raw 8-bit bytes comes back as a Header object
+        disposition = str(part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+        filename = _filename(part)
         if ctype == "message/rfc822" and not filename:
             # a forwarded message: its text counts only if we have none yet
             inner = part.get_payload()

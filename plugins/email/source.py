@@ -41,6 +41,11 @@ def _reply_parser(languages: tuple[str, ...]) -> Any:
     return read
 
 
+def _has_body_separator(raw: bytes) -> bool:
+    """Whether the header block ends (a blank line), i.e. the message was not cut inside it."""
+    return b"\n\n" in raw or b"\r\n\r\n" in raw
+
+
 class EmailSource(crmsync.Source):
     """Customer mail: IMAP folders, mbox files, Maildir folders, .eml files."""
 
@@ -127,13 +132,23 @@ class EmailSource(crmsync.Source):
     def read(self, state: dict[str, Any] | None) -> Iterator[crmsync.Record]:
         state = state or {}
         out: dict[str, Any] = {"stores": dict(state.get("stores", {})), "imap": {k: dict(v) for k, v in state.get("imap", {}).items()}}
+        held = out["held"] = dict(state.get("held", {}))  # mbox files whose last message was cut: signature
         for kind, path in self._stores():
             key = str(path)
             mark = self.state_key(path)  # survives moving the project
             sig = self._signature(kind, path)
             if out["stores"].get(mark, out["stores"].get(key)) == sig:
                 continue
-            yield from self.guard(key, None, self._store(kind, path))
+            cut: list[str] = []
+            yield from self.guard(key, None, self._store(kind, path, cut, unchanged=held.get(mark) == sig))
+            if cut:
+                # not a record from half a message: the file is read again next run (its writer may be
+                # at it still); if it has not changed by then, the message goes to the quarantine
+                self.note(f"{cut[0]}: held back until the file is complete")
+                held[mark] = sig
+                yield crmsync.Checkpoint(out)
+                continue
+            held.pop(mark, None)
             out["stores"].pop(key, None)  # a 0.1 bookmark's absolute name
             out["stores"][mark] = sig
             yield crmsync.Checkpoint(out)
@@ -142,9 +157,31 @@ class EmailSource(crmsync.Source):
         if self.skipped:
             self.note("skipped " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
 
-    def _store(self, kind: str, path: Path) -> Iterator[crmsync.Record]:
-        for ref, raw in self._messages(kind, path):
-            yield from self.guard(ref, raw, self._parse(ref, raw))
+    def _store(self, kind: str, path: Path, cut: list[str], *, unchanged: bool = False) -> Iterator[crmsync.Record]:
+        if kind == "mbox":
+            with open(path, "rb") as fh:
+                head = fh.read(5)
+                fh.seek(max(0, path.stat().st_size - 1))
+                last = fh.read(1)
+            if head and head != b"From ":
+                yield self.reject(str(path), "not an mbox file: it does not start with a 'From ' line (a binary file, or mail in another format?)", path.read_bytes()[:65536])
+                return
+        previous: tuple[str, bytes] | None = None
+        for message in self._messages(kind, path):  # one behind: the last one of an mbox is checked first
+            if previous is not None:
+                yield from self.guard(previous[0], previous[1], self._parse(*previous))
+            previous = message
+        if previous is None:
+            return
+        ref, raw = previous
+        if kind == "mbox" and (last != b"\n" or not _has_body_separator(raw)):
+            why = f"{ref}: the mbox ends inside this message"
+            if not unchanged:
+                cut.append(why)
+                return
+            yield self.reject(ref, f"{why}, and the file has not changed since the last run: half a message is not read", raw)
+            return
+        yield from self.guard(ref, raw, self._parse(ref, raw))
 
     def _messages(self, kind: str, path: Path) -> Iterator[tuple[str, bytes]]:
         if kind == "eml":

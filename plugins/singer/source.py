@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -90,8 +91,11 @@ class SingerSource(crmsync.Source):
                     continue
                 try:
                     msg = json.loads(line)
-                except ValueError:
-                    yield self.reject(f"{args[0]} stdout line {n}", "not a Singer message (invalid JSON)", line)
+                except (ValueError, RecursionError):
+                    yield self.reject(f"{args[0]} stdout {_digest(line)}", f"not a Singer message (invalid JSON, stdout line {n} of this run)", line)
+                    continue
+                if not isinstance(msg, dict):
+                    yield self.reject(f"{args[0]} stdout {_digest(line)}", f"not a Singer message (not a JSON object, stdout line {n} of this run)", line)
                     continue
                 kind = msg.get("type")
                 if kind == "RECORD":
@@ -111,12 +115,15 @@ class SingerSource(crmsync.Source):
             return
         record = msg.get("record") or {}
         f = spec["fields"]
-        ref = f"{msg.get('stream')}:{n}"
+        # a reference that is the same on every run (the line number is not): the same bad
+        # record is one quarantine entry, re-opened, not a new one each run
+        ref = f"{msg.get('stream')}:{_digest(line)}"
         try:
             native = _get(record, f["native_id"])
             if native is None:
-                yield self.reject(ref, f"record has no {f['native_id']!r} for the native id", line)
+                yield self.reject(ref, f"record has no {f['native_id']!r} for the native id (stdout line {n} of this run)", line)
                 return
+            ref = f"{msg.get('stream')}:{native}"
             author = None
             if any(_get(record, f.get(k)) for k in ("author_name", "author_email", "author_url", "author_handle")):
                 author = crmsync.Identity(
@@ -145,12 +152,16 @@ class SingerSource(crmsync.Source):
                 tags=[str(t) for t in tags] if isinstance(tags, list) else ([str(tags)] if tags else []),
                 extra={"singer_stream": msg.get("stream")},
             )
-        except (ValueError, TypeError) as exc:
-            yield self.reject(ref, f"cannot map record: {exc}", line)
+        except Exception as exc:  # noqa: BLE001 - one record that cannot be mapped never fails the tap's stream (no I/O here)
+            yield self.reject(ref, f"cannot map record: {crmsync.describe_failure(exc)}", line)
 
     def interaction(self, **fields: Any) -> crmsync.Interaction:
         fields.setdefault("fetched", self.context.run_started)
         return crmsync.Interaction.create(source=self.instance, channel=self.config["channel"], **fields)
+
+
+def _digest(line: bytes) -> str:
+    return "sha256:" + hashlib.sha256(line.strip()).hexdigest()[:16]
 
 
 def _date(value: Any) -> datetime | None:

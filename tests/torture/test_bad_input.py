@@ -16,6 +16,7 @@ from crmsync_crm_csv.source import ContactsSource
 from crmsync_email.source import EmailSource
 from crmsync_reviews.source import ReviewsSource
 from crmsync_rss.source import RssSource
+from crmsync_singer.source import SingerSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -241,3 +242,162 @@ def test_generated_bad_review_rows_never_cost_the_valid_ones(tmp_path_factory, n
         name = "r.csv"
     got, _ = _split(read_source(ReviewsSource, {"files": [name], "platform": "shop"}, tmp))
     assert {str(i) for i in range(n)} <= {i.native_id for i in got}
+
+
+# on the wire: a cut response advances nothing; a trickle meets a deadline ------------------------------------
+def _fifty() -> bytes:
+    return _rss("".join(f"<item><guid>https://h.example/w{n}</guid><title>t{n}</title><description><![CDATA[<p>body {n}</p>]]></description></item>\n" for n in range(50))).encode()
+
+
+def test_a_response_cut_short_without_content_length_keeps_nothing_and_is_fetched_again(tmp_path):
+    from ..feedserver import FeedServer
+
+    server = FeedServer({"/f.xml": _fifty()}, lambda path, attempt: "cut")
+    try:
+        opts = {"feeds": [server.url("/f.xml")], "retries": 2, "retry_max_wait": 0}
+        src_out = read_source(RssSource, opts, tmp_path)
+        got, bad = _split(src_out)
+        assert not got and not bad  # no record from a cut element, nothing quarantined either
+        state = [r for r in src_out if isinstance(r, crmsync.Checkpoint)]
+        assert not state or "etag" not in json.dumps(state[-1].state)  # no validator kept
+        assert server.attempts["/f.xml"] == 2
+        server.faults = lambda path, attempt: None
+        got, _ = _split(read_source(RssSource, opts, tmp_path, state=state[-1].state if state else None))
+        assert len(got) == 50
+    finally:
+        server.close()
+
+
+def test_a_cut_response_is_retried_within_the_run(tmp_path):
+    from ..feedserver import FeedServer
+
+    server = FeedServer({"/f.xml": _fifty()}, lambda path, attempt: "cut" if attempt == 1 else None)
+    try:
+        got, bad = _split(read_source(RssSource, {"feeds": [server.url("/f.xml")], "retry_max_wait": 0}, tmp_path))
+        assert len(got) == 50 and not bad
+    finally:
+        server.close()
+
+
+def test_a_feed_file_cut_short_is_quarantined_whole_not_read_in_part(tmp_path):
+    (tmp_path / "f.xml").write_bytes(_fifty()[:1500])
+    got, bad = _split(read_source(RssSource, {"feeds": ["f.xml"]}, tmp_path))
+    assert not got
+    (rej,) = bad
+    assert "ends before its root element is closed" in rej.reason
+
+
+def test_a_trickled_body_meets_the_response_deadline(tmp_path):
+    from ..feedserver import FeedServer
+
+    server = FeedServer({"/f.xml": _fifty()}, lambda path, attempt: "trickle")
+    try:
+        src = RssSource("kit", {}, crmsync.Context(config_dir=tmp_path))
+        import time
+
+        from crmsync import Fetcher, FetchError
+
+        fetcher = Fetcher(timeout=5, deadline=1.0, attempts=1)
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="not complete after 1 s"):
+            fetcher.fetch(server.url("/f.xml"))
+        assert time.monotonic() - started < 4  # the 5 s read timeout never fired: the deadline did
+        fetcher.close()
+        assert src.config_schema["properties"]["deadline"]["default"] == 120
+    finally:
+        server.close()
+
+
+def test_a_charset_given_only_in_http_decodes_the_feed(tmp_path):
+    from ..feedserver import FeedServer
+
+    body = _rss(_item(1, "Заголовок"), "").encode("koi8-r")
+    server = FeedServer({"/f.xml": body}, content_types={"/f.xml": "application/rss+xml; charset=KOI8-R"})
+    try:
+        got, bad = _split(read_source(RssSource, {"feeds": [server.url("/f.xml")]}, tmp_path))
+        assert not bad and got[0].title == "Заголовок 1"
+    finally:
+        server.close()
+
+
+# NUL bytes: a PostgreSQL store and a CSV cell take neither ------------------------------------------------
+def test_nul_bytes_in_a_guid_and_an_author_url_do_not_fail_a_postgres_batch(tmp_path, pg_database):
+    from crmsync_crm_csv.sink import CsvSink
+
+    from crmsync.testing import kit_config, kit_host, kit_run
+
+    items = [
+        {"id": "https://h.example/nul\u0000guid", "title": "t\u0000itle", "content_text": "b\u0000ody", "authors": [{"name": "N\u0000ame", "url": "https://h.example/u\u0000ser"}]},
+        {"id": "https://h.example/fine", "title": "fine"},
+    ]
+    (tmp_path / "f.json").write_text(json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": items}))
+    host = kit_host(sources=[RssSource], sinks=[CsvSink])
+    cfg = kit_config(tmp_path, host, sources={"f": ("rss", {"feeds": ["f.json"]})}, sinks={"out": ("crm_csv", {"profile": "generic", "output_dir": "out"})}, store_url=pg_database)
+    report = kit_run(cfg)
+    assert report.status == "ok", report
+    cells = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "out").glob("*.csv"))
+    assert "https://h.example/nulguid" in cells and "https://h.example/user" in cells and "\x00" not in cells
+
+
+# mail files: half a message is never a record; a file that is no mbox says so ---------------------------------
+def test_an_mbox_cut_inside_a_header_holds_its_last_message_back(tmp_path):
+    whole = _mbox([_mail(0), _mail(1), _mail(2, extra="List-Id: <l.example>\n")])
+    (tmp_path / "m.mbox").write_bytes(whole[: whole.rindex(b"List-Id") + 1])  # cut inside the last header block
+    opts = {"paths": ["m.mbox"]}
+    first = read_source(EmailSource, opts, tmp_path)
+    got, bad = _split(first)
+    assert sorted(i.native_id for i in got) == ["<m0@h.example>", "<m1@h.example>"] and not bad
+    state = [r for r in first if isinstance(r, crmsync.Checkpoint)][-1].state
+    # the writer finishes: the whole message arrives, once
+    (tmp_path / "m.mbox").write_bytes(whole)
+    got, bad = _split(read_source(EmailSource, opts, tmp_path, state=state))
+    assert "<m2@h.example>" in {i.native_id for i in got} and not bad
+    assert all(i.title != "L" for i in got)
+
+
+def test_an_mbox_left_cut_is_quarantined_on_the_next_run_not_emitted_half(tmp_path):
+    whole = _mbox([_mail(0), _mail(1)])
+    (tmp_path / "m.mbox").write_bytes(whole[:-25])  # inside the last body: no final newline
+    opts = {"paths": ["m.mbox"]}
+    first = read_source(EmailSource, opts, tmp_path)
+    state = [r for r in first if isinstance(r, crmsync.Checkpoint)][-1].state
+    got, bad = _split(read_source(EmailSource, opts, tmp_path, state=state))
+    assert "<m1@h.example>" not in {i.native_id for i in got}
+    (rej,) = bad
+    assert "ends inside this message" in rej.reason and rej.raw.startswith(b"From: A <a1@")
+
+
+def test_a_binary_file_named_mbox_is_quarantined_not_read_as_empty(tmp_path):
+    (tmp_path / "x.mbox").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    got, bad = _split(read_source(EmailSource, {"paths": ["x.mbox"]}, tmp_path))
+    assert not got
+    (rej,) = bad
+    assert "not an mbox file" in rej.reason
+
+
+def test_an_attachment_name_in_raw_8bit_bytes_is_read_not_quarantined(tmp_path):
+    mail = (b"From: E <e@h.example>\nMessage-ID: <att@h.example>\nSubject: s\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nhello\n"
+            b"--x\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"r\xe9sum\xe9.txt\"\n\nabc\n--x--\n")
+    (tmp_path / "m.mbox").write_bytes(_mbox([mail]))
+    got, bad = _split(read_source(EmailSource, {"paths": ["m.mbox"]}, tmp_path))
+    assert not bad and got[0].attachments[0].filename == "résumé.txt"
+
+
+# the singer source: one bad record is one quarantine entry, however the tap's output shifts ----------------------
+def test_a_bad_tap_record_keeps_its_reference_across_runs(tmp_path):
+    import sys
+
+    def tap(lines: list[dict]) -> list[str]:
+        script = tmp_path / "tap.py"
+        script.write_text("import sys\nsys.stdout.write(" + repr("".join(json.dumps(m) + "\n" for m in lines)) + ")\n")
+        return [sys.executable, str(script)]
+
+    bad = {"type": "RECORD", "stream": "s", "record": {"text": "no id here"}}
+    bad_mapping = {"type": "RECORD", "stream": "s", "record": {"id": "x9", "stars": "many"}}
+    good = [{"type": "RECORD", "stream": "s", "record": {"id": f"r{n}", "text": "fine"}} for n in range(3)]
+    streams = {"s": {"fields": {"native_id": "id", "body_text": "text", "rating": "stars"}}}
+    first = read_source(SingerSource, {"command": tap([bad, bad_mapping, *good]), "streams": streams}, tmp_path)
+    second = read_source(SingerSource, {"command": tap([*good, bad_mapping, bad]), "streams": streams}, tmp_path)
+    refs = [sorted(r.ref for r in _split(out)[1]) for out in (first, second)]
+    assert refs[0] == refs[1] and len(refs[0]) == 2, refs
+    assert "s:x9" in refs[0]
