@@ -20,6 +20,7 @@ from typing import Any
 
 import crmsync
 
+from .filesets import settle, write_marker
 from .profiles import PROFILES, FileKind, field_names, identity_fields, interaction_fields
 
 TRUNCATION_MARKER = "…[truncated]"
@@ -167,8 +168,13 @@ class CsvSink(crmsync.Sink):
         self._html_note = any(src == "note_body_html" for _spec, cols in self.kinds for _c, src in cols)
         self.dir = self.resolve_path(self.config["output_dir"])
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)  # left by a crash; never counted as delivered
+        self._tag = (self.context.run_id or "run")[:8]
+        # what interrupted runs left: complete sets the ledger lacks, incomplete ones, temporaries
+        self._inherited, notes = settle(self.dir, self._tag)
+        self._returned: list[Path] = []  # markers of this run's sets whose flush returned
+        for line in notes:
+            self.note(line)
+        self._aborted = False
         self.flush_every = self.config["max_rows_per_file"]
         self._seq = 0
         self._files: dict[str, _PartFile] | None = None
@@ -184,11 +190,31 @@ class CsvSink(crmsync.Sink):
         self._seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         part = "" if self.context.part is None else f"p{self.context.part}-"
-        self._base = f"{stamp}-{(self.context.run_id or 'run')[:8]}-{part}{self._seq:03d}"
+        self._base = f"{stamp}-{self._tag}-{part}{self._seq:03d}"
         self._authors = set()
         return {spec.kind: _PartFile(self.dir / f"{spec.kind}-{self._base}.csv", spec, cols, self.config["mode"], self.config["bom"]) for spec, cols in self.kinds}
 
+    def _recorded(self) -> None:
+        """The runner calls again only after recording the receipts the last flush
+        returned: that flush's marker has done its work."""
+        for marker in self._returned:
+            marker.unlink(missing_ok=True)
+        self._returned = []
+
     def write(self, deliveries: Sequence[crmsync.Delivery]) -> None:
+        self._recorded()
+        already = self._inherited.versions
+        if already:
+            # in a complete set an interrupted run wrote: the receipt, not a second copy
+            known = [(d.interaction.interaction_id, d.version) for d in deliveries if already.get(d.interaction.interaction_id) == d.version]
+            if known:
+                self._receipt_batches.append(json.dumps(known, separators=(",", ":")))
+                skip = {iid for iid, _ in known}
+                for iid in skip:
+                    self._inherited.seen(iid)
+                deliveries = [d for d in deliveries if d.interaction.interaction_id not in skip]
+                if not deliveries:
+                    return None
         if self._files is None:
             self._files = self._start()
         crm = self.profile.crm
@@ -214,8 +240,10 @@ class CsvSink(crmsync.Sink):
         return None
 
     def flush(self) -> list[crmsync.Receipt]:
-        if self._files is None:
-            return []
+        self._recorded()
+        if self._files is None:  # nothing written since the last flush; receipts of recognised records only
+            batches, self._receipt_batches = self._receipt_batches, []
+            return [crmsync.Receipt(iid, version, iid) for batch in batches for iid, version in json.loads(batch)]
         files, self._files = self._files, None
         entries = [f.commit() for f in files.values()]
         if self._no_contact:
@@ -233,6 +261,9 @@ class CsvSink(crmsync.Sink):
             "written_at": datetime.now(UTC).isoformat(),
             "files": entries,
         }
+        receipts = [(iid, version) for batch in self._receipt_batches for iid, version in json.loads(batch)]
+        # before the manifest makes the set visible: what it holds, for a run that must settle it
+        marker = write_marker(self.dir, self._base, receipts)
         final = self.dir / f"manifest-{self._base}.json"
         tmp = final.with_name(f".{final.name}.tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -241,15 +272,24 @@ class CsvSink(crmsync.Sink):
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(self.dir)
-        batches, self._receipt_batches = self._receipt_batches, []
-        return [crmsync.Receipt(iid, version, iid) for batch in batches for iid, version in json.loads(batch)]
+        self._receipt_batches = []
+        self._returned.append(marker)
+        return [crmsync.Receipt(iid, version, iid) for iid, version in receipts]
 
     def abort(self) -> None:
+        self._aborted = True  # the ledger may lack receipts of a set already in place: keep its marker
         if getattr(self, "_files", None) is not None:  # None too when open() failed
             for f in self._files.values():
                 f.discard()
             self._files = None
         self._receipt_batches = []
+
+    def close(self) -> None:
+        # the runner closes after recording every receipt the flushes returned (after
+        # abort() when it failed): the markers have done their work
+        if not getattr(self, "_aborted", True):
+            self._recorded()
+            self._inherited.finish()
 
 
 def read_import_files(output_dir: str | Path, kind: str | None = None) -> list[dict[str, str]]:

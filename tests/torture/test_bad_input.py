@@ -401,3 +401,72 @@ def test_a_bad_tap_record_keeps_its_reference_across_runs(tmp_path):
     refs = [sorted(r.ref for r in _split(out)[1]) for out in (first, second)]
     assert refs[0] == refs[1] and len(refs[0]) == 2, refs
     assert "s:x9" in refs[0]
+
+
+# crm_csv: a kill between a file set's manifest and the ledger sends nothing twice ------------------------------
+def _demo(tmp_path, demo_dir, extra: str = "") -> Path:
+    cfg = demo_dir / "crmsync.toml"
+    cfg.write_text(cfg.read_text().replace('output_dir = "out"', f'output_dir = "out"\nmax_rows_per_file = 4{extra}'))
+    return cfg
+
+
+def _versions(out: Path) -> list[tuple[str, str]]:
+    from .conftest import crm_rows
+
+    return [(r["external_id"], r["version"]) for r in crm_rows(out)]
+
+
+@pytest.mark.parametrize("point", ["sink.after_flush:1", "sink.after_flush:2"])
+def test_a_kill_after_the_manifest_does_not_resend_the_file_set(tmp_path, demo_dir, point):
+    from .conftest import run
+
+    cfg = _demo(tmp_path, demo_dir)
+    assert run(cfg, env={"CRMSYNC_FAILPOINTS": point}).returncode == -9
+    out = demo_dir / "out"
+    assert list(out.glob(".pending-*.json")), "the marker of the set in place outlives the kill"
+    res = run(cfg, "--json")
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    versions = _versions(out)
+    assert len(versions) == len(set(versions)) == 12, versions
+    assert not list(out.glob(".pending-*.json")) and not list(out.glob(".*.tmp"))
+    assert "recognised" in res.stdout
+
+
+def test_an_orphan_file_set_is_removed_and_its_records_delivered(tmp_path, demo_dir):
+    from .conftest import run
+
+    cfg = _demo(tmp_path, demo_dir)
+    assert run(cfg).returncode in (0, 1)
+    out = demo_dir / "out"
+    # as a crash between renaming a set's files and its manifest leaves it
+    newest = max(out.glob("manifest-*.json"), key=lambda m: m.name)
+    orphans = [out / e["file"] for e in json.loads(newest.read_text())["files"]]
+    newest.unlink()
+    (out / ".interactions-20990101T000000.000000Z-deadbeef-001.csv.tmp").write_text("half")
+    # the ledger does not know them either (the crash came before it): drop the sink's receipts for them
+    import csv
+    import sqlite3
+
+    lost = [r["external_id"] for p in orphans if p.name.startswith("interactions") for r in csv.DictReader(open(p, encoding="utf-8", newline=""))]
+    assert lost
+    with sqlite3.connect(demo_dir / ".crmsync" / "crmsync.db") as db:
+        db.executemany("DELETE FROM deliveries WHERE sink = 'crm_import' AND interaction_id = ?", [(i,) for i in lost])
+    res = run(cfg, "--json")
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    assert not any(p.exists() for p in orphans)
+    assert not list(out.glob(".*.tmp"))
+    versions = _versions(out)
+    assert len(versions) == len(set(versions)) and len({v[0] for v in versions}) == 12
+
+
+def test_parallel_parts_never_remove_each_others_temporaries(tmp_path):
+    from crmsync_crm_csv.filesets import settle
+
+    mine = tmp_path / ".interactions-20261206T000000.000000Z-abcd1234-p1-001.csv.tmp"
+    theirs = tmp_path / ".interactions-20261206T000000.000000Z-abcd1234-p0-001.csv.tmp"
+    crashed = tmp_path / ".interactions-20261205T000000.000000Z-deadbeef-p0-004.csv.tmp"
+    running = tmp_path / "interactions-20261206T000000.000000Z-abcd1234-p0-002.csv"  # renamed, manifest to come
+    for f in (mine, theirs, crashed, running):
+        f.write_text("x")
+    settle(tmp_path, "abcd1234")
+    assert mine.exists() and theirs.exists() and running.exists() and not crashed.exists()

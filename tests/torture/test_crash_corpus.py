@@ -47,7 +47,7 @@ def _held(out: Path, truth: set[str]) -> dict[str, dict[str, str]]:
     # identity id is the first of their keys the store saw, which depends on the order
     # the (concurrent) sources ran in: compared below as a grouping instead
     skip = {"version", "operation", "author_identity_id", "content_hash"}
-    return {r["external_id"]: {**{c: v for c, v in r.items() if c not in skip}, "_author": r["author_identity_id"]} for r in assert_exactly_once(out, truth, resent_ok=True)}
+    return {r["external_id"]: {**{c: v for c, v in r.items() if c not in skip}, "_author": r["author_identity_id"]} for r in assert_exactly_once(out, truth)}
 
 
 def _authors(held: dict[str, dict[str, str]]) -> set[frozenset[str]]:
