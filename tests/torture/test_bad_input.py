@@ -10,6 +10,7 @@ hypothesis mutating valid feeds, mails, CSVs and JSON into those shapes.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from crmsync_crm_csv.source import ContactsSource
