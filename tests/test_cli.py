@@ -60,7 +60,7 @@ def test_export_jsonl_and_csv(demo_dir):
 
 
 def test_json_logs(demo_dir):
-    (demo_dir / "feeds" / "broken.xml").write_text("<rss><channel>")
+    (demo_dir / "feeds" / "broken.xml").write_text("<rss><channel></rss>")
     r = invoke("--log-format", "json", "-c", str(demo_dir / "crmsync.toml"), "run", "--json")
     assert r.exit_code == 1
     report = json.loads(r.stdout)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from ..contract.errors import LockedError
 from ..host.secrets import redact
 from .common import Exit, State, errors, pass_state
 
@@ -53,7 +55,10 @@ def register(cli: click.Group) -> None:
         cfg = state.config
         # what would fail the run halfway (a missing input, a bad store URL) exits 2 now
         preflight(cfg, state.host, sources=list(sources) or None, sinks=list(sinks) or None)
-        store = state.store()
+        try:
+            store = state.store()
+        except LockedError as exc:
+            _locked(exc, as_json)
         show = sys.stderr.isatty() if progress is None else progress
         try:
             argv = " ".join(["run", *sys.argv[2:]]) if sys.argv[1:2] == ["run"] else "run"
@@ -66,6 +71,8 @@ def register(cli: click.Group) -> None:
             if report is None:
                 raise
             click.echo("interrupted: what was read and delivered is kept; the next run goes on from there", err=True)
+        except LockedError as exc:
+            _locked(exc, as_json)
         finally:
             store.dispose()
         if as_json:
@@ -73,6 +80,17 @@ def register(cli: click.Group) -> None:
         else:
             print_report(report)
         sys.exit(report.exit_code)
+
+
+def _locked(exc: LockedError, as_json: bool) -> NoReturn:
+    """Another process holds the store: exit 3, and with --json a report that says so."""
+    if as_json:
+        from ..pipeline.report import RunReport
+
+        now = datetime.now(UTC).isoformat()
+        report = RunReport(run_id="", started_at=now, finished_at=now, status="locked", exit_code=exc.exit_code, error=redact(str(exc)))
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    raise exc
 
 
 def print_report(report: Any) -> None:

@@ -79,6 +79,8 @@ class RunReport:
     sources: list[SourceReport] = field(default_factory=list)
     sinks: list[SinkReport] = field(default_factory=list)
     identity: dict[str, int] = field(default_factory=dict)
+    #: Why the run did not start (``status`` "locked": another process holds the store).
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return _redact_tree(asdict(self))

@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 
-from ..contract.errors import ConfigError
+from ..contract.errors import ConfigError, LockedError
 from ..host.secrets import redact_url
 
 #: The newest migration in crmsync/store/migrations/versions (a test checks they agree).
@@ -26,6 +27,10 @@ SCHEMA_HEAD = "0004"
 VERSION_TABLE = "crmsync_alembic_version"
 _PG_WRITE_KEY = 7436910022
 _PG_MIGRATE_KEY = 7436910023
+
+
+#: Seconds a write waits for another process's transaction before the run gives up (exit 3).
+LOCK_TIMEOUT = 60.0
 
 
 class Database:
@@ -40,16 +45,29 @@ class Database:
             raise ConfigError(msg) from None
         self.dialect = parsed.get_backend_name()
         self.sqlite_path: Path | None = None
+        # how long a write waits for another process's transaction: ?timeout=SECONDS in the URL
+        try:
+            self.lock_timeout = float(parsed.query.get("timeout", LOCK_TIMEOUT))  # type: ignore[arg-type]
+        except ValueError:
+            msg = f"store URL {redact_url(url)!r}: 'timeout' must be a number of seconds"
+            raise ConfigError(msg) from None
         if self.dialect == "sqlite":
             db = parsed.database
             if db and db != ":memory:":
                 self.sqlite_path = Path(db)
+                if self.sqlite_path.is_file() and self.sqlite_path.stat().st_size == 0:
+                    msg = (
+                        f"the store {self.sqlite_path} is an empty file, not a crmsync store: it was truncated, or is not the file meant. "
+                        "Restore it from a backup; or, to start afresh (every record is read and delivered again), delete it"
+                    )
+                    raise ConfigError(msg)
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(url, connect_args={"timeout": 60})
-            _sqlite_setup(self.engine)
+            self.engine = create_engine(parsed.difference_update_query(["timeout"]), connect_args={"timeout": self.lock_timeout})
+            _sqlite_setup(self.engine, self.lock_timeout)
         else:
+            args = {"options": f"-c lock_timeout={int(self.lock_timeout * 1000)}"} if self.dialect == "postgresql" else {}
             try:
-                self.engine = create_engine(url, pool_pre_ping=True)
+                self.engine = create_engine(parsed.difference_update_query(["timeout"]), pool_pre_ping=True, connect_args=args)
             except ModuleNotFoundError as exc:
                 msg = f"store URL {redact_url(url)!r} needs the database driver {exc.name!r}: pip install 'crmsync[postgres]'"
                 raise ConfigError(msg) from None
@@ -71,10 +89,20 @@ class Database:
         """A write transaction. Writers are serialized: SQLite by BEGIN IMMEDIATE,
         PostgreSQL by a transaction-scoped advisory lock, so concurrent sources
         (threads or processes) never race on read-then-write upserts."""
-        with self._write_lock, self.engine.connect().execution_options(crmsync_write=True) as conn, conn.begin():
-            if self.dialect == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_KEY})")
-            yield conn
+        try:
+            with self._write_lock, self.engine.connect().execution_options(crmsync_write=True) as conn, conn.begin():
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_KEY})")
+                yield conn
+        except OperationalError as exc:
+            if not _is_lock_timeout(exc):
+                raise
+            msg = (
+                f"the store {self.display_url} stayed locked by another process for {self.lock_timeout:g} s "
+                "(another crmsync run, or a tool holding a transaction open): try again when it is done, "
+                "or raise the wait with ?timeout=SECONDS in the store URL"
+            )
+            raise LockedError(msg) from None
 
     def after_fork(self) -> None:
         """In a forked worker: connections of its own from now on (the parent's pooled
@@ -216,7 +244,12 @@ def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "lock timeout" in text or getattr(exc.orig, "sqlstate", None) == "55P03"
+
+
+def _sqlite_setup(engine: Engine, lock_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
         # let SQLAlchemy's "begin" event issue BEGIN / BEGIN IMMEDIATE itself
@@ -224,7 +257,7 @@ def _sqlite_setup(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 

@@ -471,3 +471,52 @@ def test_parallel_parts_never_remove_each_others_temporaries(tmp_path):
         f.write_text("x")
     settle(tmp_path, "abcd1234")
     assert mine.exists() and theirs.exists() and running.exists() and not crashed.exists()
+
+
+# the store: locked too long, or emptied -------------------------------------------------------------------
+def test_a_store_locked_too_long_exits_3_with_a_clear_error_and_a_json_report(tmp_path, demo_dir):
+    import sqlite3
+    import threading
+
+    from .conftest import run
+
+    cfg = demo_dir / "crmsync.toml"
+    assert run(cfg).returncode == 0
+    db = demo_dir / ".crmsync" / "crmsync.db"
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        holding.set()
+        release.wait(30)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        holding.wait(10)
+        res = run(cfg, "--json", env={"CRMSYNC_STORE_URL": f"sqlite:///{db}?timeout=1"})
+    finally:
+        release.set()
+        t.join()
+    assert res.returncode == 3, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and "stayed locked by another process for 1 s" in res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["status"] == "locked" and rep["exit_code"] == 3 and "stayed locked" in rep["error"]
+
+
+def test_a_sqlite_store_truncated_to_nothing_is_refused_not_taken_for_new(tmp_path, demo_dir):
+    from .conftest import run
+
+    cfg = demo_dir / "crmsync.toml"
+    assert run(cfg).returncode == 0
+    db = demo_dir / ".crmsync" / "crmsync.db"
+    for extra in db.parent.glob("crmsync.db-*"):
+        extra.unlink()
+    db.write_bytes(b"")
+    res = run(cfg, "--json")
+    assert res.returncode == 2 and "empty file, not a crmsync store" in res.stderr, res.stderr[-2000:]
+    assert db.stat().st_size == 0  # left as it was, for the user to restore
+    assert len(list((demo_dir / "out").glob("manifest-*.json"))) == 1  # nothing sent again
