@@ -22,7 +22,7 @@ import jsonschema
 
 from ..contract.errors import ConfigError
 from .plugins import PluginHost
-from .secrets import Secret, redact, redact_url, register_secret_value, resolve_reference, secret_paths
+from .secrets import Secret, redact, redact_url, register_secret_value, url_password, resolve_reference, secret_paths
 
 DEFAULT_CONFIG_NAME = "crmsync.toml"
 DEFAULT_STORE_PATH = ".crmsync/crmsync.db"
@@ -173,6 +173,15 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
     if url and url.startswith(("env:", "file:")):
         url = resolve_reference(url, where=f"{where}: [store] key 'url'", host=host, base=directory)
         register_secret_value(url)
+    elif url and url == store.get("url") and url_password(url) is not None:
+        register_secret_value(url_password(url) or "")
+        msg = (
+            f"{where}: [store] key 'url' holds a password: a config file must not. Put the URL in an environment "
+            "variable (url = \"env:CRMSYNC_STORE_URL\") or a file readable only by you (url = \"file:/path/to/store-url\")"
+        )
+        raise ConfigError(msg)
+    if url and url_password(url):
+        register_secret_value(url_password(url) or "")  # from --store or the environment: never shown either
     if not url:
         db = Path(store.get("path", DEFAULT_STORE_PATH)).expanduser()
         if not db.is_absolute():

@@ -66,36 +66,66 @@ def redact(text: str) -> str:
     return text
 
 
+def url_password(url: str) -> str | None:
+    """The password of a URL's user part, found by its structure: what lies between
+    the first ``:`` after the user name and the *last* ``@`` (a password may hold an
+    unencoded ``@``, ``/`` or ``:``; a host cannot hold ``@``). ``None`` when the URL
+    carries none."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    rest = url[scheme_end + 3 :]
+    at = rest.rfind("@")
+    if at < 0:
+        return None
+    user, colon, password = rest[:at].partition(":")
+    return password if colon and password else None
+
+
 def redact_url(url: str) -> str:
-    """A database URL with its password hidden."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """A URL with its password, found by :func:`url_password`, hidden as ``***``."""
+    password = url_password(url)
+    if password is None:
+        return url
+    start = url.find("://") + 3
+    at = url.rfind("@")
+    user = url[start:at].partition(":")[0]
+    return f"{url[:start]}{user}:***{url[at:]}"
+
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9_+.-]{0,30}$")
 
 
 def resolve_reference(ref: str, *, where: str, host: PluginHost | None = None, base: Path | None = None) -> str:
-    """Resolve ``env:NAME``, ``file:PATH`` or a plugin-provided scheme."""
+    """Resolve ``env:NAME``, ``file:PATH`` or a scheme a plugin resolves (``resolve_secret``).
+
+    Anything else is a literal secret: it is refused, and neither it nor any part of
+    it (such as what precedes a colon in it) appears in the message or anywhere else.
+    """
     scheme, _, rest = ref.partition(":")
-    if not rest:
-        msg = f"{where}: a secret must be a reference like 'env:NAME' or 'file:PATH', not a literal value"
-        raise ConfigError(msg)
-    if scheme == "env":
-        if rest not in os.environ:
-            msg = f"{where}: environment variable {rest} is not set"
-            raise ConfigError(msg)
-        return os.environ[rest]
-    if scheme == "file":
-        p = Path(rest).expanduser()
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        try:
-            return p.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            msg = f"{where}: cannot read secret file {p}: {exc.strerror}"
-            raise ConfigError(msg) from None
-    if host is not None:
-        value = host.resolve_secret(scheme, rest)
+    if rest and _SCHEME.match(scheme):
+        if scheme == "env":
+            if rest not in os.environ:
+                msg = f"{where}: environment variable {rest} is not set"
+                raise ConfigError(msg)
+            return os.environ[rest]
+        if scheme == "file":
+            p = Path(rest).expanduser()
+            if not p.is_absolute() and base is not None:
+                p = base / p
+            try:
+                return p.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                msg = f"{where}: cannot read secret file {p}: {exc.strerror}"
+                raise ConfigError(msg) from None
+        value = host.resolve_secret(scheme, rest) if host is not None else None
         if value is not None:
             return str(value)
-    msg = f"{where}: unknown secret scheme {scheme!r}; use 'env:NAME' or 'file:PATH'"
+    register_secret_value(ref)  # a literal: it must show up nowhere, whatever happens next
+    msg = (
+        f"{where}: a secret must be a reference like 'env:NAME' or 'file:PATH' (or a scheme an installed plugin resolves), "
+        "not a literal value"
+    )
     raise ConfigError(msg)
 
 

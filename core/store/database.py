@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from ..contract.errors import ConfigError, LockedError
-from ..host.secrets import redact_url
+from ..host.secrets import redact_url, url_password
 
 #: The newest migration in crmsync/store/migrations/versions (a test checks they agree).
 SCHEMA_HEAD = "0004"
@@ -38,11 +38,7 @@ class Database:
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
-        try:
-            parsed = make_url(url)
-        except Exception as exc:  # noqa: BLE001
-            msg = f"store URL {redact_url(url)!r} is not a valid SQLAlchemy URL: {exc}"
-            raise ConfigError(msg) from None
+        parsed = _parse(url)
         self.dialect = parsed.get_backend_name()
         self.sqlite_path: Path | None = None
         # how long a write waits for another process's transaction: ?timeout=SECONDS in the URL
@@ -165,15 +161,27 @@ class Database:
             yield
 
 
+def _parse(url: str) -> Any:
+    """``make_url(url)``, or a :class:`ConfigError` that shows the URL with its password masked."""
+    password = url_password(url)
+    if password is not None and any(c in password for c in "@/?#"):
+        msg = (
+            f"store URL {redact_url(url)!r}: its password holds one of @ / ? # unencoded, which ends the user part early; "
+            "percent-encode them (@ is %40, / is %2F, ? is %3F, # is %23)"
+        )
+        raise ConfigError(msg)
+    try:
+        return make_url(url)
+    except Exception:  # noqa: BLE001 - its message may quote the URL whole
+        msg = f"store URL {redact_url(url)!r} is not a SQLAlchemy URL; e.g. sqlite:///path/to/crmsync.db or postgresql+psycopg://user:PASSWORD@host/db"
+        raise ConfigError(msg) from None
+
+
 def check_url(url: str) -> str:
     """Check a store URL without connecting: it parses, names a dialect SQLAlchemy
     knows and a driver that is installed. Returns the dialect's name; raises
     :class:`ConfigError` saying what to write instead."""
-    try:
-        parsed = make_url(url)
-    except Exception:  # noqa: BLE001
-        msg = f"store URL {redact_url(url)!r} is not a SQLAlchemy URL; e.g. sqlite:///path/to/crmsync.db or postgresql+psycopg://user:PASSWORD@host/db"
-        raise ConfigError(msg) from None
+    parsed = _parse(url)
     try:
         dialect = parsed.get_dialect()
     except Exception:  # noqa: BLE001

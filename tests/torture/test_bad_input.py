@@ -520,3 +520,56 @@ def test_a_sqlite_store_truncated_to_nothing_is_refused_not_taken_for_new(tmp_pa
     assert res.returncode == 2 and "empty file, not a crmsync store" in res.stderr, res.stderr[-2000:]
     assert db.stat().st_size == 0  # left as it was, for the user to restore
     assert len(list((demo_dir / "out").glob("manifest-*.json"))) == 1  # nothing sent again
+
+
+# secrets: refused as literals, masked by parsing ---------------------------------------------------------------
+PASSWORD_SHAPES = ["s3cr3t-Zq9x", "Zq9x@Xk7y@Vb3w", "Pa9q/Ss8r:Ww7q", "Wq1z:Ee2y?Rr3x#Tt4w"]
+
+
+def _cli(demo_dir: Path, *args: str, env: dict[str, str] | None = None):
+    import os
+    import subprocess
+
+    from ..conftest import crmsync_cmd
+
+    base = {k: v for k, v in os.environ.items() if k not in ("CRMSYNC_STORE_URL", "CRMSYNC_FAILPOINTS")}
+    return subprocess.run([*crmsync_cmd(), "-c", str(demo_dir / "crmsync.toml"), *args], capture_output=True, text=True, env={**base, **(env or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("password", PASSWORD_SHAPES)
+def test_a_literal_store_url_with_a_password_is_refused_without_showing_it(demo_dir, password):
+    cfg = demo_dir / "crmsync.toml"
+    cfg.write_text(cfg.read_text().replace('path = ".crmsync/crmsync.db"', f'url = "postgresql+psycopg://crm:{password}@db.example/crm"'))
+    for args in (["validate"], ["run", "--json", "--no-progress"]):
+        res = _cli(demo_dir, *args)
+        assert res.returncode == 2, res.stderr
+        assert "holds a password" in res.stderr
+        for part in {password, *password.split("@"), *password.split("/"), *password.split(":")} - {""}:
+            assert len(part) < 3 or part not in res.stdout + res.stderr, (part, res.stderr)
+
+
+@pytest.mark.parametrize("password", PASSWORD_SHAPES)
+@pytest.mark.parametrize("how", ["unparseable", "unreachable"])
+def test_store_url_passwords_are_masked_in_every_error(demo_dir, password, how):
+    url = f"postgres ql://crm:{password}@db.example/crm" if how == "unparseable" else f"postgresql+psycopg://crm:{password}@127.0.0.1:9/crm"
+    for args in (["validate"], ["run", "--json", "--no-progress"], ["status"]):
+        res = _cli(demo_dir, *args, env={"CRMSYNC_STORE_URL": url})
+        assert res.returncode == 2, (args, res.stderr)
+        shown = res.stdout + res.stderr
+        for part in {password, *password.split("@"), *password.split("/"), *password.split(":")} - {""}:
+            assert len(part) < 3 or part not in shown, (args, part, shown)
+        assert "crm:***@" in shown or "percent-encode" in shown, shown
+
+
+@pytest.mark.parametrize("literal", ["pat-na1:0xdeadbeefcafe", "hunter7:0xdeadbeefcafe", "hunter7"])
+def test_a_literal_secret_with_a_colon_is_refused_and_no_part_of_it_kept(demo_dir, literal):
+    cfg = demo_dir / "crmsync.toml"
+    cfg.write_text(cfg.read_text() + f'\n[sinks.hub]\nplugin = "hubspot"\naccess_token = "{literal}"\n')
+    for args in (["run", "--json", "--no-progress"], ["validate"]):
+        res = _cli(demo_dir, *args)
+        assert res.returncode == 2
+        shown = res.stdout + res.stderr
+        assert "not a literal value" in shown or "not the value" in shown, shown
+        assert "hunter7" not in shown and "pat-na1" not in shown and "deadbeef" not in shown, shown
+    db = demo_dir / ".crmsync" / "crmsync.db"
+    assert not db.exists() or b"hunter7" not in db.read_bytes()
