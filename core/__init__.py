@@ -40,7 +40,7 @@ from .contract.schema import (
     make_interaction_id,
 )
 from .helpers.tabular import Decoded, csv_line, decode_export, decode_text, read_csv
-from .contract.text import html_to_text, neutralize_formula, normalize_text, sanitize_html, truncate
+from .contract.text import html_to_text, neutralize_formula, normalize_text, safe_url, sanitize_html, truncate
 
 
 _moved.install()
@@ -99,6 +99,7 @@ __all__ = [
     "neutralize_formula",
     "normalize_text",
     "read_csv",
+    "safe_url",
     "retrying",
     "sanitize_html",
     "truncate",

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .text import html_to_text, sanitize_html, truncate
+from .text import html_to_text, safe_url, sanitize_html, truncate
 
 #: Version of the record layout. Minor bumps add optional fields only.
 SCHEMA_VERSION = "1.0"
@@ -144,6 +144,8 @@ class Identity(_Model):
             values = getattr(self, key)
             if any("\x00" in v for v in values):
                 setattr(self, key, [_nul_free(v) for v in values])
+        if self.profile_urls:
+            self.profile_urls = [u for u in self.profile_urls if safe_url(u)]
         if self.identity_id is None:
             if self.crm_ids:
                 crm, rid = sorted(self.crm_ids.items())[0]
@@ -187,6 +189,8 @@ class ItemReviewed(_Model):
     sku: str | None = None
     url: str | None = None
 
+    _safe = field_validator("url")(classmethod(lambda cls, v: safe_url(v)))
+
 
 class Attachment(_Model):
     """Metadata of an attachment or enclosure; the content is never stored."""
@@ -196,6 +200,8 @@ class Attachment(_Model):
     media_type: str | None = None
     size: int | None = None
     sha256: str | None = None
+
+    _safe = field_validator("url")(classmethod(lambda cls, v: safe_url(v)))
 
 
 class Sentiment(_Model):
@@ -281,7 +287,7 @@ class Interaction(_Model):
         if v is not None and len(v) > MAX_URL_CHARS:
             msg = f"url longer than {MAX_URL_CHARS} characters"
             raise ValueError(msg)
-        return v
+        return safe_url(v)  # a javascript:/data: link never reaches a CRM
 
     @model_validator(mode="after")
     def _clean(self, info: ValidationInfo) -> Interaction:

@@ -111,17 +111,50 @@ def truncate(text: str | None, limit: int, marker: str = "…[truncated]") -> tu
 
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def neutralize_formula(value: str) -> str:
-    """Make a CSV cell safe to open in a spreadsheet (OWASP CSV injection).
+    """Make a CSV cell safe to open in a spreadsheet (OWASP CSV injection, ASVS 1.2.10).
 
-    A cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return is
-    prefixed with a single quote, so spreadsheets show it as text instead of
-    evaluating it.
+    NUL characters are removed. A cell whose first character is ``=``, ``+``,
+    ``-``, ``@``, tab, carriage return or line feed, also after leading spaces or
+    double quotes (``"=HYPERLINK(...)``), is prefixed with a single quote, so
+    spreadsheets show it as text instead of evaluating it. That includes handles
+    such as ``@acme``: a spreadsheet reads them as formulas too (``#NAME?``), and
+    OWASP's advice is to escape every such cell. A plain number (``-0.9412``,
+    ``+3``, ``1e5``) is left alone: it cannot run anything and a numeric column
+    must stay numeric. A cell that already starts with the quote is left as it is.
     """
-    if value and value.startswith(_FORMULA_START):
+    if not value:
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    first = value.lstrip(' "')[:1] if value[:1] in (" ", '"') else value[:1]
+    if first and first in _FORMULA_START[:4] or value[:1] in ("\t", "\r", "\n"):
+        if first in ("+", "-") and _NUMBER.fullmatch(value):
+            return value
         return "'" + value
     return value
-__all__ = ["html_to_text", "neutralize_formula", "normalize_text", "sanitize_html", "truncate", "unescape"]
+
+
+_SAFE_SCHEMES = {"http", "https", "mailto", "ftp", "ftps", "news", "nntp", "tel", "xmpp", "irc", "ircs"}
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url``, or ``None`` when its scheme can run or carry code (``javascript:``,
+    ``vbscript:``, ``data:``, any scheme not known to be a plain link). Relative
+    URLs (no scheme) pass. Control characters and spaces that browsers skip
+    (``java\tscript:``) do not hide a scheme."""
+    if not url:
+        return url
+    probe = _URL_NOISE.sub("", url).lower()
+    head = re.match(r"([a-z][a-z0-9+.-]*):", probe)
+    if head is None:
+        return url
+    if head.group(1) in _SAFE_SCHEMES:
+        return url
+    return None
+__all__ = ["html_to_text", "neutralize_formula", "normalize_text", "safe_url", "sanitize_html", "truncate", "unescape"]

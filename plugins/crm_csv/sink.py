@@ -67,6 +67,8 @@ class _PartFile:
                 s = "true" if v else "false"
             else:
                 s = v if type(v) is str else str(v)
+                if "\x00" in s:  # no importer takes a NUL, in either mode
+                    s = s.replace("\x00", "")
             if limit is not None and len(s) > limit:
                 s = crmsync.truncate(s, limit, TRUNCATION_MARKER)[0]
                 self.truncated[column] = self.truncated.get(column, 0) + 1

@@ -573,3 +573,37 @@ def test_a_literal_secret_with_a_colon_is_refused_and_no_part_of_it_kept(demo_di
         assert "hunter7" not in shown and "pat-na1" not in shown and "deadbeef" not in shown, shown
     db = demo_dir / ".crmsync" / "crmsync.db"
     assert not db.exists() or b"hunter7" not in db.read_bytes()
+
+
+# output cells -------------------------------------------------------------------------------------------------
+def test_output_cells_hold_no_formula_no_script_link_no_nul_and_numbers_stay_numbers(tmp_path):
+    import csv
+
+    from .conftest import run
+
+    (tmp_path / "feeds").mkdir()
+    items = [
+        '<item><guid>https://h.example/q</guid><title>"=HYPERLINK("http://evil.example","x")</title><link>javascript:alert(1)</link></item>',
+        "<item><guid>https://h.example/d</guid><title>data link</title><link>data:text/html;base64,PHNjcmlwdD4=</link>"
+        "<author>x@h.example (Eric)</author></item>",
+        "<item><guid>https://h.example/v</guid><title> =1+1</title><link> VBScript:msgbox</link><description>terrible awful broken</description></item>",
+        '<item><guid>https://h.example/ok</guid><title>@Ericmakes4 says hi</title><link>https://h.example/ok</link></item>',
+    ]
+    (tmp_path / "feeds" / "f.xml").write_text(_rss("".join(items)))
+    (tmp_path / "crmsync.toml").write_text(
+        '[store]\npath = "s/crmsync.db"\n[sources.f]\nplugin = "rss"\nfeeds = ["feeds/"]\n'
+        '[enrichers.sentiment]\nplugin = "sentiment"\n'
+        '[sinks.csv]\nplugin = "crm_csv"\nprofile = "generic"\noutput_dir = "out"\n'
+        '[sinks.hub]\nplugin = "crm_csv"\nprofile = "hubspot"\noutput_dir = "out-hub"\n'
+    )
+    assert run(tmp_path / "crmsync.toml").returncode == 0
+    rows = [r for f in (tmp_path / "out").glob("interactions-*.csv") for r in csv.DictReader(open(f, encoding="utf-8", newline=""))]
+    by_id = {r["native_id"]: r for r in rows}
+    assert by_id["https://h.example/q"]["title"].startswith("'\"=HYPERLINK")
+    assert by_id["https://h.example/v"]["title"] == "'=1+1"  # the title's leading space is trimmed first
+    assert by_id["https://h.example/ok"]["title"] == "'@Ericmakes4 says hi"  # escaped, as OWASP advises
+    assert {by_id[k]["url"] for k in ("https://h.example/q", "https://h.example/d", "https://h.example/v")} == {""}
+    score = by_id["https://h.example/v"]["sentiment_score"]
+    assert score.startswith("-") and float(score) < 0  # a number, not '-0.9
+    blob = "".join(p.read_text(encoding="utf-8") for d in ("out", "out-hub") for p in (tmp_path / d).glob("*.csv")).lower()
+    assert "javascript:" not in blob and "vbscript:" not in blob and "data:text/html" not in blob and "\x00" not in blob
