@@ -105,16 +105,35 @@ def test_identity_id_from_strongest_key():
 
 def test_json_schema_export_covers_the_required_fields():
     doc = schema_document()
-    props = doc["interaction"]["properties"]
+    props = doc["properties"]
     for f in [
         "interaction_id", "source", "channel", "kind", "native_id", "url", "title", "body_text", "body_html", "language",
         "published", "updated", "fetched", "author", "in_reply_to", "thread_id", "rating", "item_reviewed", "mentions",
         "tags", "sentiment", "needs_response", "priority", "provenance", "content_hash", "schema_version",
     ]:
         assert f in props, f
-    jsonschema.Draft202012Validator.check_schema(doc["interaction"])
+    jsonschema.Draft202012Validator.check_schema(doc)
     rec = _post(title="t", rating=Rating(value=3))
-    jsonschema.validate(rec.to_json_dict(), doc["interaction"])
+    jsonschema.validate(rec.to_json_dict(), doc)
     result = CliRunner().invoke(create_cli(), ["schema"])
     assert result.exit_code == 0
     assert json.loads(result.output)["schema_version"] == SCHEMA_VERSION
+
+
+def test_every_line_crmsync_export_prints_for_the_demo_validates_against_crmsync_schema(demo_dir):
+    cfg = str(demo_dir / "crmsync.toml")
+    assert CliRunner().invoke(create_cli(), ["-c", cfg, "run", "--no-progress"]).exit_code == 0
+    schema = json.loads(CliRunner().invoke(create_cli(), ["schema"]).output)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    lines = CliRunner().invoke(create_cli(), ["-c", cfg, "export"]).output.splitlines()
+    assert len(lines) == 12
+    for line in lines:
+        errors = [e.message for e in validator.iter_errors(json.loads(line))]
+        assert not errors, errors
+    # the root is a schema of one line, not a bundle that accepts anything
+    assert list(validator.iter_errors({})) and list(validator.iter_errors({**json.loads(lines[0]), "unexpected": 1}))
+    identity = json.loads(CliRunner().invoke(create_cli(), ["schema", "identity"]).output)
+    author = json.loads(lines[0])["author"]
+    jsonschema.validate(author, identity)
+    assert not jsonschema.Draft202012Validator(identity).is_valid({"emails": "not-a-list"})

@@ -137,12 +137,23 @@ def register(cli: click.Group) -> None:
                     click.echo(redact(f"{inst.label}: {line}"))
 
     @cli.command()
+    @click.argument("record", type=click.Choice(["interaction", "identity"]), default="interaction")
     @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
-    def schema(output: str | None) -> None:
-        """Print the shared schema (Interaction, Identity) as JSON Schema."""
+    def schema(record: str, output: str | None) -> None:
+        """Print the JSON Schema (draft 2020-12) of a shared record.
+
+        Its root validates one line of `crmsync export` (or, with `identity`, one
+        identity); the nested record types are under `$defs`.
+
+        \b
+        Examples:
+          crmsync schema -o interaction.schema.json
+          crmsync export | python -m jsonschema interaction.schema.json  # or check-jsonschema
+          crmsync schema identity
+        """
         from ..contract.schema import schema_document
 
-        text = json.dumps(schema_document(), indent=2)
+        text = json.dumps(schema_document(record), indent=2)
         if output:
             Path(output).write_text(text + "\n", encoding="utf-8")
         else:

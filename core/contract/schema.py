@@ -352,15 +352,28 @@ def flat_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return walk(schema)
 
 
-def schema_document() -> dict[str, Any]:
-    """The JSON Schema of the shared records, as printed by ``crmsync schema``."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "crmsync shared schema",
-        "schema_version": SCHEMA_VERSION,
-        "interaction": Interaction.model_json_schema(),
-        "identity": Identity.model_json_schema(),
-    }
+def schema_document(record: str = "interaction") -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) printed by ``crmsync schema``: its root validates
+    one line of ``crmsync export`` (an interaction and its ``version`` in the store), and
+    the other record types (``Identity``, ``Rating``...) are under ``$defs``. With
+    ``record="identity"``, the root is an identity (``crmsync schema identity``)."""
+    if record == "identity":
+        body = Identity.model_json_schema()
+        title = "crmsync identity"
+    elif record == "interaction":
+        body = Interaction.model_json_schema()
+        body["properties"]["version"] = {
+            "type": "integer",
+            "minimum": 1,
+            "title": "Version",
+            "description": "The store's version of this interaction: 1, then one more per edit. On `crmsync export` lines.",
+        }
+        title = "crmsync interaction (one line of crmsync export)"
+    else:
+        msg = f"no schema for {record!r}: use 'interaction' or 'identity'"
+        raise ValueError(msg)
+    body.pop("title", None)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, "schema_version": SCHEMA_VERSION, **body}
 
 
 __all__ = [
