@@ -47,19 +47,25 @@ class Database:
         except ValueError:
             msg = f"store URL {redact_url(url)!r}: 'timeout' must be a number of seconds"
             raise ConfigError(msg) from None
+        self._holding_migration_lock = False
         if self.dialect == "sqlite":
             db = parsed.database
             if db and db != ":memory:":
                 self.sqlite_path = Path(db)
-                if self.sqlite_path.is_file() and self.sqlite_path.stat().st_size == 0:
-                    msg = (
-                        f"the store {self.sqlite_path} is an empty file, not a crmsync store: it was truncated, or is not the file meant. "
-                        "Restore it from a backup; or, to start afresh (every record is read and delivered again), delete it"
-                    )
-                    raise ConfigError(msg)
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(parsed.difference_update_query(["timeout"]), connect_args={"timeout": self.lock_timeout})
-            _sqlite_setup(self.engine, self.lock_timeout)
+                if not self.sqlite_path.is_file() or self.sqlite_path.stat().st_size == 0:
+                    # a new store: whoever creates it holds the migration lock until its schema
+                    # is in place, so another process never sees it half made
+                    with self._migration_lock():
+                        self._holding_migration_lock = True
+                        try:
+                            self._refuse_empty()
+                            self._open_sqlite(parsed, migrate)
+                        finally:
+                            self._holding_migration_lock = False
+                    self._write_lock = threading.Lock()
+                    return
+            self._open_sqlite(parsed, False)
         else:
             args = {"options": f"-c lock_timeout={int(self.lock_timeout * 1000)}"} if self.dialect == "postgresql" else {}
             try:
@@ -71,6 +77,21 @@ class Database:
         self._write_lock = threading.Lock()
         if migrate:
             self.migrate()
+
+    def _open_sqlite(self, parsed: Any, migrate: bool) -> None:
+        self.engine = create_engine(parsed.difference_update_query(["timeout"]), connect_args={"timeout": self.lock_timeout})
+        _sqlite_setup(self.engine, self.lock_timeout)
+        if migrate:
+            self.migrate()
+
+    def _refuse_empty(self) -> None:
+        """Under the migration lock: a store file of 0 bytes nobody is creating was truncated."""
+        if self.sqlite_path is not None and self.sqlite_path.is_file() and self.sqlite_path.stat().st_size == 0:
+            msg = (
+                f"the store {self.sqlite_path} is an empty file, not a crmsync store: it was truncated, or is not the file meant. "
+                "Restore it from a backup; or, to start afresh (every record is read and delivered again), delete it"
+            )
+            raise ConfigError(msg)
 
     @property
     def display_url(self) -> str:
@@ -151,7 +172,7 @@ class Database:
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
-        if self.sqlite_path is None:
+        if self.sqlite_path is None or self._holding_migration_lock:
             yield
             return
         import fcntl
