@@ -4,6 +4,7 @@ platform-aware authors and brand listening."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -37,6 +38,17 @@ def _site(url: str | None) -> str | None:
     if not url or not _is_url(url):
         return None
     return urlsplit(url).netloc.lower() or None
+
+
+def _derived_id(e: Entry) -> str | None:
+    """An id for an item without guid, id or link (forum, comment and old blog feeds):
+    a hash of what identifies it in its feed (title, dates, author, text), scoped by
+    the feed. The same item read again gets the same id; an edit of its title or text
+    makes it a new interaction (there is nothing else to tie the two together)."""
+    basis = [e.title, e.published.isoformat() if e.published else None, e.updated.isoformat() if e.updated else None, e.author_name, e.author_email, e.content_html or e.summary_html]
+    if not any(basis):
+        return None
+    return "sha256:" + hashlib.sha256(json.dumps(basis, ensure_ascii=False).encode()).hexdigest()
 
 
 class RssSource(crmsync.Source):
@@ -289,8 +301,10 @@ class RssSource(crmsync.Source):
                 yield self.reject(ref, f"cannot read item: {entry.error}", self._raw(entry, data))
                 continue
             if not entry.native_id:
-                yield self.reject(ref, "item has neither guid/id nor link, so it cannot get a stable id", self._raw(entry, data))
-                continue
+                entry.native_id = _derived_id(entry)
+                if entry.native_id is None:
+                    yield self.reject(ref, "item has no guid/id, no link and nothing else to know it by (no title, date or text)", self._raw(entry, data))
+                    continue
             try:
                 rec = self._interaction(feed, entry, scope, location, platform, parent, payload_hash)
             except Exception as exc:  # noqa: BLE001 - one hostile item never fails the feed (building it does no I/O)

@@ -83,13 +83,29 @@ def test_an_item_with_50k_nested_elements_is_quarantined_alone(tmp_path, where):
         doc = _rss(f"<item>{guid}<title>{title}</title>{inner}</item>" + _item("after"))
     (tmp_path / "f.xml").write_text(doc)
     got, bad = _split(read_source(RssSource, {"feeds": ["f.xml"]}, tmp_path))
-    if where in ("item", "title"):  # nested elements nobody reads as markup do not spoil the item
-        assert [i.native_id for i in got] == ["https://h.example/deep", "https://h.example/after"] and not bad
-        return
-    assert [i.native_id for i in got] == ["https://h.example/after"]
+    # inline XHTML is serialized iteratively and other markup is not recursed into:
+    # however deep, the item is read, and the one after it too
+    assert not bad and len(got) == 2 and got[1].native_id == "https://h.example/after"
+    if where == "no-id":
+        assert got[0].native_id.startswith("sha256:")  # an id derived from the item's title
+
+
+def test_an_item_whose_reading_fails_is_quarantined_alone_with_its_bytes(tmp_path, monkeypatch):
+    from crmsync_rss.parse import xmlfeeds
+
+    real = xmlfeeds._rss_item
+
+    def fragile(item, *args):
+        if "boom" in (item.findtext("title") or ""):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(item, *args)
+
+    monkeypatch.setattr(xmlfeeds, "_rss_item", fragile)
+    (tmp_path / "f.xml").write_text(_rss(_item(1) + _item(2, "boom") + _item(3)))
+    got, bad = _split(read_source(RssSource, {"feeds": ["f.xml"]}, tmp_path))
+    assert [i.native_id for i in got] == ["https://h.example/1", "https://h.example/3"]
     (rej,) = bad
-    assert rej.ref.endswith("f.xml#item1"), rej.ref
-    assert rej.raw  # the whole document when the item is too deep to serialize
+    assert rej.ref.endswith("f.xml#item2") and b"boom" in rej.raw and "RecursionError" in rej.reason
 
 
 def test_json_lines_nested_100k_deep_loses_only_that_line(tmp_path):

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""What crmsync reads from feeds, field by field, against feedparser, and how fast.
+
+The corpus is feedparser's own test fixtures (public: github.com/kurtmckee/feedparser,
+``tests/``), about 1,800 small documents that each exercise one way feeds are
+written: every RSS/Atom/RDF/CDF/JSON Feed version, namespaces, encodings, dates,
+authors, relative links, ill-formed XML. They are read from a local copy and
+never copied into this repository.
+
+For every document both parsers read, each field feedparser fills in (entry id,
+link, title, author name/email/URL, published, updated, content, summary, tags,
+enclosures; feed title, link, language) is compared with what crmsync's rss source
+turns the same document into (the records it would store), after normalizing
+text (HTML to text, whitespace) and dates (to the second, UTC). Agreement is the
+share of those fields crmsync reproduces; misses are grouped by fixture folder and
+field so the gaps are visible.
+
+Speed, in the same run and process: feedparser.parse over every document vs
+crmsync's parse and normalize (parse_feed plus building the interactions), on the
+fixture corpus and, when ../shared is beside the project, on the generated corpus
+of realistic feeds.
+
+    python bench/bench_feed_fidelity.py --feedparser PATH   # a checkout or bare clone
+
+Writes bench/results/feed-fidelity.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_TOOL = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+FOLDERS = ("wellformed", "illformed", "encoding", "json")
+
+
+def fixtures(repo: Path, into: Path) -> list[Path]:
+    """The fixture documents of a feedparser checkout or bare clone, under ``into``."""
+    if (repo / "tests").is_dir():
+        base = repo / "tests"
+    else:
+        raw = subprocess.run(["git", "--git-dir", str(repo), "archive", "HEAD", "tests"], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            tar.extractall(into, filter="data")
+        base = into / "tests"
+    out = []
+    for folder in FOLDERS:
+        out += sorted(p for p in (base / folder).rglob("*") if p.suffix in (".xml", ".json", ".rdf", ".atom", ".rss"))
+    return out
+
+
+def _text(value: Any) -> str | None:
+    import crmsync
+
+    if value is None:
+        return None
+    text = crmsync.normalize_text(crmsync.html_to_text(str(value)))
+    return " ".join(text.split()) or None
+
+
+def _when(struct: Any) -> str | None:
+    if not struct:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(struct), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _ours_when(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if value else None
+
+
+def reference(parsed: Any) -> dict[str, Any]:
+    """The fields feedparser filled in, normalized."""
+    fields: dict[str, Any] = {}
+    f = parsed.feed
+    for key in ("title", "link", "language"):
+        if f.get(key):
+            fields[f"feed.{key}"] = _text(f[key]) if key == "title" else f[key]
+    for n, e in enumerate(parsed.entries):
+        p = f"entry{n}."
+        author = e.get("author_detail") or {}
+        content = (e.get("content") or [{}])[0].get("value")
+        values = {
+            "id": e.get("id"),
+            "link": e.get("link"),
+            "title": _text(e.get("title")),
+            "author.name": author.get("name"),
+            "author.email": author.get("email"),
+            "author.url": author.get("href"),
+            "published": _when(e.get("published_parsed")),
+            "updated": _when(e.get("updated_parsed")),
+            "content": _text(content),
+            "summary": _text(e.get("summary")),
+            "tags": sorted({t.get("term") for t in e.get("tags", []) if t.get("term")}) or None,
+            "enclosures": sorted({x.get("href") for x in e.get("enclosures", []) if x.get("href")}) or None,
+        }
+        fields.update({p + k: v for k, v in values.items() if v})
+    return fields
+
+
+def ours(data: bytes, location: str) -> tuple[dict[str, Any], Any]:
+    """What crmsync's rss source makes of the document, in the same field names."""
+    import crmsync
+    from crmsync_rss.parse import FeedError, parse_feed
+    from crmsync_rss.source import RssSource
+
+    fields: dict[str, Any] = {}
+    try:
+        feed = parse_feed(data)
+    except FeedError:
+        return fields, None
+    for key in ("title", "link", "language"):
+        value = getattr(feed, key)
+        if value:
+            fields[f"feed.{key}"] = _text(value) if key == "title" else value
+    src = RssSource("bench", {"feeds": [], "opml": [], "listen": {}}, crmsync.Context())
+    records = [r for r in src._document(data, location, {}, None, http=False) if isinstance(r, crmsync.Interaction | crmsync.Rejected)]
+    for n, rec in enumerate(records):
+        if not isinstance(rec, crmsync.Interaction):
+            continue
+        p = f"entry{n}."
+        a = rec.author
+        values = {
+            "id": rec.native_id,
+            "link": rec.url,
+            "title": _text(rec.title),
+            "author.name": a.name if a else None,
+            "author.email": a.emails[0] if a and a.emails else None,
+            "author.url": a.profile_urls[0] if a and a.profile_urls else None,
+            "published": _ours_when(rec.published),
+            "updated": _ours_when(rec.updated),
+            "content": _text(rec.body_text),
+            "summary": _text(rec.summary or rec.body_text),
+            "tags": sorted(set(rec.tags)) or None,
+            "enclosures": sorted({x.url for x in rec.attachments if x.url}) or None,
+        }
+        fields.update({p + k: v for k, v in values.items() if v})
+    return fields, feed
+
+
+def compare(files: list[Path], base: Path) -> dict[str, Any]:
+    import feedparser
+
+    total = agree = 0
+    misses: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
+    for path in files:
+        data = path.read_bytes()
+        ref = reference(feedparser.parse(data))
+        got, _ = ours(data, str(path))
+        group = str(path.relative_to(base).parent)
+        for key, want in ref.items():
+            total += 1
+            field = key.split(".", 1)[1] if key.startswith("entry") else key
+            if got.get(key) == want:
+                agree += 1
+            else:
+                misses[f"{group} {field}"] += 1
+                examples.setdefault(field, [])
+                if len(examples[field]) < 5:
+                    examples[field].append(f"{path.relative_to(base)}: feedparser {str(want)[:80]!r}, crmsync {str(got.get(key))[:80]!r}")
+    return {"fields": total, "agree": agree, "agreement": round(agree / total, 4) if total else None, "misses": dict(misses.most_common(40)), "examples": examples}
+
+
+def speed(datas: list[bytes], repeat: int) -> dict[str, Any]:
+    import feedparser
+
+    import crmsync
+    from crmsync_rss.source import RssSource
+
+    src = RssSource("bench", {"feeds": [], "opml": [], "listen": {}}, crmsync.Context())
+    best = {"feedparser": float("inf"), "crmsync": float("inf")}
+    entries = {"feedparser": 0, "crmsync": 0}
+    for _ in range(repeat):
+        t0 = time.process_time()
+        entries["feedparser"] = sum(len(feedparser.parse(d).entries) for d in datas)
+        best["feedparser"] = min(best["feedparser"], time.process_time() - t0)
+        t0 = time.process_time()
+        entries["crmsync"] = sum(1 for d in datas for r in src._document(d, "bench", {}, None, http=False) if isinstance(r, crmsync.Interaction))
+        best["crmsync"] = min(best["crmsync"], time.process_time() - t0)
+    return {
+        "documents": len(datas),
+        "entries": entries,
+        "cpu_seconds": {k: round(v, 3) for k, v in best.items()},
+        "speedup": round(best["feedparser"] / best["crmsync"], 2) if best["crmsync"] else None,
+    }
+
+
+def generated_feeds(tmp: Path, entries: int) -> list[bytes]:
+    if not CORPUS_TOOL.exists():
+        return []
+    subprocess.run([sys.executable, str(CORPUS_TOOL), "--out", str(tmp / "c"), "--interactions", str(entries), "--seed", "7", "-q"], check=True, capture_output=True)
+    return [p.read_bytes() for p in sorted((tmp / "c" / "feeds").iterdir()) if p.is_file()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--feedparser", type=Path, required=True, help="a checkout or bare clone of github.com/kurtmckee/feedparser")
+    ap.add_argument("--entries", type=int, default=5000, help="size of the generated corpus for the speed run (needs ../shared)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import feedparser
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = fixtures(args.feedparser, Path(tmp))
+        base = Path(tmp) / "tests" if not (args.feedparser / "tests").is_dir() else args.feedparser / "tests"
+        result: dict[str, Any] = {"feedparser_version": feedparser.__version__, "fixtures": len(files)}
+        result["coverage"] = compare(files, base)
+        result["speed_fixtures"] = speed([f.read_bytes() for f in files], args.repeat)
+        gen = generated_feeds(Path(tmp), args.entries)
+        if gen:
+            result["speed_generated"] = speed(gen, args.repeat)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "feed-fidelity.json").write_text(json.dumps(result, indent=2) + "\n")
+    cov = result["coverage"]
+    lines = [
+        f"# Feed fidelity against feedparser {result['feedparser_version']}",
+        "",
+        f"{result['fixtures']} fixture documents; {cov['fields']} fields feedparser fills in; crmsync agrees on {cov['agree']} ({cov['agreement']:.2%}).",
+        "",
+        "| speed (CPU, best of runs) | documents | entries feedparser / crmsync | feedparser s | crmsync s | crmsync faster |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key in ("speed_fixtures", "speed_generated"):
+        if key in result:
+            s = result[key]
+            lines.append(f"| {key.removeprefix('speed_')} | {s['documents']} | {s['entries']['feedparser']} / {s['entries']['crmsync']} | {s['cpu_seconds']['feedparser']} | {s['cpu_seconds']['crmsync']} | {s['speedup']}x |")
+    lines += ["", "Misses by fixture folder and field:", ""] + [f"- {k}: {v}" for k, v in cov["misses"].items()]
+    (out / "feed-fidelity.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    for field, ex in cov["examples"].items():
+        print(f"\n{field}:")
+        for line in ex:
+            print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
