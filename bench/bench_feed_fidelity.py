@@ -61,13 +61,30 @@ def fixtures(repo: Path, into: Path) -> list[Path]:
     return out
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, kind: str | None = "text/html") -> str | None:
+    """Text of a value: HTML turned to text (feedparser's values are HTML unless their
+    detail says text/plain); whitespace collapsed."""
     import crmsync
 
     if value is None:
         return None
-    text = crmsync.normalize_text(crmsync.html_to_text(str(value)))
+    text = crmsync.html_to_text(str(value)) if kind != "text/plain" else str(value)
     return " ".join(text.split()) or None
+
+
+def _plain(value: Any) -> str | None:
+    """Text crmsync already made plain (title, body_text): whitespace collapsed only."""
+    return " ".join(str(value).split()) or None if value else None
+
+
+#: Fixtures where crmsync differs from feedparser on purpose, with why. Their fields are
+#: counted apart ("by design"), not as agreement or misses.
+BY_DESIGN = {
+    "_crazy.xml": "feedparser keeps the <title> of an embedded <head> and script source as text; crmsync drops both (no script text in plain text)",
+    "xml_malicious_comment.xml": "an unclosed HTML comment: HTML5 (crmsync, browsers) hides what follows, feedparser's SGML parser shows it",
+    "_script_nested_cdata.xml": "a CDATA marker inside CDATA: both read junk, differently",
+    "entry_content_iframe.xml": "markup inside <iframe> is text in HTML5 (crmsync, browsers), markup to feedparser",
+}
 
 
 def _when(struct: Any) -> str | None:
@@ -86,22 +103,23 @@ def reference(parsed: Any) -> dict[str, Any]:
     f = parsed.feed
     for key in ("title", "link", "language"):
         if f.get(key):
-            fields[f"feed.{key}"] = _text(f[key]) if key == "title" else f[key]
+            fields[f"feed.{key}"] = _text(f[key], (f.get("title_detail") or {}).get("type")) if key == "title" else f[key]
     for n, e in enumerate(parsed.entries):
         p = f"entry{n}."
         author = e.get("author_detail") or {}
-        content = (e.get("content") or [{}])[0].get("value")
+        content = (e.get("content") or [{}])[0]
         values = {
             "id": e.get("id"),
             "link": e.get("link"),
-            "title": _text(e.get("title")),
+            "title": _text(e.get("title"), (e.get("title_detail") or {}).get("type")),
             "author.name": author.get("name"),
             "author.email": author.get("email"),
             "author.url": author.get("href"),
-            "published": _when(e.get("published_parsed")),
-            "updated": _when(e.get("updated_parsed")),
-            "content": _text(content),
-            "summary": _text(e.get("summary")),
+            # dict.get: feedparser's own get() answers "updated" with "published" when the feed has none
+            "published": _when(dict.get(e, "published_parsed")),
+            "updated": _when(dict.get(e, "updated_parsed")),
+            "content": _text(content.get("value"), content.get("type")),
+            "summary": _text(e.get("summary"), (e.get("summary_detail") or {}).get("type")),
             "tags": sorted({t.get("term") for t in e.get("tags", []) if t.get("term")}) or None,
             "enclosures": sorted({x.get("href") for x in e.get("enclosures", []) if x.get("href")}) or None,
         }
@@ -123,7 +141,7 @@ def ours(data: bytes, location: str) -> tuple[dict[str, Any], Any]:
     for key in ("title", "link", "language"):
         value = getattr(feed, key)
         if value:
-            fields[f"feed.{key}"] = _text(value) if key == "title" else value
+            fields[f"feed.{key}"] = _text(value) if key == "title" else value  # the parser's feed title is HTML
     src = RssSource("bench", {"feeds": [], "opml": [], "listen": {}}, crmsync.Context())
     records = [r for r in src._document(data, location, {}, None, http=False) if isinstance(r, crmsync.Interaction | crmsync.Rejected)]
     for n, rec in enumerate(records):
@@ -134,14 +152,14 @@ def ours(data: bytes, location: str) -> tuple[dict[str, Any], Any]:
         values = {
             "id": rec.native_id,
             "link": rec.url,
-            "title": _text(rec.title),
+            "title": _plain(rec.title),
             "author.name": a.name if a else None,
             "author.email": a.emails[0] if a and a.emails else None,
             "author.url": a.profile_urls[0] if a and a.profile_urls else None,
             "published": _ours_when(rec.published),
             "updated": _ours_when(rec.updated),
-            "content": _text(rec.body_text),
-            "summary": _text(rec.summary or rec.body_text),
+            "content": _plain(rec.body_text),
+            "summary": _plain(rec.summary or rec.body_text),
             "tags": sorted(set(rec.tags)) or None,
             "enclosures": sorted({x.url for x in rec.attachments if x.url}) or None,
         }
@@ -152,7 +170,7 @@ def ours(data: bytes, location: str) -> tuple[dict[str, Any], Any]:
 def compare(files: list[Path], base: Path) -> dict[str, Any]:
     import feedparser
 
-    total = agree = 0
+    total = agree = by_design = 0
     misses: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     for path in files:
@@ -160,6 +178,9 @@ def compare(files: list[Path], base: Path) -> dict[str, Any]:
         ref = reference(feedparser.parse(data))
         got, _ = ours(data, str(path))
         group = str(path.relative_to(base).parent)
+        if any(path.name.endswith(suffix) for suffix in BY_DESIGN):
+            by_design += len(ref)
+            continue
         for key, want in ref.items():
             total += 1
             field = key.split(".", 1)[1] if key.startswith("entry") else key
@@ -170,7 +191,7 @@ def compare(files: list[Path], base: Path) -> dict[str, Any]:
                 examples.setdefault(field, [])
                 if len(examples[field]) < 5:
                     examples[field].append(f"{path.relative_to(base)}: feedparser {str(want)[:80]!r}, crmsync {str(got.get(key))[:80]!r}")
-    return {"fields": total, "agree": agree, "agreement": round(agree / total, 4) if total else None, "misses": dict(misses.most_common(40)), "examples": examples}
+    return {"fields": total, "by_design": by_design, "by_design_why": BY_DESIGN, "agree": agree, "agreement": round(agree / total, 4) if total else None, "misses": dict(misses.most_common(40)), "examples": examples}
 
 
 def speed(datas: list[bytes], repeat: int) -> dict[str, Any]:
@@ -230,6 +251,7 @@ def main() -> None:
         f"# Feed fidelity against feedparser {result['feedparser_version']}",
         "",
         f"{result['fixtures']} fixture documents; {cov['fields']} fields feedparser fills in; crmsync agrees on {cov['agree']} ({cov['agreement']:.2%}).",
+        f"Not counted: {cov['by_design']} fields of fixtures where crmsync differs on purpose ({'; '.join(f'{k}: {v}' for k, v in BY_DESIGN.items())}).",
         "",
         "| speed (CPU, best of runs) | documents | entries feedparser / crmsync | feedparser s | crmsync s | crmsync faster |",
         "|---|---|---|---|---|---|",

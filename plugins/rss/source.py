@@ -45,7 +45,10 @@ def _derived_id(e: Entry) -> str | None:
     a hash of what identifies it in its feed (title, dates, author, text), scoped by
     the feed. The same item read again gets the same id; an edit of its title or text
     makes it a new interaction (there is nothing else to tie the two together)."""
-    basis = [e.title, e.published.isoformat() if e.published else None, e.updated.isoformat() if e.updated else None, e.author_name, e.author_email, e.content_html or e.summary_html]
+    basis = [
+        e.title, e.published.isoformat() if e.published else None, e.updated.isoformat() if e.updated else None, e.author_name, e.author_email,
+        e.content_html or e.summary_html, sorted(x["url"] for x in e.enclosures if x.get("url")), e.categories,
+    ]
     if not any(basis):
         return None
     return "sha256:" + hashlib.sha256(json.dumps(basis, ensure_ascii=False).encode()).hexdigest()

@@ -98,8 +98,8 @@ def _parse_xml(data: bytes, base: str | None) -> Feed:
         return read_rss(root, base)
     if tag == f"{{{RDF}}}RDF":
         return read_rdf(root, base)
-    if tag in (f"{{{ATOM}}}feed", f"{{{ATOM03}}}feed"):
-        return read_atom(root, ATOM if ATOM in tag else ATOM03, base)
+    if tag in (f"{{{ATOM}}}feed", f"{{{ATOM03}}}feed", "feed"):
+        return read_atom(root, ATOM if ATOM in tag else (ATOM03 if ATOM03 in tag else ""), base)
     if isinstance(tag, str) and tag.upper() == "CHANNEL":
         return read_cdf(root, base)
     msg = f"not a feed: root element is <{tag}>"

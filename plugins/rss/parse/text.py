@@ -59,23 +59,26 @@ def inner_xml(el: Element) -> str:
     return demoronize("".join(out).strip())
 
 
-def content_of(el: Element | None, base: str | None = None) -> str | None:
+def content_of(el: Element | None, base: str | None = None, default: str = "html") -> str | None:
     """The HTML of a content-like element, whatever its ``type`` (Atom: text, html,
     xhtml or a MIME type) and ``mode`` (Atom 0.3: xml, escaped, base64). Plain text
     comes back escaped, so it reads as text; relative links are made absolute against
-    ``base`` (``xml:base`` of the element, else the one given)."""
+    ``base`` (``xml:base`` of the element, else the one given). ``default`` is the
+    type of an element that names none: ``html`` for RSS, ``text`` for Atom constructs."""
     if el is None:
         return None
-    kind = (el.get("type") or "").strip().lower()
+    kind = (el.get("type") or default).strip().lower()
     mode = (el.get("mode") or "").strip().lower()
     base = resolve(base, el.get(XML_BASE))
+    if kind and "/" in kind and not (kind.startswith("text/") or kind.endswith(("+xml", "/xml"))) and not len(el):
+        mode = "base64"  # RFC 4287 4.1.3.3: other media types are Base64-encoded
     if mode == "base64":
         try:
             raw = base64.b64decode((el.text or "").strip(), validate=False).decode("utf-8", "replace")
         except (binascii.Error, ValueError):
             return None
         value = html.escape(raw) if kind in ("text", "text/plain") else raw
-    elif mode == "xml" or kind in ("xhtml", "application/xhtml+xml") or (len(el) and not (el.text or "").strip() and kind not in ("text", "text/plain")):
+    elif mode == "xml" or kind in ("xhtml", "application/xhtml+xml") or (len(el) and kind not in ("text", "text/plain")):
         value = inner_xml(el)
         if not len(el) and kind in ("", "text", "text/plain"):
             value = html.escape(value)

@@ -132,7 +132,7 @@ def _rss_item(item: Element, base: str | None, language: str | None) -> Entry:
     e = Entry(
         native_id=guid or link,
         link=link,
-        title=_first_text(item, "title", f"{D}title", f"{A}title"),
+        title=_first_text(item, "title", f"{D}title", f"{A}title", f"{M}title", f"{M}group/{M}title"),
         content_html=content_of(content_el, base),
         summary_html=content_of(_first(item, "description", f"{D}description", f"{A}summary", f"{I}summary"), base),
         author_name=name,
@@ -198,9 +198,11 @@ def _rdf_item(item: Element, base: str | None, language: str | None) -> Entry:
 
 # Atom 1.0 and 0.3 ---------------------------------------------------------------------
 def read_atom(root: Element, ns: str, base: str | None) -> Feed:
-    p = f"{{{ns}}}"
+    """Atom 1.0 (``ns`` ATOM), 0.3 and its drafts (ATOM03), or an Atom-shaped
+    document in no namespace (``ns`` empty), as feedparser reads it too."""
+    p = f"{{{ns}}}" if ns else ""
     base = resolve(base, root.get(XML_BASE))
-    feed = Feed(format="atom1.0" if ns == ATOM else "atom0.3", title=_atom_text(root.find(f"{p}title")), generator=text_of(root.find(f"{p}generator")))
+    feed = Feed(format="atom1.0" if ns == ATOM else ("atom0.3" if ns else "atom"), title=_atom_text(root.find(f"{p}title")), generator=text_of(root.find(f"{p}generator")))
     feed.language = _lang(root.get(XML_LANG))
     for link in root.findall(f"{p}link"):
         rel = link.get("rel", "alternate")
@@ -208,6 +210,9 @@ def read_atom(root: Element, ns: str, base: str | None) -> Feed:
             feed.self_url = link.get("href")
         elif rel == "alternate" and feed.link is None:
             feed.link = resolve(base, link.get("href"))
+    feed_id = text_of(root.find(f"{p}id"))
+    if feed.link is None and feed_id and feed_id.lower().startswith(("http://", "https://")):
+        feed.link = feed_id
     feed_author = root.find(f"{p}author")
     feed.entries.extend(each(root.findall(f"{p}entry"), _atom_entry, p, feed_author, base, feed.language))
     return feed
@@ -215,7 +220,7 @@ def read_atom(root: Element, ns: str, base: str | None) -> Feed:
 
 def _atom_text(el: Element | None) -> str | None:
     """A title-like Atom construct as HTML (text escaped, so it reads as text)."""
-    return content_of(el)
+    return content_of(el, default="text")
 
 
 def _atom_entry(entry: Element, p: str, feed_author: Element | None, base: str | None, language: str | None) -> Entry:
@@ -225,7 +230,8 @@ def _atom_entry(entry: Element, p: str, feed_author: Element | None, base: str |
     comments_feed = comments = None
     for l in entry.findall(f"{p}link"):  # noqa: E741
         rel = l.get("rel", "alternate")
-        href = resolve(resolve(base, l.get(XML_BASE)), l.get("href")) if l.get("href") else None
+        target = l.get("href") or text_of(l)  # some feeds put the URL in the element's text
+        href = resolve(resolve(base, l.get(XML_BASE)), target) if target else None
         if href is None:
             continue
         if rel == "alternate" and link is None:
@@ -237,7 +243,7 @@ def _atom_entry(entry: Element, p: str, feed_author: Element | None, base: str |
             if (l.get(f"{T}count") or "").isdigit():
                 comments = int(l.get(f"{T}count"))  # type: ignore[arg-type]
     native = text_of(entry.find(f"{p}id"))
-    if link is None and native and native.startswith(("http://", "https://")):
+    if link is None and native and native.lower().startswith(("http://", "https://")):
         link = native
     source = entry.find(f"{p}source")
     author = entry.find(f"{p}author")
@@ -252,9 +258,9 @@ def _atom_entry(entry: Element, p: str, feed_author: Element | None, base: str |
     e = Entry(
         native_id=native or link,
         link=link,
-        title=_atom_text(entry.find(f"{p}title")) or text_of(entry.find(f"{D}title")),
-        content_html=content_of(content_el, base),
-        summary_html=content_of(entry.find(f"{p}summary"), base) or content_of(_first(entry, f"{M}group/{M}description", f"{M}description"), base),
+        title=_atom_text(entry.find(f"{p}title")) or _first_text(entry, f"{D}title", f"{M}title", f"{M}group/{M}title"),
+        content_html=content_of(content_el, base, "text"),
+        summary_html=content_of(entry.find(f"{p}summary"), base, "text") or content_of(_first(entry, f"{M}group/{M}description", f"{M}description"), base, "text"),
         author_name=name,
         author_email=email,
         author_uri=resolve(base, uri) if uri else None,
@@ -285,11 +291,12 @@ def read_cdf(root: Element, base: str | None) -> Feed:
     def attr(el: Element, name: str) -> str | None:
         return next((v for k, v in el.attrib.items() if k.upper() == name), None)
 
-    feed = Feed(format="cdf", title=text_of(child(root, "TITLE")), link=attr(root, "HREF"))
+    base = resolve(base, root.get(XML_BASE))
+    feed = Feed(format="cdf", title=text_of(child(root, "TITLE")), link=resolve(base, attr(root, "HREF")))
     items = [el for el in root.iter() if isinstance(el.tag, str) and el.tag.upper() == "ITEM"]
 
     def build(item: Element) -> Entry:
-        href = attr(item, "HREF")
+        href = resolve(resolve(base, item.get(XML_BASE)), attr(item, "HREF"))
         abstract = child(item, "ABSTRACT")
         return Entry(
             native_id=href,
