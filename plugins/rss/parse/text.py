@@ -25,9 +25,26 @@ _C1 = re.compile("[\x80-\x9f]")
 _CP1252 = {c: bytes([c]).decode("cp1252", "ignore") or chr(c) for c in range(0x80, 0xA0)}
 
 
+_UTF8_AS_LATIN1 = re.compile("[\xc2-\xf4][\x80-\xbf]{1,3}")
+
+
 def demoronize(text: str) -> str:
-    """Windows-1252 punctuation written as C1 control characters, as what it meant."""
-    return text.translate(_CP1252) if _C1.search(text) else text
+    """C1 control characters, as what they meant: UTF-8 bytes read as Latin-1 (``â\x80¦``
+    is ``…``: only a run holding a C1 control, which text never has, is re-read), then
+    Windows-1252 punctuation (``\x93`` is ``“``)."""
+    if not _C1.search(text):
+        return text
+
+    def reread(m: re.Match[str]) -> str:
+        run = m.group(0)
+        if not _C1.search(run):
+            return run
+        try:
+            return run.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            return run
+
+    return _UTF8_AS_LATIN1.sub(reread, text).translate(_CP1252)
 
 
 def text_of(el: Element | None) -> str | None:
@@ -67,7 +84,8 @@ def content_of(el: Element | None, base: str | None = None, default: str = "html
     type of an element that names none: ``html`` for RSS, ``text`` for Atom constructs."""
     if el is None:
         return None
-    kind = (el.get("type") or default).strip().lower()
+    explicit = (el.get("type") or "").strip().lower()
+    kind = explicit or default
     mode = (el.get("mode") or "").strip().lower()
     base = resolve(base, el.get(XML_BASE))
     if kind and "/" in kind and not (kind.startswith("text/") or kind.endswith(("+xml", "/xml"))) and not len(el):
@@ -78,10 +96,8 @@ def content_of(el: Element | None, base: str | None = None, default: str = "html
         except (binascii.Error, ValueError):
             return None
         value = html.escape(raw) if kind in ("text", "text/plain") else raw
-    elif mode == "xml" or kind in ("xhtml", "application/xhtml+xml") or (len(el) and kind not in ("text", "text/plain")):
-        value = inner_xml(el)
-        if not len(el) and kind in ("", "text", "text/plain"):
-            value = html.escape(value)
+    elif mode == "xml" or kind in ("xhtml", "application/xhtml+xml") or len(el):
+        value = inner_xml(el)  # child elements are markup, whatever the type says
     else:
         value = (el.text or "").strip()
         if kind in ("text", "text/plain") and mode != "escaped":

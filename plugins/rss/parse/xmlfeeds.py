@@ -108,15 +108,16 @@ def read_rss(root: Element, base: str | None) -> Feed:
 def _rss_item(item: Element, base: str | None, language: str | None) -> Entry:
     base = resolve(base, item.get(XML_BASE))
     guid_el = item.find("guid")
-    guid = text_of(guid_el)
-    link = text_of(item.find("link"))
+    guid = text_of(guid_el) or text_of(item.find("id"))  # Atom's names without a namespace, as some feeds write
+    link_el = item.find("link")
+    link = text_of(link_el) or (link_el.get("href") if link_el is not None and link_el.get("rel", "alternate") == "alternate" else None)
     if not link:
         for al in item.findall(f"{A}link"):
             if al.get("rel", "alternate") == "alternate" and al.get("href"):
                 link = al.get("href")
                 break
     link = resolve(base, link) if link else None
-    if not link and guid and guid.startswith(("http://", "https://")) and (guid_el.get("isPermaLink") or "true").lower() != "false":  # type: ignore[union-attr]
+    if not link and guid and guid.lower().startswith(("http://", "https://")) and guid_el is not None and (guid_el.get("isPermaLink") or "true").lower() != "false":
         link = guid  # a permalink guid is the item's link (RSS 2.0)
     name, email = split_author(_first_text(item, "author", f"{D}creator", f"{D}author", f"{I}author"))
     uri = None
@@ -129,18 +130,26 @@ def _rss_item(item: Element, base: str | None, language: str | None) -> Entry:
         other = split_author(_first_text(item, f"{D}creator", f"{D}author"))
         email = other[1]
     content_el = _first(item, f"{C}encoded", f"{X}body", "body", "fullitem", f"{A}content")
+    summary_el = _first(item, "summary", f"{A}summary")
+    description_el = _first(item, "description", f"{D}description", f"{I}summary")
+    if summary_el is not None and description_el is not None and content_el is None:
+        # both: the first summarizes, the second is the text (as feedparser reads them)
+        children = list(item)
+        if children.index(description_el) < children.index(summary_el):
+            summary_el, description_el = description_el, summary_el
+        content_el = description_el
     e = Entry(
         native_id=guid or link,
         link=link,
         title=_first_text(item, "title", f"{D}title", f"{A}title", f"{M}title", f"{M}group/{M}title"),
         content_html=content_of(content_el, base),
-        summary_html=content_of(_first(item, "description", f"{D}description", f"{A}summary", f"{I}summary"), base),
+        summary_html=content_of(summary_el if summary_el is not None else description_el, base),
         author_name=name,
         author_email=email,
         author_uri=resolve(base, uri) if uri else None,
         categories=_tags(item),
-        published=_when(item, "pubDate", f"{D}date", f"{DT}issued", f"{DT}created", f"{A}published", f"{A}issued"),  # type: ignore[arg-type]
-        updated=_when(item, f"{DT}modified", f"{A}updated", f"{A}modified"),  # type: ignore[arg-type]
+        published=_when(item, "pubDate", f"{D}date", f"{DT}issued", f"{DT}created", f"{A}published", f"{A}issued", "published"),  # type: ignore[arg-type]
+        updated=_when(item, f"{DT}modified", f"{A}updated", f"{A}modified", "updated"),  # type: ignore[arg-type]
         language=_lang(item.get(XML_LANG) or (content_el.get(XML_LANG) if content_el is not None else None)) or language,
         raw=item,
     )
@@ -158,6 +167,9 @@ def _rss_item(item: Element, base: str | None, language: str | None) -> Entry:
     for enc in item.findall("enclosure"):
         if enc.get("url"):
             e.enclosures.append({"url": resolve(base, enc.get("url")), "media_type": enc.get("type"), "size": int(enc.get("length")) if (enc.get("length") or "").isdigit() else None})  # type: ignore[arg-type]
+    for enc in (*item.findall("link"), *item.findall(f"{A}link")):
+        if enc.get("rel") == "enclosure" and enc.get("href"):
+            e.enclosures.append({"url": resolve(base, enc.get("href")), "media_type": enc.get("type"), "size": int(enc.get("length")) if (enc.get("length") or "").isdigit() else None})  # type: ignore[arg-type]
     return e
 
 
@@ -291,7 +303,7 @@ def read_cdf(root: Element, base: str | None) -> Feed:
     def attr(el: Element, name: str) -> str | None:
         return next((v for k, v in el.attrib.items() if k.upper() == name), None)
 
-    base = resolve(base, root.get(XML_BASE))
+    base = resolve(resolve(base, attr(root, "BASE")), root.get(XML_BASE))
     feed = Feed(format="cdf", title=text_of(child(root, "TITLE")), link=resolve(base, attr(root, "HREF")))
     items = [el for el in root.iter() if isinstance(el.tag, str) and el.tag.upper() == "ITEM"]
 
