@@ -13,23 +13,59 @@ from typing import Any
 
 import nh3
 
-#: Tags kept by :func:`sanitize_html`: what a CRM note can show.
+#: Tags kept by :func:`sanitize_html`: feedparser's allow-list of safe elements
+#: (sanitizer.py, ``acceptable_elements``) without its form controls (form, input,
+#: button, select, option, optgroup, textarea, keygen, label, fieldset, legend,
+#: datalist, output: a CRM note must not carry a phishing form) and without the
+#: elements no browser knows any more (command, datagrid, event-source, m, multicol,
+#: nextid, sound, spacer, dialog). Plus HTML5's mark, wbr, bdi, bdo, picture.
 ALLOWED_TAGS = frozenset(
     {
-        "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt",
-        "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "ol",
-        "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table", "tbody",
-        "td", "tfoot", "th", "thead", "tr", "u", "ul",
+        "a", "abbr", "acronym", "address", "area", "article", "aside", "audio", "b", "bdi", "bdo", "big",
+        "blockquote", "br", "canvas", "caption", "center", "cite", "code", "col", "colgroup", "dd", "del",
+        "details", "dfn", "dir", "div", "dl", "dt", "em", "figcaption", "figure", "font", "footer", "h1",
+        "h2", "h3", "h4", "h5", "h6", "header", "hr", "i", "img", "ins", "kbd", "li", "map", "mark", "menu",
+        "meter", "nav", "noscript", "ol", "p", "picture", "pre", "progress", "q", "rp", "rt", "ruby", "s",
+        "samp", "section", "small", "source", "span", "strike", "strong", "sub", "summary", "sup", "table",
+        "tbody", "td", "tfoot", "th", "thead", "time", "tr", "tt", "u", "ul", "var", "video", "wbr",
     }
 )
+#: Attributes kept, per tag ("*": on every tag): feedparser's safe presentational and
+#: link attributes. Left out on purpose: ``style`` (CSS can exfiltrate and overlay),
+#: ``id``/``name`` (DOM clobbering in the CRM's page), event handlers, ``rel`` (set to
+#: noopener noreferrer nofollow on every link), ``action``/``formaction``.
 ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"},
-    "img": {"src", "alt", "title", "width", "height"},
+    "*": {"title", "lang", "dir", "class", "align", "valign"},
+    "a": {"href", "hreflang", "type"},
+    "area": {"href", "alt", "shape", "coords", "nohref"},
+    "img": {"src", "alt", "width", "height", "border", "hspace", "vspace", "longdesc", "usemap", "ismap"},
+    "audio": {"src", "controls", "loop", "preload"},
+    "video": {"src", "controls", "loop", "preload", "poster", "width", "height"},
+    "source": {"src", "type", "media", "srcset", "sizes"},
     "abbr": {"title"},
-    "td": {"colspan", "rowspan"},
-    "th": {"colspan", "rowspan"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "del": {"cite", "datetime"},
+    "ins": {"cite", "datetime"},
+    "time": {"datetime"},
+    "ol": {"start", "type", "reversed"},
+    "ul": {"type"},
+    "li": {"value", "type"},
+    "table": {"border", "cellpadding", "cellspacing", "summary", "width", "bgcolor", "frame", "rules"},
+    "col": {"span", "width", "char", "charoff"},
+    "colgroup": {"span", "width", "char", "charoff"},
+    "td": {"colspan", "rowspan", "headers", "scope", "abbr", "axis", "nowrap", "width", "height", "bgcolor"},
+    "th": {"colspan", "rowspan", "headers", "scope", "abbr", "axis", "nowrap", "width", "height", "bgcolor"},
+    "tr": {"bgcolor"},
+    "font": {"color", "face", "size"},
+    "hr": {"noshade", "size", "width"},
+    "map": {"name"},
+    "meter": {"value", "min", "max", "low", "high", "optimum"},
+    "progress": {"value", "max"},
+    "details": {"open"},
+    "bdo": {"dir"},
 }
-URL_SCHEMES = frozenset({"http", "https", "mailto"})
+URL_SCHEMES = frozenset({"http", "https", "mailto", "ftp", "ftps", "tel"})
 
 _BLOCK = frozenset(
     {

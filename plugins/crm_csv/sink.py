@@ -87,7 +87,10 @@ class _PartFile:
 
     def discard(self) -> None:
         if not self.fh.closed:
-            self.fh.close()
+            try:
+                self.fh.close()
+            except OSError:
+                pass  # its buffer cannot be written (a full disk): the file goes anyway
         self.tmp.unlink(missing_ok=True)
 
 
@@ -246,8 +249,9 @@ class CsvSink(crmsync.Sink):
         if self._files is None:  # nothing written since the last flush; receipts of recognised records only
             batches, self._receipt_batches = self._receipt_batches, []
             return [crmsync.Receipt(iid, version, iid) for batch in batches for iid, version in json.loads(batch)]
-        files, self._files = self._files, None
-        entries = [f.commit() for f in files.values()]
+        files = self._files
+        entries = [f.commit() for f in files.values()]  # if one fails, abort() discards the rest
+        self._files = None
         if self._no_contact:
             self.note(f"{self._no_contact} note(s) have no contact to import with (an author without email or CRM record, or a business's reply): they import unassociated, no empty contact is created")
             self._no_contact = 0

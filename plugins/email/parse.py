@@ -43,10 +43,8 @@ def decode_header(value: str | email.header.Header | None) -> str:
     out = []
     for text, charset in parts:
         if isinstance(text, bytes):
-            try:
-                text = text.decode(charset or "ascii", errors="replace")
-            except LookupError:
-                text = text.decode("utf-8", errors="replace")
+            # an encoded word that says UTF-8 but holds Latin-1 bytes is read as Latin-1: a subject is short, one wrong byte would be most of it
+            text = decode_bytes(text, charset if charset and charset not in ("unknown-8bit", "utf-8", "utf8") else None)
         out.append(text)
     # decode_header splits around encoded words; RFC 2047 drops whitespace between two encoded words
     return " ".join("".join(out).split())
@@ -87,6 +85,26 @@ def getaddresses(values: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+_BRACKETED = re.compile(r"^(.*?)<\s*([^<>\s@]+@[^<>\s@]+)\s*>[\s,;]*$")
+_BARE = re.compile(r"[^\s<>(),;\"']+@[^\s<>(),;\"']+\.[^\s<>(),;\"']+")
+
+
+def lenient_from(value: str) -> tuple[str, str] | None:
+    """(name, address) of a From header mail clients still show though RFC 5322 does
+    not allow it: ``Foo, Bar <a@b>`` (an unquoted comma), ``alice@x <bob@y>`` (the
+    address is the bracketed one, as clients display it: never the name), ``Name
+    addr@host`` (no brackets). ``None`` when no address can be told."""
+    m = _BRACKETED.match(value.strip())
+    if m:
+        name = m.group(1).strip().strip("\"'").strip()
+        return name, m.group(2)
+    found = _BARE.findall(value)
+    if len(found) != 1:
+        return None  # no address, or several: which one sent it cannot be told
+    name = value.replace(found[0], " ").strip().strip("\"'()<>,").strip()
+    return " ".join(name.split()), found[0]
+
+
 @dataclass
 class Attachment:
     filename: str | None
@@ -113,20 +131,26 @@ class ParsedMessage:
     list_id: str | None = None
     auto: str | None = None  # why it is an auto-reply or bounce
     truncated_parts: int = 0
+    #: The From header as written, when it is not RFC 5322 and was read leniently.
+    from_raw: str | None = None
 
 
 def parse_message(raw: bytes, *, max_part_bytes: int = 10 * 1024 * 1024) -> ParsedMessage:
     """Parse one RFC 5322 message; raise :class:`MessageError` when it is not one."""
-    msg = email.message_from_bytes(raw, policy=compat32)
+    msg = _unfold_boundary(email.message_from_bytes(raw, policy=compat32))
     if not msg.keys():
         msg_text = raw[:80]
         raise MessageError(f"no mail headers found (starts with {msg_text!r})")
-    from_header = decode_header(msg.get("From"))
+    from_header = decode_header(_raw_header(msg, "from"))
     if not from_header:
         raise MessageError("message has no From header")
     pairs = [(n, a) for n, a in getaddresses([from_header]) if a]
+    from_raw = None
     if not pairs or "@" not in pairs[0][1]:
-        raise MessageError(f"From header has no valid address: {from_header[:200]!r}")
+        lenient = lenient_from(from_header)
+        if lenient is None:
+            raise MessageError(f"From header has no valid address: {from_header[:200]!r}")
+        pairs, from_raw = [lenient], from_header
     name, addr = pairs[0]
     ids = MSGID.findall(str(msg.get("Message-ID", "") or ""))
     parents = MSGID.findall(str(msg.get("In-Reply-To", "") or ""))
@@ -137,13 +161,13 @@ def parse_message(raw: bytes, *, max_part_bytes: int = 10 * 1024 * 1024) -> Pars
             date = email.utils.parsedate_to_datetime(str(msg["Date"]))
         except (TypeError, ValueError, IndexError):
             date = None
-    reply_to = [a for _, a in getaddresses([decode_header(msg.get("Reply-To"))]) if a]
-    recipients = [a for _, a in getaddresses([decode_header(msg.get("To")), decode_header(msg.get("Cc"))]) if a]
+    reply_to = [a for _, a in getaddresses([decode_header(_raw_header(msg, "reply-to"))]) if a]
+    recipients = [a for _, a in getaddresses([decode_header(_raw_header(msg, "to")), decode_header(_raw_header(msg, "cc"))]) if a]
     parsed = ParsedMessage(
         message_id=ids[0] if ids else None,
         in_reply_to=parents[-1] if parents else None,
         references=refs,
-        subject=decode_header(msg.get("Subject")) or None,
+        subject=decode_header(_raw_header(msg, "subject")) or None,
         date=date,
         from_name=decode_header(name) or None,
         from_addr=addr.strip(),
@@ -151,6 +175,7 @@ def parse_message(raw: bytes, *, max_part_bytes: int = 10 * 1024 * 1024) -> Pars
         recipients=recipients,
         text=None,
         html=None,
+        from_raw=from_raw,
     )
     for header in msg.get_all("Authentication-Results") or []:
         m = _AUTH_DMARC.search(str(header))
@@ -160,6 +185,18 @@ def parse_message(raw: bytes, *, max_part_bytes: int = 10 * 1024 * 1024) -> Pars
     parsed.list_id = str(msg.get("List-Id") or "").strip() or None
     _walk(msg, parsed, max_part_bytes)
     return parsed
+
+
+def _unfold_boundary(msg: Message) -> Message:
+    """A multipart whose boundary parameter was folded over lines (whitespace inside
+    it) matches none of its parts: read it again with the boundary unfolded."""
+    if msg.get_content_maintype() != "multipart" or msg.is_multipart():
+        return msg
+    boundary = msg.get_param("boundary")
+    if not isinstance(boundary, str) or not re.search(r"\s", boundary):
+        return msg
+    msg.set_param("boundary", re.sub(r"\s+", "", boundary))
+    return email.message_from_bytes(msg.as_bytes(policy=compat32), policy=compat32)
 
 
 def _automatic(msg: Message) -> str | None:
@@ -182,11 +219,24 @@ def _payload(part: Message) -> bytes:
 
 
 def _text_of(part: Message, data: bytes) -> str:
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return data.decode(charset, errors="replace")
-    except LookupError:
+    return decode_bytes(data, part.get_content_charset())
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Text of a body or an encoded word, as mail clients read it: the declared charset
+    if the bytes are valid in it, else UTF-8, else Windows-1252 (which reads Latin-1
+    too): undeclared or US-ASCII-declared 8-bit text is Latin-1 more often than not.
+    Text declared UTF-8 stays UTF-8, its invalid bytes replaced, as clients show it."""
+    if charset and charset.lower().replace("_", "-") in ("utf-8", "utf8"):
         return data.decode("utf-8", errors="replace")
+    for name in (charset, "utf-8", "cp1252"):
+        if not name:
+            continue
+        try:
+            return data.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("utf-8", errors="replace")
 
 
 def _raw_header(part: Message, name: str) -> str | None:
@@ -195,11 +245,7 @@ def _raw_header(part: Message, name: str) -> str | None:
     for key, value in part.raw_items():
         if key.lower() == name and isinstance(value, str):
             if any("\udc80" <= c <= "\udcff" for c in value):
-                data = value.encode("ascii", "surrogateescape")
-                try:
-                    return data.decode("utf-8")
-                except UnicodeDecodeError:
-                    return data.decode("latin-1")
+                return decode_bytes(value.encode("ascii", "surrogateescape"), None)
             return value
     return None
 

@@ -41,6 +41,10 @@ def _reply_parser(languages: tuple[str, ...]) -> Any:
     return read
 
 
+def _is_maildir(path: Path) -> bool:
+    return (path / "cur").is_dir() or (path / "new").is_dir()
+
+
 def _has_body_separator(raw: bytes) -> bool:
     """Whether the header block ends (a blank line), i.e. the message was not cut inside it."""
     return b"\n\n" in raw or b"\r\n\r\n" in raw
@@ -107,10 +111,12 @@ class EmailSource(crmsync.Source):
         out = []
         for entry in self.config["paths"]:
             p = self.resolve_path(entry)
-            if p.is_dir() and (p / "cur").is_dir() and (p / "new").is_dir():
-                out.append(("maildir", p))
-            elif p.is_dir():
-                out.extend(("eml", f) for f in sorted(p.rglob("*.eml")))
+            if p.is_dir():
+                # a Maildir (cur/ or new/ is enough), its Maildir++ sub-folders (.Sent, .INBOX.x),
+                # Maildirs anywhere below, and .eml files: a folder tree as mail clients keep it
+                maildirs = sorted({d for d in (p, *p.rglob("*")) if d.is_dir() and _is_maildir(d)})
+                out.extend(("maildir", d) for d in maildirs)
+                out.extend(("eml", f) for f in sorted(p.rglob("*.eml")) if not any(m in f.parents for m in maildirs))
             elif p.is_file():
                 out.append(("eml" if p.suffix.lower() == ".eml" else "mbox", p))
             else:
@@ -123,6 +129,8 @@ class EmailSource(crmsync.Source):
         if kind == "maildir":
             h = hashlib.sha256()
             for sub in ("cur", "new"):
+                if not (path / sub).is_dir():
+                    continue
                 for f in sorted((path / sub).iterdir()):
                     h.update(f"{f.name.split(':', 1)[0]}:{f.stat().st_size}\n".encode())
             return h.hexdigest()
@@ -187,10 +195,14 @@ class EmailSource(crmsync.Source):
         if kind == "eml":
             yield str(path), path.read_bytes()
         elif kind == "maildir":
-            box = mailbox.Maildir(path, factory=None, create=False)
-            for key in sorted(box.keys()):
-                with box.get_file(key) as fh:
-                    yield f"{path}:{key}", fh.read()
+            # cur/ and new/ read directly: mailbox.Maildir refuses a folder that lacks one of them
+            files = {f.name.split(":", 1)[0]: f for sub in ("new", "cur") if (path / sub).is_dir() for f in (path / sub).iterdir() if f.is_file() and not f.name.startswith(".")}
+            for key in sorted(files):
+                try:
+                    data = files[key].read_bytes()
+                except FileNotFoundError:
+                    continue  # moved from new/ to cur/ (or expunged) meanwhile by the mail client
+                yield f"{path}:{key}", data
         else:
             box = mailbox.mbox(path, factory=None, create=False)
             box.lock = lambda: None  # read-only: never take the mbox lock
@@ -330,6 +342,8 @@ class EmailSource(crmsync.Source):
         )
         if m.reply_to and m.reply_to != m.from_addr:
             extra["reply_to"] = m.reply_to
+        if m.from_raw:
+            extra["from_raw"] = m.from_raw  # read leniently: the header as written
         emails = [m.from_addr] + ([m.reply_to] if personal_reply_to else [])
         return self.interaction(
             native_id=native,

@@ -60,8 +60,14 @@ def detect_platform(feed: Feed) -> str | None:
     return None
 
 
-def author_of(feed: Feed, entry: Entry, platform: str | None) -> Author | None:
-    """The entry's author with handles and profile URLs as the platform has them."""
+def author_of(feed: Feed, entry: Entry, platform: str | None, scope: str | None = None) -> Author | None:
+    """The entry's author with handles and profile URLs as the platform has them.
+
+    An author known by name alone (``dc:creator``, a forum's user name) gets a handle
+    keyed by the site (the host of ``scope``, the feed's link or location) and the name:
+    ``feed:forum.example:alice``, so their posts are one identity there and count for
+    influence scoring. The same name on another site is another identity.
+    """
     name, email, uri = entry.author_name, entry.author_email, entry.author_uri
     handles: list[str] = []
     urls: list[str] = []
@@ -118,6 +124,10 @@ def author_of(feed: Feed, entry: Entry, platform: str | None) -> Author | None:
     if name and re.fullmatch(r"@[A-Za-z0-9_]{1,30}", name.strip()) and not handles:
         # a bare @handle as the author name, as blogs syndicating social posts show it
         handles.append(f"{platform or 'web'}:{name.strip()[1:]}")
+    if name and not (email or handles or urls):
+        site = urlsplit(scope).netloc.lower() if scope and "://" in scope else (scope or feed.link or feed.title)
+        if site:
+            handles.append(f"feed:{site}:{name.strip()}")
     if not (name or email or handles or urls):
         return None
     return Author(name=name, email=email, handles=handles, profile_urls=urls, platform=platform)

@@ -358,7 +358,7 @@ class RssSource(crmsync.Source):
         # host the item links to, so a cross-post (same guid, same link) in
         # another feed gets the same id; without a link, by the feed
         scope = _site(e.link) or feed_scope
-        who = author_of(feed, e, platform)
+        who = author_of(feed, e, platform, feed_scope)
         author = crmsync.Identity(name=who.name, emails=[who.email] if who.email else [], handles=who.handles, profile_urls=who.profile_urls) if who else None
         parent_id, thread_id = self._thread(e, scope, parent)
         own = crmsync.make_interaction_id("feed", e.native_id, scope)

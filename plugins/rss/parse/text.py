@@ -51,8 +51,8 @@ def text_of(el: Element | None) -> str | None:
     """An element's own text, stripped (``None`` when empty)."""
     if el is None:
         return None
-    t = (el.text or "").strip()
-    return demoronize(t) if t else None
+    t = demoronize(el.text or "").strip()  # first: U+0085 (an ellipsis in Windows-1252) is whitespace to strip()
+    return t or None
 
 
 def inner_xml(el: Element) -> str:
@@ -99,10 +99,9 @@ def content_of(el: Element | None, base: str | None = None, default: str = "html
     elif mode == "xml" or kind in ("xhtml", "application/xhtml+xml") or len(el):
         value = inner_xml(el)  # child elements are markup, whatever the type says
     else:
-        value = (el.text or "").strip()
+        value = demoronize(el.text or "").strip()
         if kind in ("text", "text/plain") and mode != "escaped":
             value = html.escape(value, quote=False)
-        value = demoronize(value)
     if not value:
         return None
     return absolutize(value, base) if base else value
