@@ -116,7 +116,7 @@ class EmailSource(crmsync.Source):
                 # Maildirs anywhere below, and .eml files: a folder tree as mail clients keep it
                 maildirs = sorted({d for d in (p, *p.rglob("*")) if d.is_dir() and _is_maildir(d)})
                 out.extend(("maildir", d) for d in maildirs)
-                out.extend(("eml", f) for f in sorted(p.rglob("*.eml")) if not any(m in f.parents for m in maildirs))
+                out.extend(("eml", f) for f in sorted(p.rglob("*.eml")) if not (f.parent.name in ("cur", "new", "tmp") and f.parent.parent in maildirs))
             elif p.is_file():
                 out.append(("eml" if p.suffix.lower() == ".eml" else "mbox", p))
             else:

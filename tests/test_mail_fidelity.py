@@ -1,0 +1,76 @@
+"""Issue 20: mail headers, bodies and folders read as mail clients show them."""
+
+from __future__ import annotations
+
+import pytest
+from crmsync_email.parse import parse_message
+from crmsync_email.source import EmailSource
+
+import crmsync
+from crmsync.testing import read_source
+
+
+def _msg(headers: str, body: bytes = b"hello\n") -> bytes:
+    return headers.encode("latin-1") + b"\n" + body
+
+
+def test_an_encoded_word_holding_latin1_bytes_is_decoded():
+    m = parse_message(_msg("From: A <a@x.example>\nMessage-ID: <1@x>\nSubject: =?utf-8?q?caf=E9_cr=E8me?=\n"))
+    assert m.subject == "café crème"
+
+
+def test_undeclared_latin1_header_and_body_bytes_are_decoded():
+    m = parse_message(b"From: Ren\xe9 Dupont <r@x.example>\nMessage-ID: <2@x>\nSubject: r\xe9sum\xe9\n\nd\xe9j\xe0 vu\n")
+    assert (m.from_name, m.subject, m.text.strip()) == ("René Dupont", "résumé", "déjà vu")
+
+
+def test_a_utf8_body_with_a_bad_byte_keeps_the_rest():
+    m = parse_message(b"From: a@x.example\nMessage-ID: <3@x>\nContent-Type: text/plain; charset=utf-8\n\nna\xc3\xafve \xff end\n")
+    assert m.text.startswith("naïve \ufffd end")
+
+
+def test_a_multipart_whose_boundary_is_folded_over_lines_keeps_its_body():
+    raw = (
+        b'From: A <a@x.example>\nMessage-ID: <4@x>\nSubject: s\nContent-Type: multipart/alternative; boundary="----=_Part_12\n 34"\n\n'
+        b"------=_Part_1234\nContent-Type: text/plain\n\nthe body\n------=_Part_1234--\n"
+    )
+    assert parse_message(raw).text.strip() == "the body"
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "address"),
+    [
+        ("Foo, Bar <foo.bar@x.example>", "Foo, Bar", "foo.bar@x.example"),
+        ("alice@example.com <bob@example.com>", "alice@example.com", "bob@example.com"),
+        ("Name Surname name@host.example", "Name Surname", "name@host.example"),
+    ],
+)
+def test_from_headers_mail_clients_still_show_are_read_and_kept_raw(tmp_path, header, name, address):
+    (tmp_path / "m.eml").write_bytes(_msg(f"From: {header}\nMessage-ID: <5@x>\nSubject: s\n"))
+    (rec,) = [r for r in read_source(EmailSource, {"paths": ["m.eml"]}, tmp_path) if isinstance(r, crmsync.Interaction | crmsync.Rejected)]
+    assert isinstance(rec, crmsync.Interaction), rec
+    assert (rec.author.name, rec.author.emails) == (name, [address])
+    assert rec.extra["from_raw"] == header
+
+
+def _maildir_message(folder, name: str, n: int, sub: str = "cur") -> None:
+    (folder / sub).mkdir(parents=True, exist_ok=True)
+    (folder / sub / f"{name}:2,S").write_bytes(_msg(f"From: A <a{n}@x.example>\nMessage-ID: <md{n}@x>\nSubject: s{n}\n"))
+
+
+def test_a_maildir_with_only_cur_is_read(tmp_path):
+    _maildir_message(tmp_path / "Mail", "1.a", 1)
+    got = [r.native_id for r in read_source(EmailSource, {"paths": ["Mail"]}, tmp_path) if isinstance(r, crmsync.Interaction)]
+    assert got == ["<md1@x>"]
+
+
+def test_a_folder_tree_is_walked_maildirpp_and_nested(tmp_path):
+    root = tmp_path / "Mail"
+    _maildir_message(root, "1.a", 1, "new")  # the inbox itself
+    _maildir_message(root / ".Sent", "2.a", 2)  # Maildir++ sub-folder
+    _maildir_message(root / ".INBOX.support", "3.a", 3)
+    _maildir_message(tmp_path / "Mail" / "archive" / "2025", "4.a", 4)  # a Maildir further down
+    (root / "exported").mkdir()
+    (root / "exported" / "5.eml").write_bytes(_msg("From: A <a5@x.example>\nMessage-ID: <md5@x>\nSubject: s5\n"))
+    got = sorted(r.native_id for r in read_source(EmailSource, {"paths": ["Mail"]}, tmp_path) if isinstance(r, crmsync.Interaction))
+    assert got == [f"<md{n}@x>" for n in range(1, 6)]
