@@ -74,3 +74,34 @@ def test_a_folder_tree_is_walked_maildirpp_and_nested(tmp_path):
     (root / "exported" / "5.eml").write_bytes(_msg("From: A <a5@x.example>\nMessage-ID: <md5@x>\nSubject: s5\n"))
     got = sorted(r.native_id for r in read_source(EmailSource, {"paths": ["Mail"]}, tmp_path) if isinstance(r, crmsync.Interaction))
     assert got == [f"<md{n}@x>" for n in range(1, 6)]
+
+
+# reply separation -------------------------------------------------------------------------------------
+def _body(tmp_path, text: str, languages: list[str] | None = None) -> str:
+    (tmp_path / "m.eml").write_bytes(("From: A <a@x.example>\nMessage-ID: <r@x>\nSubject: Re: s\nContent-Type: text/plain; charset=utf-8\n\n" + text).encode())
+    opts = {"paths": ["m.eml"], **({"reply_languages": languages} if languages else {})}
+    (rec,) = [r for r in read_source(EmailSource, opts, tmp_path) if isinstance(r, crmsync.Interaction)]
+    return rec.body_text
+
+
+def test_a_reply_written_below_the_quote_is_the_reply(tmp_path):
+    text = "On Mon, Nov 2, 2026 at 10:00 AM Support <support@acme.example> wrote:\n> Did the rocket arrive?\n> Thanks\n\nYes, it arrived yesterday. All good.\n"
+    assert _body(tmp_path, text) == "Yes, it arrived yesterday. All good."
+
+
+def test_an_interleaved_reply_is_kept_whole(tmp_path):
+    text = "Answers inline.\n\n> Did it arrive?\nYes.\n> Does it work?\nNo, it smokes.\n"
+    assert "No, it smokes." in _body(tmp_path, text) and "Answers inline." in _body(tmp_path, text)
+
+
+def test_a_russian_quote_header_is_recognised_when_russian_is_configured(tmp_path):
+    text = "Спасибо, всё получил.\n\n02.11.2026 10:00 пользователь Поддержка <support@acme.example> написал:\n> Посылка отправлена.\n"
+    assert _body(tmp_path, text, ["en", "ru"]) == "Спасибо, всё получил."
+    text = "Спасибо, всё получил.\n\nПн, 2 нояб. 2026 г. в 10:00, Иван Петров написал(а):\n> Посылка отправлена.\n"
+    assert _body(tmp_path, text, ["en", "ru"]) == "Спасибо, всё получил."
+
+
+def test_an_unknown_reply_language_is_a_configuration_error(tmp_path):
+    (tmp_path / "m.eml").write_bytes(b"From: a@x.example\nMessage-ID: <u@x>\n\nhi\n")
+    with pytest.raises(crmsync.ConfigError, match="no reply patterns for 'xx'"):
+        read_source(EmailSource, {"paths": ["m.eml"], "reply_languages": ["en", "xx"]}, tmp_path)

@@ -6,7 +6,6 @@ nothing moves) and incremental by UIDVALIDITY + UID per folder.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import mailbox
 import socket
@@ -18,27 +17,11 @@ from typing import Any
 import crmsync
 
 from .parse import MessageError, ParsedMessage, parse_message
+from .replies import split_reply, supported_languages
 
 PARSER_VERSION = "2"
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 ROLE_LOCALPARTS = ("noreply", "no-reply", "donotreply", "do-not-reply", "mailer-daemon", "postmaster", "bounce", "bounces")
-
-
-@functools.lru_cache(maxsize=8)
-def _reply_parser(languages: tuple[str, ...]) -> Any:
-    """mail-parser-reply's message reader, with its three patterns compiled once
-    (it builds and compiles them again for every message: a third of its time)."""
-    from mailparser_reply import EmailReplyParser
-    from mailparser_reply.parser import EmailMessage
-
-    langs = EmailReplyParser(languages=list(languages)).languages
-    template = EmailMessage(text="", languages=list(langs))
-    patterns = {"_header_regex": template.HEADER_REGEX, "_disclaimers_regex": template.DISCLAIMERS_REGEX, "_signature_regex": template.SIGNATURE_REGEX}
-
-    def read(text: str) -> Any:
-        return EmailMessage(text=text, languages=list(langs), **patterns).read()
-
-    return read
 
 
 def _is_maildir(path: Path) -> bool:
@@ -82,7 +65,7 @@ class EmailSource(crmsync.Source):
             "skip_role_senders": {"type": "boolean", "default": True, "description": "Skip mail from noreply@, mailer-daemon@ and similar."},
             "skip_automatic": {"type": "boolean", "default": True, "description": "Skip auto-replies and bounces (Auto-Submitted, Precedence, delivery-status reports)."},
             "separate_replies": {"type": "boolean", "default": True, "description": "body_text is the new text of a reply (quotes and signature removed); the full text stays in extra.full_text."},
-            "reply_languages": {"type": "array", "items": {"type": "string"}, "default": ["en", "de", "fr", "es"], "description": "Languages of reply headers and signatures to recognize (each adds parsing time; mail-parser-reply supports en, de, fr, es, it, nl, pl, sv, ...)."},
+            "reply_languages": {"type": "array", "items": {"type": "string"}, "default": ["en", "de", "fr", "es"], "description": "Languages of reply headers and signatures to recognize (each adds parsing time): en, de, fr, es, it, nl, pl, sv, da, cs, ja, ko, zh (mail-parser-reply), ru, pt (crmsync)."},
             "max_bytes": {"type": "integer", "minimum": 1, "default": MAX_MESSAGE_BYTES, "description": "Quarantine messages larger than this."},
             "max_part_bytes": {"type": "integer", "minimum": 1, "default": 10 * 1024 * 1024, "description": "Cut text parts larger than this."},
         },
@@ -93,11 +76,11 @@ class EmailSource(crmsync.Source):
         if not self.config["paths"] and not self.config.get("imap"):
             msg = "configure 'paths' (mbox, Maildir, .eml) or 'imap'"
             raise crmsync.ConfigError(msg, plugin=self.instance)
-        self._reply_parser = None
         self.skipped: dict[str, int] = {}
 
     # local stores ---------------------------------------------------------
     def preflight(self) -> list[str]:
+        self._check_languages()
         if not self.config["paths"]:
             return []
         try:
@@ -106,6 +89,15 @@ class EmailSource(crmsync.Source):
             msg = f"key 'paths': {exc.message}"
             raise crmsync.ConfigError(msg, plugin=self.instance) from None
         return [f"{len(stores)} mailbox(es) or message file(s)"]
+
+    def _check_languages(self) -> None:
+        if not self.config["separate_replies"]:
+            return
+        known = supported_languages()
+        unknown = [code for code in self.config["reply_languages"] if code not in known]
+        if unknown:
+            msg = f"key 'reply_languages': no reply patterns for {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
+            raise crmsync.ConfigError(msg, plugin=self.instance)
 
     def _stores(self) -> list[tuple[str, Path]]:
         out = []
@@ -138,6 +130,7 @@ class EmailSource(crmsync.Source):
         return f"{st.st_size}:{st.st_mtime_ns}"
 
     def read(self, state: dict[str, Any] | None) -> Iterator[crmsync.Record]:
+        self._check_languages()
         state = state or {}
         out: dict[str, Any] = {"stores": dict(state.get("stores", {})), "imap": {k: dict(v) for k, v in state.get("imap", {}).items()}}
         held = out["held"] = dict(state.get("held", {}))  # mbox files whose last message was cut: signature
@@ -312,14 +305,7 @@ class EmailSource(crmsync.Source):
         yield self._interaction(ref, raw, m)
 
     def _split_reply(self, text: str) -> str:
-        if self._reply_parser is None:
-            self._reply_parser = _reply_parser(tuple(self.config["reply_languages"]))
-        try:
-            replies = self._reply_parser(text).replies
-        except Exception:  # noqa: BLE001 - a reply parser failure keeps the full text
-            return text
-        own = replies[0].body if replies else text
-        return own.strip() or text
+        return split_reply(text, tuple(self.config["reply_languages"]))
 
     def _interaction(self, ref: str, raw: bytes, m: ParsedMessage) -> crmsync.Interaction:
         native, scope = m.message_id, None
