@@ -110,7 +110,7 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "reply.json").write_text(json.dumps({**summary, "misses": [{k: r[k] for k in ("name", "expected", "got")} for r in results if not r["match"]]}, indent=2, ensure_ascii=False) + "\n")
-    lines = [f"# Reply separation on talon's fixtures", "", f"{summary['cases']} cases; the reply crmsync separates matches the expected text exactly (whitespace aside) in {matched} ({summary['agreement']:.1%})."]
+    lines = ["# Reply separation on talon's fixtures", "", f"{summary['cases']} cases; the reply crmsync separates matches the expected text exactly (whitespace aside) in {matched} ({summary['agreement']:.1%})."]
     lines += ["", "Misses:", ""] + [f"- {r['name']}: expected {norm(r['expected'])[:60]!r}, got {norm(r['got'])[:60]!r}" for r in results if not r["match"]]
     (out / "reply.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

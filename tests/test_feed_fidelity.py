@@ -157,3 +157,32 @@ def test_windows_1252_punctuation_is_decoded(tmp_path):
     # numeric references into the C1 range, as feeds written on Windows have them, and UTF-8 read as Latin-1
     rec = _one(tmp_path, _rss("<guid>https://blog.example/w</guid><title>&#147;Quoted&#148; &#150; dash&#133;</title><description>&#226;&#128;&#166;</description>"))
     assert rec.title == "\u201cQuoted\u201d \u2013 dash\u2026" and rec.body_text == "\u2026"
+
+
+# reviews ------------------------------------------------------------------------------------------------
+def test_json_lines_in_a_json_file_and_concatenated_objects_are_read(tmp_path):
+    from crmsync_reviews.source import ReviewsSource
+
+    rows = [{"review_id": f"R{n}", "created_at": "2026-11-01", "stars": 4, "body": "fine"} for n in range(3)]
+    (tmp_path / "lines.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n" + json.dumps({**rows[0], "review_id": "R9"}) + "\n")
+    (tmp_path / "glued.json").write_text("".join(json.dumps({**r, "review_id": "G" + r["review_id"]}) for r in rows))
+    out = read_source(ReviewsSource, {"files": ["lines.json", "glued.json"], "platform": "shop"}, tmp_path)
+    got = sorted(r.native_id for r in out if isinstance(r, crmsync.Interaction))
+    assert got == ["GR0", "GR1", "GR2", "R0", "R1", "R2", "R9"]
+    (bad,) = [r for r in out if isinstance(r, crmsync.Rejected)]
+    assert bad.ref.endswith("lines.json:4") and "not valid JSON" in bad.reason
+
+
+def test_a_pages_aggregate_is_its_own_products_and_counts_ratings(tmp_path):
+    from crmsync_reviews.source import ReviewsSource
+
+    def product(name: str, url: str, value: str) -> dict:
+        return {"@type": "Product", "name": name, "url": url, "aggregateRating": {"@type": "AggregateRating", "ratingValue": value, "reviewCount": "12", "ratingCount": "480"}}
+
+    page = [product("Related Anvil", "https://shop.example/anvil", "2.1"), {**product("Acme Rocket", "https://shop.example/rocket", "4.6"), "review": [{"@type": "Review", "reviewBody": "Flies", "reviewRating": {"ratingValue": "5"}, "author": {"name": "Ann"}}]}]
+    html = f'<html><head><script type="application/ld+json">{json.dumps(page)}</script></head><body></body></html>'
+    (tmp_path / "rocket.html").write_text(html)
+    out = read_source(ReviewsSource, {"pages": ["rocket.html"], "platform": "shop"}, tmp_path)
+    state = [r for r in out if isinstance(r, crmsync.Checkpoint)][-1].state
+    (agg,) = state["aggregates"].values()
+    assert agg["item"] == "Acme Rocket" and agg["rating"] == 4.6 and agg["count"] == "480"

@@ -102,6 +102,22 @@ def extract(html: str, base_url: str | None) -> tuple[list[tuple[dict[str, Any],
     return reviews, aggregates
 
 
+def main_aggregate(aggregates: list[tuple[dict[str, Any], dict[str, Any]]], reviews: list[tuple[dict[str, Any], dict[str, Any] | None]], page_url: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The aggregate rating of the product the page is about (a page also rates related
+    products, in carousels and "customers also bought"): the product whose URL is the
+    page's, else the one the page's reviews are about, else the first one."""
+    if len(aggregates) <= 1:
+        return aggregates
+    for agg, item in aggregates:
+        if text(item.get("url")) and text(item.get("url")).rstrip("/") == page_url.rstrip("/"):  # type: ignore[union-attr]
+            return [(agg, item)]
+    reviewed = {text(item_of(node, parent).get("name")) for node, parent in reviews}
+    for agg, item in aggregates:
+        if text(item.get("name")) in reviewed:
+            return [(agg, item)]
+    return aggregates[:1]
+
+
 def item_of(review: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
     """The reviewed item: the review's itemReviewed, else the product it is nested in."""
     item = _first(review.get("itemReviewed"))

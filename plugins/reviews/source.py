@@ -279,10 +279,15 @@ class ReviewsSource(crmsync.Source):
                     preset = self._preset(_keys(record), "jsonl")
                 yield from self._review(where, record, preset, line.encode())
             return
+        text = self._text(ref, data)
         try:
-            doc = json.loads(self._text(ref, data))
-        except ValueError as exc:
-            yield self.reject(ref, f"not valid JSON: {exc}", data)
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if not exc.msg.startswith("Extra data"):
+                yield self.reject(ref, f"not valid JSON: {exc}", data)
+                return
+            # JSON Lines in a .json file, or objects one after another: read them one by one
+            yield from self._concatenated(ref, text)
             return
         records: Any = doc
         if isinstance(doc, dict):
@@ -297,6 +302,37 @@ class ReviewsSource(crmsync.Source):
         preset = self._preset(_keys(records[0]), "json")
         for n, record in enumerate(records, 1):
             yield from self._review(f"{ref}:{n}", record, preset, json.dumps(record, ensure_ascii=False).encode())
+
+    def _concatenated(self, ref: str, text: str) -> Iterator[crmsync.Record]:
+        """Reviews written as JSON values one after another (JSON Lines, or objects with no
+        separator at all), each quarantined alone when it is not valid JSON."""
+        decoder = json.JSONDecoder()
+        pos, preset = 0, None
+        while True:
+            while pos < len(text) and text[pos] in " \t\r\n,":
+                pos += 1
+            if pos >= len(text):
+                return
+            line = text.count("\n", 0, pos) + 1
+            try:
+                value, end = decoder.raw_decode(text, pos)
+            except (ValueError, RecursionError) as exc:
+                nxt = text.find("\n", pos)  # go on with the next line
+                bad = text[pos : len(text) if nxt < 0 else nxt]
+                yield self.reject(f"{ref}:{line}", f"line {line} is not valid JSON: {exc}", bad)
+                if nxt < 0:
+                    return
+                pos = nxt + 1
+                continue
+            raw = text[pos:end].encode()
+            pos = end
+            for record in value if isinstance(value, list) else [value]:
+                if not isinstance(record, dict):
+                    yield self.reject(f"{ref}:{line}", f"line {line} holds a JSON {type(record).__name__}, not a review object", raw)
+                    continue
+                if preset is None:
+                    preset = self._preset(_keys(record), "jsonl")
+                yield from self.guard(f"{ref}:{line}", raw, self._review(f"{ref}:{line}", record, preset, raw))
 
     def _scale(self, record: Any, preset: Preset, mapping: dict[str, str]) -> tuple[float, float]:
         spec = _get(record, mapping.get("scale"))
@@ -396,7 +432,7 @@ class ReviewsSource(crmsync.Source):
             yield self.reject(ref, f"cannot extract schema.org data: {type(exc).__name__}: {exc}", data)
             return
         platform = self.config.get("platform") or "web"
-        for agg, item in aggs:
+        for agg, item in schemaorg.main_aggregate(aggs, reviews, ref):
             key = f"{platform}/{schemaorg.text(item.get('sku')) or schemaorg.text(item.get('productID')) or schemaorg.text(item.get('name')) or ref}"
             try:
                 value = _number(schemaorg.text(agg.get("ratingValue")))
@@ -409,7 +445,8 @@ class ReviewsSource(crmsync.Source):
                 "item": schemaorg.text(item.get("name")),
                 "url": schemaorg.text(item.get("url")) or ref,
                 "rating": rating.value, "best": rating.best, "worst": rating.worst, "normalized": rating.normalized,
-                "count": schemaorg.text(agg.get("reviewCount")) or schemaorg.text(agg.get("ratingCount")),
+                # ratings, not written reviews, are what the average is over
+                "count": schemaorg.text(agg.get("ratingCount")) or schemaorg.text(agg.get("reviewCount")),
                 "observed": self.context.run_started.isoformat(),
             }
         for n, (node, parent) in enumerate(reviews, 1):
