@@ -21,7 +21,7 @@ from .encoding import charset_of
 from .parse import Entry, Feed, FeedError, TruncatedFeed, parse_feed
 from .platforms import author_of, detect_platform
 
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 FEED_SUFFIXES = (".xml", ".rss", ".atom", ".json", ".rdf")
 MAX_FEED_BYTES = 50 * 1024 * 1024
 MAX_MATCHED_THREADS = 50_000
