@@ -259,6 +259,20 @@ class SinkRejection:
     detail: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """An interaction a sink wrote that must go from the target: its author was erased
+    (``crmsync forget``). ``external_id`` is what the sink reported for it.
+
+    .. versionadded:: 0.2
+    """
+
+    interaction_id: str
+    version: int
+    external_id: str | None = None
+    reason: Literal["erasure"] = "erasure"
+
+
 class Sink(_Plugin):
     """Writes interactions somewhere (a CRM, its import files, a database).
 
@@ -326,6 +340,21 @@ class Sink(_Plugin):
 
     def abort(self) -> None:
         """Discard writes that are not durable yet (the run failed)."""
+
+    def delete(self, deletions: Sequence[Deletion]) -> Iterable[str] | None:
+        """Remove from the target what it holds of ``deletions`` (erasure: ``crmsync
+        forget``). Called between :meth:`open` and :meth:`close`, on its own (no writes
+        in the same session). Return the interaction ids that are durably gone (``None``:
+        all of them); what is not returned stays on record as held by this sink, and
+        ``forget`` lists it for deletion by hand. Deleting what is already gone must
+        succeed (a second ``forget`` repeats it).
+
+        The default raises ``NotImplementedError``: the sink cannot delete, and
+        ``forget`` says so and lists the external ids.
+
+        .. versionadded:: 0.2
+        """
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release resources."""

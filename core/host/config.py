@@ -27,7 +27,8 @@ from .secrets import Secret, redact, redact_url, register_secret_value, url_pass
 DEFAULT_CONFIG_NAME = "crmsync.toml"
 DEFAULT_STORE_PATH = ".crmsync/crmsync.db"
 
-_TOP_KEYS = {"store", "run", "identity", "sources", "sinks", "enrichers"}
+_TOP_KEYS = {"store", "run", "identity", "privacy", "sources", "sinks", "enrichers"}
+_PRIVACY_KEYS = {"opt_out"}
 _IDENTITY_KEYS = {"enabled", "auto_link_threshold", "fuzzy_threshold", "influence"}
 _STORE_KEYS = {"url", "path"}
 _RUN_KEYS = {"batch_size", "concurrency", "retry_attempts", "retry_max_wait", "workers"}
@@ -109,6 +110,9 @@ class Config:
     auto_link_threshold: float = 0.9
     fuzzy_threshold: int = 88
     influence: dict[str, float] = field(default_factory=dict)
+    #: [privacy] opt_out: emails, domains (``@acme.example`` or ``acme.example``) and handles
+    #: (``twitter:someone``) whose content is never synced
+    opt_out: list[str] = field(default_factory=list)
     host: PluginHost | None = None
 
     @property
@@ -204,6 +208,15 @@ def parse_config(data: dict[str, Any], host: PluginHost, *, path: Path | None = 
             raise ConfigError(msg)
         cfg.workers = run["workers"]
 
+    privacy = data.get("privacy", {})
+    _check_table(privacy, where, "[privacy]")
+    _check_keys(privacy, _PRIVACY_KEYS, where, "[privacy]")
+    if "opt_out" in privacy:
+        values = privacy["opt_out"]
+        if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+            msg = f"{where}: [privacy] key 'opt_out' must be a list of emails, domains and handles (platform:name), got {values!r}"
+            raise ConfigError(msg)
+        cfg.opt_out = [v.strip() for v in values]
     if "enabled" in ident:
         cfg.identity_enabled = _flag(ident["enabled"], f"{where}: [identity] key 'enabled'")
     if "auto_link_threshold" in ident:

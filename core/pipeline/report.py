@@ -13,7 +13,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 
 #: the source report's counts a worker sends after each commit (kept if it dies)
-COMMITTED_COUNTS = ("read", "new", "updated", "unchanged", "identities", "quarantined", "linked")
+COMMITTED_COUNTS = ("read", "new", "updated", "unchanged", "identities", "quarantined", "linked", "suppressed")
 #: the sink report's counts a worker sends after each ledger write
 DELIVERED_COUNTS = ("created", "updated", "delivered", "rejected", "invalid")
 
@@ -32,6 +32,8 @@ class SourceReport:
     identities: int = 0
     quarantined: int = 0
     linked: int = 0
+    #: records by people erased with ``crmsync forget`` or on ``[privacy] opt_out``: skipped
+    suppressed: int = 0
     restarts: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)

@@ -37,6 +37,7 @@ from .enrich import Enrichment, make_enrichers
 from .read import Batch, ReadPolicy, read_in_workers, read_source
 from .report import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, RunReport, SinkReport, SourceReport
 from .preflight import selected
+from .privacy import Suppression
 from .progress import bar
 from .resolve import Resolution, Settings
 
@@ -60,6 +61,7 @@ class Runner:
         )
         #: set on Ctrl-C: threads stop at their next record or page
         self.stop = threading.Event()
+        self.suppression = Suppression.load(store, config)
 
     def select(self, kind: str, names: Sequence[str] | None) -> list[InstanceConfig]:
         """The enabled instances of ``kind``, or the named ones (which must exist)."""
@@ -144,6 +146,9 @@ class Runner:
         enrich = Enrichment(lambda: make_enrichers(self.config, self.host, inst, context), inst.name, rep.errors)
 
         def commit(batch: Batch) -> None:
+            if self.suppression.active:  # erased or opted-out people: never stored, never synced
+                (batch.records, n), (batch.people, m) = self.suppression.keep(batch.records), self.suppression.keep(batch.people)
+                rep.suppressed += n + m
             if context.dry_run:
                 batch.records = self.resolution.resolve(batch.records, rep, identity_counts, write=False)
                 _commit.classify(self.store.interactions, batch, rep, changed.setdefault(inst.name, {}))

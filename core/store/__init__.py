@@ -8,7 +8,8 @@ callers name the part they need (``store.ledger.pending(...)``):
 * ``identities``: contacts, authors, clustering keys, the review queue;
 * ``ledger``: which version of each interaction each sink confirmed;
 * ``quarantine``: what could not be read or written, for inspection and replay;
-* ``runs``: one record per run, with its report.
+* ``runs``: one record per run, with its report;
+* ``privacy``: erasing a person, and the suppression list later runs skip.
 
 SQL lives in these modules only; ``tables`` and ``migrations`` define the schema.
 """
@@ -24,6 +25,7 @@ from .identities import Identities
 from .interactions import BatchResult, Interactions
 from .ledger import Ledger, PendingItem
 from .locks import STORE_LOCK, Locks
+from .privacy import Privacy
 from .quarantine import Quarantine, QuarantineItem
 from .runs import Runs
 
@@ -40,6 +42,7 @@ class Store:
         self.ledger = Ledger(self.db)
         self.quarantine = Quarantine(self.db)
         self.runs = Runs(self.db)
+        self.privacy = Privacy(self.db)
 
     @property
     def url(self) -> str:

@@ -150,3 +150,13 @@ runs = Table(
     Column("command", Text),
     Column("report", Text),
 )
+
+
+#: People erased with ``crmsync forget``: SHA-256 of each of their keys (``email:...``,
+#: ``handle:...``, ``url:...``), never the key itself. Runs skip content by such people.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

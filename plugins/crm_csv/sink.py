@@ -191,11 +191,14 @@ class CsvSink(crmsync.Sink):
         self._truncated: dict[str, int] = {}
         self._no_contact = 0
 
-    def _start(self) -> dict[str, _PartFile]:
+    def _new_base(self) -> None:
         self._seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         part = "" if self.context.part is None else f"p{self.context.part}-"
         self._base = f"{stamp}-{self._tag}-{part}{self._seq:03d}"
+
+    def _start(self) -> dict[str, _PartFile]:
+        self._new_base()
         self._authors = set()
         return {spec.kind: _PartFile(self.dir / f"{spec.kind}-{self._base}.csv", spec, cols, self.config["mode"], self.config["bom"]) for spec, cols in self.kinds}
 
@@ -282,6 +285,42 @@ class CsvSink(crmsync.Sink):
         self._returned.append(marker)
         return [crmsync.Receipt(iid, version, iid) for iid, version in receipts]
 
+    def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
+        """A deletion file set: per interaction object, a CSV of the external ids to
+        delete (``deletions-<object>-...csv``, the key column named as in the import
+        files) and a manifest that lists it with ``"source": "deletion"``. Salesforce's
+        Data Loader deletes from such a file (map the key to Id via an upsert lookup, or
+        use the external id with Bulk API hard delete); other importers take the list.
+        ``read_import_files`` applies it."""
+        self._new_base()
+        entries = []
+        ids = [(d.interaction_id, d.external_id or d.interaction_id) for d in deletions]
+        for spec, _cols in self.kinds:
+            if spec.source != "interaction":
+                continue
+            final = self.dir / f"deletions-{spec.kind}-{self._base}.csv"
+            tmp = final.with_name(f".{final.name}.tmp")
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh, lineterminator="\r\n")
+                writer.writerow([spec.key, "object"])
+                writer.writerows([external, spec.object] for _iid, external in ids)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            with open(final, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            entries.append({"file": final.name, "object": spec.object, "kind": f"deletions-{spec.kind}", "source": "deletion", "key": spec.key, "rows": len(ids), "sha256": digest})
+        manifest = {"format": "crmsync-crm-csv-manifest/1", "profile": self.profile.name, "mode": self.config["mode"], "run_id": self.context.run_id, "sink": self.instance, "written_at": datetime.now(UTC).isoformat(), "files": entries}
+        final = self.dir / f"manifest-{self._base}.json"
+        tmp = final.with_name(f".{final.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(self.dir)
+        return [iid for iid, _ in ids]
+
     def abort(self) -> None:
         self._aborted = True  # the ledger may lack receipts of a set already in place: keep its marker
         if getattr(self, "_files", None) is not None:  # None too when open() failed
@@ -311,6 +350,11 @@ def read_import_files(output_dir: str | Path, kind: str | None = None) -> list[d
     manifests = [(json.loads(m.read_text(encoding="utf-8")), m) for m in directory.glob("manifest-*.json")]
     for data, manifest in sorted(manifests, key=lambda dm: (dm[0]["written_at"], dm[1].name)):
         for entry in data["files"]:
+            if entry["source"] == "deletion" and (kind is None or entry["kind"] == f"deletions-{kind}"):
+                with open(directory / entry["file"], encoding="utf-8", newline="") as fh:
+                    for row in csv.DictReader(fh):
+                        held.pop(row[entry["key"]], None)  # an erasure: the CRM deletes the record
+                continue
             if (kind is None and entry["source"] != "interaction") or (kind is not None and entry["kind"] != kind):
                 continue
             path = directory / entry["file"]

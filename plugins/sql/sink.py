@@ -240,6 +240,28 @@ class SqlSink(crmsync.Sink):
             return self._split(batch, exc)
         return [d.receipt(d.interaction.interaction_id) for d in batch]
 
+    def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
+        """DELETE the rows of ``deletions`` (erasure), in one transaction: by
+        ``interaction_id`` in crmsync's own tables; in existing tables, by each mapped
+        table's key column when that column holds the interaction id (a key computed
+        from other fields cannot be found again once the record is gone)."""
+        from sqlalchemy import delete as sql_delete
+
+        ids = [d.interaction_id for d in deletions]
+        if self.config["mode"] == "existing":
+            unkeyed = [m.name for m, _t in self.targets if str(m.columns.get(m.key, "")).strip() != "interaction_id"]
+            if unkeyed:
+                msg = f"tables {', '.join(unkeyed)} are not keyed by interaction_id, so their rows cannot be found to delete"
+                raise NotImplementedError(msg)
+            targets = [(table, table.c[m.key]) for m, table in self.targets]
+        else:
+            targets = [(self.t_interactions, self.t_interactions.c.interaction_id)]
+        with self.engine.begin() as conn:
+            for table, key in targets:
+                for start in range(0, len(ids), 500):
+                    conn.execute(sql_delete(table).where(key.in_(ids[start : start + 500])))
+        return ids
+
     def _split(self, batch: list[crmsync.Delivery], exc: Exception) -> list[crmsync.Receipt]:
         if len(batch) == 1:
             d = batch[0]

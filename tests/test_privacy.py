@@ -1,0 +1,94 @@
+"""Issue 21: erasure (`crmsync forget`) reaches the store, the sinks and later runs;
+`[privacy] opt_out` keeps people out from the start."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+from crmsync_crm_csv.sink import read_import_files
+
+from crmsync.cli import create_cli
+
+TOM = "tom.baker@example.org"
+
+
+def _cli(demo: Path, *args: str):
+    return CliRunner().invoke(create_cli(), ["-c", str(demo / "crmsync.toml"), *args])
+
+
+def _held(demo: Path) -> list[dict]:
+    return read_import_files(demo / "out")
+
+
+def test_forget_erases_a_person_from_the_store_the_crm_files_and_later_runs(demo_dir):
+    assert _cli(demo_dir, "run", "--no-progress").exit_code == 0
+    before = _held(demo_dir)
+    toms = [r for r in before if r["author_email"] == TOM]
+    assert len(before) == 12 and len(toms) == 4
+    plan = _cli(demo_dir, "forget", "--email", "Tom.Baker@Example.org", "--dry-run", "--json")
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.output) == {"dry_run": True, "identities": 1, "interactions": 4, "keys_suppressed": 1, "sinks": {"crm_import": 4}}
+    assert len(_held(demo_dir)) == 12  # a dry run changes nothing
+
+    res = _cli(demo_dir, "forget", "--email", TOM, "--yes", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["interactions"] == 4 and out["identities"] == 1 and out["sinks"] == [{"sink": "crm_import", "deleted": 4, "left": [], "error": None}]
+    # the CRM, importing the deletion file set, no longer holds them
+    after = _held(demo_dir)
+    assert len(after) == 8 and not [r for r in after if r["author_email"] == TOM]
+    assert list((demo_dir / "out").glob("deletions-*.csv"))
+    # the store holds no trace of the address: not in a record, not in a freed page
+    db = demo_dir / ".crmsync" / "crmsync.db"
+    assert TOM.encode() not in db.read_bytes()
+    with sqlite3.connect(db) as conn:
+        (hashes,) = conn.execute("SELECT count(*) FROM suppressions").fetchone()
+    assert hashes == 1
+    # a full re-read finds his mails, reviews and contact row again: all skipped
+    rep = json.loads(_cli(demo_dir, "run", "--no-progress", "--full-refresh", "--json").output)
+    assert sum(s["suppressed"] for s in rep["sources"]) == 5 and sum(s["new"] for s in rep["sources"]) == 0
+    assert rep["sinks"][0]["delivered"] == 0 and len(_held(demo_dir)) == 8
+    assert TOM.encode() not in db.read_bytes()
+
+
+def test_opt_out_keeps_people_and_domains_out_from_the_first_run(demo_dir):
+    cfg = demo_dir / "crmsync.toml"
+    cfg.write_text(cfg.read_text() + f'\n[privacy]\nopt_out = ["{TOM}", "@durand.example"]\n')
+    rep = json.loads(_cli(demo_dir, "run", "--no-progress", "--json").output)
+    held = _held(demo_dir)
+    assert not [r for r in held if r["author_email"] in (TOM, "camille@durand.example")]
+    # Tom's four, Camille's review and their two CRM contact rows; Camille's blog post names
+    # no address (opt-out matches what each record says of its author)
+    assert sum(s["suppressed"] for s in rep["sources"]) == 7 and len(held) == 12 - 5
+
+
+def test_a_bad_opt_out_is_a_configuration_error(demo_dir):
+    cfg = demo_dir / "crmsync.toml"
+    cfg.write_text(cfg.read_text() + "\n[privacy]\nopt_out = \"someone@x.example\"\n")
+    res = _cli(demo_dir, "validate")
+    assert res.exit_code == 2 and "opt_out" in res.output
+
+
+def test_the_sql_sink_deletes_the_rows(demo_dir):
+    sql = demo_dir / "crmsync-sql.toml"
+    assert _cli_cfg(sql, "run", "--no-progress").exit_code == 0
+    target = demo_dir / "out" / "crm.sqlite"
+
+    def count() -> int:
+        with sqlite3.connect(target) as conn:
+            return conn.execute("SELECT count(*) FROM crmsync_interactions WHERE author_id = (SELECT author_id FROM crmsync_interactions WHERE body_text LIKE '%Rocket%' AND author_id IS NOT NULL GROUP BY author_id ORDER BY count(*) DESC LIMIT 1)").fetchone()[0]
+
+    with sqlite3.connect(target) as conn:
+        total = conn.execute("SELECT count(*) FROM crmsync_interactions").fetchone()[0]
+    res = _cli_cfg(sql, "forget", "--email", TOM, "--yes", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["sinks"] == [{"sink": "crm_database", "deleted": 4, "left": [], "error": None}]
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM crmsync_interactions").fetchone()[0] == total - 4
+
+
+def _cli_cfg(cfg: Path, *args: str):
+    return CliRunner().invoke(create_cli(), ["-c", str(cfg), *args])
