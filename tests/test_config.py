@@ -41,7 +41,7 @@ def test_unknown_and_missing_keys(tmp_path):
     msg = _err(tmp_path, '[sinks.crm]\nplugin = "crm_csv"\noutput_dir = "o"\nmode = "excel"\n')
     assert "key 'mode'" in msg and "valid choices: spreadsheet, raw" in msg
     msg = _err(tmp_path, '[store]\nurl = "sqlite://"\n[stores]\n')
-    assert "unknown key(s) 'stores'" in msg and "valid keys: enrichers, identity, run, sinks, sources, store" in msg
+    assert "unknown key(s) 'stores'" in msg and "valid keys: enrichers, identity, privacy, run, sinks, sources, store" in msg
 
 
 def test_bad_toml_and_missing_file(tmp_path):

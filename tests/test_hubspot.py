@@ -308,3 +308,29 @@ def test_contacts_read_back_follow_edits(tmp_path, hubspot):
     finally:
         store.dispose()
     assert "camille.new@durand.example" in camille.emails and "twitter:camille_flies" in camille.handles
+
+
+@pytest.mark.slow
+def test_forget_archives_the_persons_notes_in_hubspot(tmp_path, hubspot):
+    import json
+    import subprocess
+
+    from .conftest import crmsync_cmd
+
+    _seed_demo_contacts(hubspot)
+    cfg = _demo(tmp_path, hubspot)
+    for _ in range(2):  # the second run links authors to the contacts the first created
+        code, _report = run_json(cfg)
+        assert code == 0
+    stored = export(cfg)
+    toms = {i for i, r in stored.items() if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]}
+    notes = held(hubspot)
+    assert len(toms) == 4 and toms <= set(notes)
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sinks"][0]["deleted"] == 4
+    left = held(hubspot)
+    assert not toms & set(left) and len(left) == len(notes) - 4
+    assert {notes[i]["note"] for i in toms} <= hubspot.archived["notes"]
+    code, again = run_json(cfg)
+    assert code == 0 and again["sinks"][0]["delivered"] == 0 and held(hubspot) == left

@@ -92,3 +92,34 @@ def test_the_sql_sink_deletes_the_rows(demo_dir):
 
 def _cli_cfg(cfg: Path, *args: str):
     return CliRunner().invoke(create_cli(), ["-c", str(cfg), *args])
+
+
+def test_a_sink_that_cannot_delete_is_named_with_what_to_remove_by_hand(demo_dir):
+    import crmsync
+    from crmsync_crm_csv.sink import CsvSink
+
+    from crmsync.host.config import load_config
+    from crmsync.host.plugins import get_host
+    from crmsync.pipeline.privacy import erase, plan_erasure
+    from crmsync.store import Store
+
+    class KeepingSink(CsvSink):
+        def delete(self, deletions):
+            raise NotImplementedError
+
+    assert _cli(demo_dir, "run", "--no-progress").exit_code == 0
+    host = get_host()
+    config = load_config(demo_dir / "crmsync.toml", host)
+    store = Store(config.store_url)
+    real = host.sinks["crm_csv"]
+    host.sinks["crm_csv"] = KeepingSink
+    try:
+        plan = plan_erasure(store, config, emails=[TOM])
+        (res,), counts = erase(store, config, host, plan, crmsync.Context(config_dir=demo_dir))
+        assert res.deleted == 0 and len(res.left) == 4 and "cannot delete" in res.error
+        # the store forgets the person, but its ledger still says the sink holds the four records
+        mine = {iid for iid, _ in plan.interactions}
+        assert counts["interactions"] == 4 and len(mine & set(store.ledger.entries("crm_import"))) == 4
+    finally:
+        host.sinks["crm_csv"] = real
+        store.dispose()

@@ -335,3 +335,28 @@ def test_contacts_read_back_follow_edits_and_results_are_reported(tmp_path, sf):
     finally:
         store.dispose()
     assert "tom@baker-joinery.example" in tom.emails
+
+
+@pytest.mark.slow
+def test_forget_deletes_the_persons_tasks_in_salesforce(tmp_path, sf):
+    import json
+    import subprocess
+
+    from .conftest import crmsync_cmd
+
+    _seed_demo(sf)
+    cfg = _demo(tmp_path, sf)
+    for _ in range(2):  # the second run links authors to the Leads the first created
+        code, _report = run_json(cfg)
+        assert code == 0
+    stored = export(cfg)
+    toms = {i for i, r in stored.items() if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]}
+    tasks = held(sf)
+    assert len(toms) == 4 and toms <= set(tasks)
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sinks"][0]["deleted"] == 4
+    left = held(sf)
+    assert not toms & set(left) and len(left) == len(tasks) - 4
+    code, again = run_json(cfg)
+    assert code == 0 and again["sinks"][0]["delivered"] == 0 and held(sf) == left

@@ -199,3 +199,19 @@ def test_singer_tap_as_source(tmp_path, tap_jsonl):
     assert report["sources"][0]["new"] == 1, report
     recs, bookmark = stored()
     assert sorted(recs) == ["r1", "r2", "r3"] and "b.jsonl" in json.dumps(bookmark["singer_state"])
+
+
+def test_forget_sends_a_real_target_a_deletion_record_per_interaction(tmp_path, target_jsonl):
+    shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns(".crmsync", "out"))
+    out = tmp_path / "jsonl"
+    out.mkdir()
+    cfg = tmp_path / "demo" / "crmsync.toml"
+    text = cfg.read_text().split("[sinks.crm_import]")[0]
+    cfg.write_text(text + f'[sinks.singer_out]\nplugin = "singer"\ncommand = ["{target_jsonl}"]\nconfig = {{ destination_path = "{out}", do_timestamp_file = false }}\n')
+    assert _run(cfg)["sinks"][0]["delivered"] == 12
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sinks"] == [{"sink": "singer_out", "deleted": 4, "left": [], "error": None}]
+    lines = [json.loads(line) for line in (out / "interactions.jsonl").read_text().splitlines()]
+    deleted = [r for r in lines if r.get("_sdc_deleted_at")]
+    assert len(deleted) == 4 and all(set(r) == {"interaction_id", "_sdc_deleted_at"} for r in deleted)

@@ -366,3 +366,27 @@ def test_a_crash_then_the_author_changing_party_still_leaves_one_note(tmp_path, 
     after = held(tryton)  # fails on a duplicate
     assert set(after) == set(export(cfg))
     assert any(after[i]["party"] not in unmatched for i in moved), "a note moved to its author's new party"
+
+
+@pytest.mark.slow
+def test_forget_deletes_the_persons_notes_in_tryton(tmp_path, tryton):
+    import subprocess
+
+    from .conftest import crmsync_cmd
+
+    _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    for _ in range(2):  # the second run settles the links to parties the first one created
+        code, _report = run_json(cfg)
+        assert code == 0
+    stored = export(cfg)
+    toms = {iid for iid, r in stored.items() if "tom.baker@example.org" in [e.lower() for e in (r["author"] or {}).get("emails", [])]}
+    assert len(toms) == 4 and toms <= set(held(tryton))
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sinks"][0]["deleted"] == 4
+    left = held(tryton)
+    assert not toms & set(left) and len(left) == 12 - 4
+    # the next run neither sends them back nor changes the rest
+    code, again = run_json(cfg)
+    assert code == 0 and again["sinks"][0]["delivered"] == 0 and held(tryton) == left

@@ -139,6 +139,15 @@ class HubSpotSink(crmsync.Sink):
         return made
 
 
+    def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
+        """Archive the notes of ``deletions`` (erasure), 100 per ``notes/batch/archive``
+        call (HubSpot's limit). Archiving a note already gone succeeds, so a repeat is safe."""
+        known = [d for d in deletions if d.external_id]
+        for start in range(0, len(known), 100):
+            chunk = known[start : start + 100]
+            self.api.batch("notes", "archive", {"inputs": [{"id": d.external_id} for d in chunk]})
+        return [d.interaction_id for d in known]
+
     def flush(self) -> list[crmsync.Receipt]:
         self.journal.next_write()
         if self._cut:

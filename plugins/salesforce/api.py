@@ -136,6 +136,11 @@ class SalesforceApi:
         body = {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **r} for r in records]}
         return self.call(f"{sobject} upsert", lambda sf: sf.restful(f"composite/sobjects/{sobject}/{field}", method="PATCH", json=body, timeout=self.cfg["timeout"]))
 
+    def delete_collection(self, ids: list[str]) -> list[dict[str, Any]]:
+        """``DELETE composite/sobjects?ids=...`` (at most 200 ids), each deleted on its own."""
+        params = {"ids": ",".join(ids), "allOrNone": "false"}
+        return self.call("delete", lambda sf: sf.restful("composite/sobjects", method="DELETE", params=params, timeout=self.cfg["timeout"]))
+
     def query_all(self, soql: str) -> list[dict[str, Any]]:
         return self.call("query", lambda sf: sf.query_all(soql, timeout=self.cfg["timeout"]))["records"]
 

@@ -101,6 +101,19 @@ class SalesforceSink(crmsync.Sink):
                     raise crmsync.ConfigError(msg, plugin=self.instance)
         return [f"logged in to {self.api.instance_url} (API {self.config['api_version']}); external id fields present on {', '.join(needed)}"]
 
+    def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
+        """Delete the records of ``deletions`` (erasure) through sObject Collections, 200
+        ids a call; a record already deleted counts as gone (a repeat is safe)."""
+        by_id = {d.external_id: d.interaction_id for d in deletions if d.external_id}
+        gone: list[str] = []
+        ids = list(by_id)
+        for start in range(0, len(ids), 200):
+            for res in self.api.delete_collection(ids[start : start + 200]) or []:
+                codes = {e.get("statusCode") for e in res.get("errors") or []}
+                if res.get("success") or codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"}:
+                    gone.append(by_id[res["id"]])
+        return gone
+
     def flush(self) -> list[crmsync.Receipt]:
         if self._cut:
             self.note(f"cut {self._cut} Task subject(s)/description(s) to Salesforce's limits with …[truncated]")

@@ -131,6 +131,29 @@ class SingerSink(crmsync.Sink):
             self._batches = {}
         return receipts
 
+    def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
+        """Erasure as Singer targets know it: a RECORD per deleted interaction with its key
+        and ``_sdc_deleted_at`` (the Singer SDK's convention: targets with
+        ``hard_delete`` remove the row, others keep it marked deleted), under a SCHEMA
+        that has the property and requires nothing else. Confirmed by the target's STATE."""
+        from datetime import UTC, datetime
+
+        proc = self._start()
+        props = {**self._schema.get("properties", {}), "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"}}
+        schema = {**self._schema, "properties": props, "required": ["interaction_id"]}
+        self._send(proc, {"type": "SCHEMA", "stream": self.config["stream"], "schema": schema, "key_properties": ["interaction_id"]})
+        now = datetime.now(UTC).isoformat()
+        for d in deletions:
+            self._send(proc, {"type": "RECORD", "stream": self.config["stream"], "record": {"interaction_id": d.interaction_id, "_sdc_deleted_at": now}})
+        self._seq += 1
+        self._batches[self._seq] = [crmsync.Receipt(d.interaction_id, d.version) for d in deletions]
+        self._send(proc, {"type": "STATE", "value": {"crmsync_batch": self._seq}})
+        code, receipts = self._finish(proc)
+        if code != 0:
+            msg = f"the target {self.config['command'][0]!r} exited with code {code}: {self._stderr_tail()}"
+            raise crmsync.FatalError(msg, plugin=self.instance)
+        return [r.interaction_id for r in receipts]
+
     def abort(self) -> None:
         if self._proc is not None:
             self._proc.kill()

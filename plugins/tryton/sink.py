@@ -188,6 +188,17 @@ class TrytonSink(crmsync.Sink):
             self.note(f"{self.client.requests} JSON-RPC calls for {self._written} records ({100 * self.client.requests / self._written:.1f} per 100)")
         return []
 
+    def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
+        """Delete the notes of ``deletions`` (erasure): every note that carries their
+        marker, wherever it is (a relinked author's note moved), in batches."""
+        ids = [d.interaction_id for d in deletions]
+        for start in range(0, len(ids), 50):
+            chunk = ids[start : start + 50]
+            notes = [n["id"] for found in self._notes_of(chunk, []).values() for n in found]
+            if notes:
+                self.client.model("ir.note", "delete", notes)
+        return ids
+
     def close(self) -> None:
         if getattr(self, "client", None) is not None:
             self.client.close()

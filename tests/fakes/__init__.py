@@ -57,7 +57,7 @@ def serve(respond: Callable[[str, str, Any, bytes], Answer], tls: ssl.SSLContext
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = do_PUT = _handle  # noqa: N815
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle  # noqa: N815
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True

@@ -77,6 +77,7 @@ class FakeHubSpot:
         self.contacts: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, dict[str, Any]] = {}
         self.associations: set[tuple[str, str]] = set()  # (note id, contact id)
+        self.archived: dict[str, set[str]] = {"contacts": set(), "notes": set()}  # ids deleted through batch/archive
         self.properties = {"contacts": dict(CONTACT_PROPERTIES), "notes": dict(NOTE_PROPERTIES)}
         self.requests: Counter[str] = Counter()
         self.drop_after_apply: dict[str, set[int]] = {}
@@ -155,7 +156,7 @@ class FakeHubSpot:
         m = re.fullmatch(r"/crm/v3/properties/(contacts|notes)(?:/([\w-]+))?", route)
         if m:
             return self._property(method, m.group(1), m.group(2), body)
-        m = re.fullmatch(r"/crm/v3/objects/(contacts|notes)/(batch/create|batch/update|batch/upsert|batch/read|search)", route)
+        m = re.fullmatch(r"/crm/v3/objects/(contacts|notes)/(batch/create|batch/update|batch/upsert|batch/read|batch/archive|search)", route)
         if m and method == "POST":
             obj, op = m.groups()
             inputs = (body or {}).get("inputs")
@@ -330,6 +331,19 @@ class FakeHubSpot:
                 self._touch(obj, oid, props)
                 results.append({**self._public(obj, oid), "new": False})
         return 200, {"status": "COMPLETE", "results": results}
+
+    def _batch_archive(self, obj: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Archive (HubSpot's delete, restorable for 90 days in the UI): 204 No Content, also
+        for ids that are already archived or never existed, as the API answers."""
+        store = self.contacts if obj == "contacts" else self.notes
+        for inp in body["inputs"]:
+            if not isinstance(inp, dict) or "id" not in inp:
+                raise _validation("Invalid input JSON: every input needs an id")
+            oid = str(inp["id"])
+            if store.pop(oid, None) is not None:
+                self.archived[obj].add(oid)
+                self.associations = {(n, c) for n, c in self.associations if oid not in (n, c)}
+        return 204, None
 
     def _batch_read(self, obj: str, body: dict[str, Any]) -> tuple[int, Any]:
         prop = body.get("idProperty")

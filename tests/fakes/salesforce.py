@@ -101,6 +101,7 @@ class FakeSalesforce:
     def __init__(self, directory: Path, session_id: str = "00Dfake!session") -> None:
         self.session_id = session_id
         self.records: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in FIELDS}
+        self.deleted: set[str] = set()  # ids deleted through sObject Collections
         self.fields = json.loads(json.dumps(FIELDS))
         self.requests: Counter[str] = Counter()
         self.drop_after_apply: dict[str, set[int]] = {}
@@ -196,6 +197,8 @@ class FakeSalesforce:
         m = re.fullmatch(r"composite/sobjects/(\w+)/(\w+)", rest)
         if m and method == "PATCH":
             return "collections", 200, self._upsert(self._type(m.group(1)), m.group(2), json.loads(raw)), js
+        if rest.rstrip("/") == "composite/sobjects" and method == "DELETE":
+            return "collections", 200, self._delete(query), js
         if rest.rstrip("/") == "query" and method == "GET":
             return "query", 200, self._query(query["q"][0]), js
         m = re.fullmatch(r"query/(\w+)-(\d+)", rest)
@@ -207,6 +210,25 @@ class FakeSalesforce:
         if m:
             return "bulk", *self._job_call(method, m.group(1), m.group(2), raw)
         raise _Refused(404, [{"message": f"Could not find a match for URL /{rest}", "errorCode": "NOT_FOUND"}])
+
+    def _delete(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """sObject Collections delete: up to 200 ids, one result each; an id already deleted
+        (or never there) fails alone with ENTITY_IS_DELETED unless allOrNone."""
+        ids = [i for i in ",".join(query.get("ids", [""])).split(",") if i]
+        if not ids:
+            raise _Refused(400, [_err("INVALID_FIELD", "ids is required", [])])
+        if len(ids) > 200:
+            raise _Refused(400, [_err("EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call", [])])
+        out = []
+        for rid in ids:
+            holder = next((t for t, recs in self.records.items() if rid in recs), None)
+            if holder is None:
+                out.append({"id": rid, "success": False, "errors": [_err("ENTITY_IS_DELETED", "entity is deleted", [])]})
+                continue
+            del self.records[holder][rid]
+            self.deleted.add(rid)
+            out.append({"id": rid, "success": True, "errors": []})
+        return out
 
     def _type(self, name: str) -> str:
         if name not in self.fields:
