@@ -192,3 +192,30 @@ def test_a_dry_run_counts_what_the_run_does_on_a_bench_corpus(tmp_path):
     # (not zero: an item cross-posted to two feeds with different text is stored as the
     # later reading, and a re-read writes both readings again)
     assert counts(plan) == counts(real)
+
+
+def test_progress_bars_show_a_total_when_the_source_knows_it(tmp_path):
+    """A source's expect() reaches its bar (here a tqdm bar in this process)."""
+    import io
+
+    from tqdm import tqdm
+
+    import crmsync
+    from crmsync.pipeline.read import read_batches
+    from crmsync.pipeline.report import SourceReport
+
+    class Counted(crmsync.Source):
+        name = "counted"
+
+        def read(self, state):
+            self.expect(3)
+            for n in range(3):
+                yield self.interaction(native_id=f"n{n}", kind="post", title="t")
+
+    src = Counted("c", {}, crmsync.Context())
+    out = io.StringIO()
+    bar = tqdm(total=None, file=out, mininterval=0)
+    read_batches("c", src.read(None), 10, SourceReport("c", "counted"), bar, lambda batch: None, expected=lambda: src.expected)
+    assert bar.total == 3 and bar.n == 3
+    bar.close()
+    assert "3/3" in out.getvalue()

@@ -140,6 +140,18 @@ class Source(_Plugin):
     #: Channel family of this source's interactions (``feed``, ``email``, ``review``).
     channel: ClassVar[str] = "other"
 
+    #: How many records this read is expected to yield, when the source can tell
+    #: (messages in a mailbox, rows of an export): set it with :meth:`expect`.
+    expected: int | None = None
+
+    def expect(self, records: int) -> None:
+        """Say how many records are coming (in total so far): the progress bar shows a
+        total. Call it again as more inputs are opened; it is a hint, never checked.
+
+        .. versionadded:: 0.2
+        """
+        self.expected = records
+
     def read(self, state: dict[str, Any] | None) -> Iterator[Record]:
         """Yield records, :class:`Rejected` inputs and :class:`Checkpoint` bookmarks.
 

@@ -12,6 +12,15 @@ class Bar(Protocol):
     def close(self) -> None: ...
 
 
+def set_total(progress: Any, total: int) -> None:
+    """Give a bar the number of records a source expects (a tqdm bar, or a worker's)."""
+    if isinstance(progress, RemoteBar):
+        progress.channel.send(("total", total))
+    elif hasattr(progress, "total") and hasattr(progress, "refresh"):
+        progress.total = total
+        progress.refresh()
+
+
 class NoBar:
     def update(self, n: int = 1) -> None:
         pass

@@ -28,7 +28,7 @@ from ..contract.schema import Identity, Interaction
 from ..helpers.retry import retrying
 from ..store.bookmarks import Bookmarks
 from . import workers
-from .progress import Bar, bar
+from .progress import Bar, bar, set_total
 from .report import COMMITTED_COUNTS, SourceReport, add_counts, describe
 
 log = logging.getLogger("crmsync.pipeline.read")
@@ -52,14 +52,19 @@ class Batch:
         return not len(self) and self.checkpoint is None
 
 
-def read_batches(name: str, stream: Iterable[Any], batch_size: int, rep: SourceReport, progress: Bar, commit: Callable[[Batch], None], stop: threading.Event | None = None) -> None:
+def read_batches(name: str, stream: Iterable[Any], batch_size: int, rep: SourceReport, progress: Bar, commit: Callable[[Batch], None], stop: threading.Event | None = None,
+                 expected: Callable[[], int | None] | None = None) -> None:
     """Hand ``stream`` (of source instance ``name``) to ``commit`` in batches, counting
     what was read in ``rep``. An item of the wrong type, or an interaction of
     another source, is a :class:`FatalError` (a plugin bug). When ``stop`` is set
     (Ctrl-C), what was read is committed and reading ends."""
     batch = Batch()
+    total = None
     try:
         for item in stream:
+            if expected is not None and (known := expected()) != total and known is not None:
+                total = known  # the source said how many records are coming: the bar shows a total
+                set_total(progress, total)
             if stop is not None and stop.is_set():
                 rep.notes.append("stopped by Ctrl-C: what was read is stored; the next run goes on from the last bookmark")
                 break
@@ -124,7 +129,7 @@ def read_source(make_source: Callable[[], Source], rep: SourceReport, bookmarks:
                 if attempt.retry_state.attempt_number > 1:
                     rep.restarts += 1
                     state = None if (policy.full_refresh and rep.read == 0) else bookmarks.get(name)
-                read_batches(name, source.read(state), policy.batch_size, rep, progress, commit, policy.stop)
+                read_batches(name, source.read(state), policy.batch_size, rep, progress, commit, policy.stop, expected=lambda: source.expected)
         rep.status = "partial" if source.errors else "ok"
     except SkippableError as exc:
         rep.status = "failed"
@@ -164,6 +169,8 @@ def read_in_workers(reports: Sequence[tuple[SourceReport, int, workers.Job]], at
     def on_message(name: str, msg: tuple[Any, ...]) -> None:
         if msg[0] == "progress":  # the worker's progress goes to this process's bars
             bars[name].update(msg[1])
+        elif msg[0] == "total":
+            set_total(bars[name], msg[1])
         elif msg[0] == "committed":
             by_name[name][0].__dict__.update(msg[1])
             committed[name] = msg[2]

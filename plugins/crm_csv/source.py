@@ -150,6 +150,7 @@ class ContactsSource(crmsync.Source):
             raise crmsync.FatalError(msg, plugin=self.instance)
         decoded = crmsync.decode_export(data, self.config.get("encoding"))
         header, rows, kind, obj_type = self._table(decoded.text, path)
+        self.expect(max(0, decoded.text.count("\n") - 1) if kind == "CSV" else decoded.text.count("\n") + 1)
         fmt = self.config["format"]
         why = "set in config"
         if fmt == "auto":

@@ -190,6 +190,7 @@ class EmailSource(crmsync.Source):
         elif kind == "maildir":
             # cur/ and new/ read directly: mailbox.Maildir refuses a folder that lacks one of them
             files = {f.name.split(":", 1)[0]: f for sub in ("new", "cur") if (path / sub).is_dir() for f in (path / sub).iterdir() if f.is_file() and not f.name.startswith(".")}
+            self.expect((self.expected or 0) + len(files))
             for key in sorted(files):
                 try:
                     data = files[key].read_bytes()
@@ -200,6 +201,7 @@ class EmailSource(crmsync.Source):
             box = mailbox.mbox(path, factory=None, create=False)
             box.lock = lambda: None  # read-only: never take the mbox lock
             keys = box.keys()
+            self.expect((self.expected or 0) + len(keys))
             toc = getattr(box, "_toc", {})
             for key in keys:
                 offset = toc.get(key, (None,))[0]
@@ -258,6 +260,7 @@ class EmailSource(crmsync.Source):
             st["last_uid"] = 0
         last = int(st.get("last_uid", 0))
         uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
+        self.expect((self.expected or 0) + len(uids))
         size = self.config["imap"]["batch_size"]
         for i in range(0, len(uids), size):
             chunk = uids[i : i + size]

@@ -252,7 +252,9 @@ class ReviewsSource(crmsync.Source):
         if kind is None or ref.startswith(("http://", "https://")):
             kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in data[:200000]) else ("jsonl" if head == b"{" else "csv")
         if kind == "csv":
-            header, rows = crmsync.read_csv(self._text(ref, data))
+            text = self._text(ref, data)
+            self.expect((self.expected or 0) + max(0, text.count("\n") - 1))  # rows, about (quoted newlines aside)
+            header, rows = crmsync.read_csv(text)
             preset = self._preset(set(header), "csv")
             header_line = crmsync.csv_line(header)
             for line, row in rows:
@@ -265,6 +267,7 @@ class ReviewsSource(crmsync.Source):
             return
         if kind == "jsonl":
             lines = self._text(ref, data).splitlines()
+            self.expect((self.expected or 0) + len(lines))
             preset = None
             for n, line in enumerate(lines, 1):
                 if not line.strip():
