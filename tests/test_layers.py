@@ -13,7 +13,7 @@ CORE = Path(__file__).resolve().parent.parent / "core"
 
 #: lowest first; a module may import its own layer and the ones before it
 #: (the conformance kit, ``testing``, runs the real runner: it sits with the CLI on top)
-LAYERS = ["contract", "helpers", "host", "store", "pipeline", "cli", "testing"]
+LAYERS = ["contract", "helpers", "host", "store", "pipeline", "report", "cli", "testing"]
 #: the package's facade and entry points, above everything: not checked
 TOP = {"crmsync", "crmsync._moved", "crmsync.__main__"}
 
