@@ -16,7 +16,7 @@ from __future__ import annotations
 from . import _moved
 from .host import __version__
 from .helpers.activity import ACTIVITY_FIELDS, Activity, activity_text, activity_values
-from .contract.base import Checkpoint, Context, Deletion, Delivery, Enricher, Match, Receipt, Record, Rejected, Sink, SinkRejection, Source, describe_failure
+from .contract.base import Checkpoint, Context, Deletion, Delivery, Enricher, Match, Receipt, Record, Rejected, Sink, SinkRejection, Source, Takedown, describe_failure
 from .helpers.brands import BrandRules, fold
 from .host.secrets import Secret
 from .contract.errors import ConfigError, CrmsyncError, FatalError, PluginError, RetriableError, SkippableError
@@ -81,6 +81,7 @@ __all__ = [
     "SinkRejection",
     "SkippableError",
     "Source",
+    "Takedown",
     "__version__",
     "activity_text",
     "activity_values",

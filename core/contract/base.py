@@ -46,8 +46,22 @@ class Rejected:
     error_type: str = "SkippableError"
 
 
+@dataclass(frozen=True)
+class Takedown:
+    """An interaction this source delivered before is gone upstream (a review removed from
+    the platform's export). The store keeps it marked ``deleted`` (a new version) and the
+    sinks that hold it delete it. Yield it only when the source is sure, and when the
+    user asked for it (an ``on_delete = "propagate"`` option, say).
+
+    .. versionadded:: 0.2
+    """
+
+    interaction_id: str
+    reason: str = "removed upstream"
+
+
 #: What :meth:`Source.read` may yield.
-Record = Interaction | Identity | Checkpoint | Rejected
+Record = Interaction | Identity | Checkpoint | Rejected | Takedown
 
 
 @dataclass
@@ -274,7 +288,8 @@ class SinkRejection:
 @dataclass(frozen=True, slots=True)
 class Deletion:
     """An interaction a sink wrote that must go from the target: its author was erased
-    (``crmsync forget``). ``external_id`` is what the sink reported for it.
+    (``crmsync forget``), or its source took it down (:class:`Takedown`). ``external_id``
+    is what the sink reported for it.
 
     .. versionadded:: 0.2
     """
@@ -282,7 +297,7 @@ class Deletion:
     interaction_id: str
     version: int
     external_id: str | None = None
-    reason: Literal["erasure"] = "erasure"
+    reason: Literal["erasure", "takedown"] = "erasure"
 
 
 class Sink(_Plugin):

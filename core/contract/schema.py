@@ -274,6 +274,7 @@ class Interaction(_Model):
     due_at: datetime | None = Field(None, description="When a response is due (triage), UTC.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Plugin-specific fields (enrichers write here too).")
     provenance: Provenance = Field(default_factory=Provenance)
+    deleted: bool = Field(False, description="Taken down upstream (its source said it is gone): sinks delete it.")
     content_hash: str | None = Field(None, description="SHA-256 over the content fields; a change is an edit.")
 
     @field_validator("published", "updated", "fetched", "due_at")
@@ -325,7 +326,10 @@ class Interaction(_Model):
 
     def compute_content_hash(self) -> str:
         """SHA-256 over :data:`CONTENT_FIELDS`, serialized as JSON in schema field order."""
-        return hashlib.sha256(self.__pydantic_serializer__.to_json(self, include=_CONTENT_SET)).hexdigest()
+        digest = hashlib.sha256(self.__pydantic_serializer__.to_json(self, include=_CONTENT_SET))
+        if self.deleted:  # a takedown is a new version; the hashes of everything else stay as they were
+            digest.update(b"\x00deleted")
+        return digest.hexdigest()
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record as JSON-compatible data (times as ISO 8601 UTC)."""

@@ -19,13 +19,15 @@ log = logging.getLogger("crmsync.pipeline.commit")
 def commit(interactions: Interactions, batch: Batch, rep: SourceReport, run_id: str | None) -> None:
     """Write ``batch`` of source ``rep.name``; add what it changed to ``rep``."""
     failpoint("source.before_commit")
-    res = interactions.write_batch(rep.name, batch.records, identities_=batch.people, rejected=batch.rejected, bookmark=batch.checkpoint, run_id=run_id)
+    res = interactions.write_batch(rep.name, batch.records, identities_=batch.people, rejected=batch.rejected, bookmark=batch.checkpoint, run_id=run_id,
+                                   takedowns=[t.interaction_id for t in batch.takedowns])
     failpoint("source.after_commit")
     rep.new += res.new
     rep.updated += res.updated
     rep.unchanged += res.unchanged
     rep.identities += res.identities
     rep.quarantined += res.quarantined
+    rep.deleted += res.deleted
     for r in batch.rejected:
         log.warning("source %s: quarantined %s: %s", rep.name, r.ref, r.reason)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contract.base import Checkpoint, Rejected, Source
+from ..contract.base import Checkpoint, Rejected, Source, Takedown
 from ..contract.errors import CrmsyncError, FatalError, SkippableError
 from ..contract.schema import Identity, Interaction
 from ..helpers.retry import retrying
@@ -41,11 +41,13 @@ class Batch:
     records: list[Interaction] = field(default_factory=list)
     people: list[Identity] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    #: interactions the source says are gone upstream
+    takedowns: list[Takedown] = field(default_factory=list)
     #: the source's state after every item of this batch (and the ones before it)
     checkpoint: dict[str, Any] | None = None
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.people) + len(self.rejected)
+        return len(self.records) + len(self.people) + len(self.rejected) + len(self.takedowns)
 
     @property
     def empty(self) -> bool:
@@ -81,11 +83,13 @@ def read_batches(name: str, stream: Iterable[Any], batch_size: int, rep: SourceR
                 progress.update(1)
             elif isinstance(item, Rejected):
                 batch.rejected.append(item)
+            elif isinstance(item, Takedown):
+                batch.takedowns.append(item)
             elif isinstance(item, Checkpoint):
                 # every record before this checkpoint is in the batch or committed
                 batch.checkpoint = item.state
             else:
-                msg = f"yielded {type(item).__name__}; a source yields Interaction, Identity, Rejected or Checkpoint"
+                msg = f"yielded {type(item).__name__}; a source yields Interaction, Identity, Rejected, Takedown or Checkpoint"
                 raise FatalError(msg, plugin=name)
             if len(batch) >= batch_size:
                 commit(batch)

@@ -13,9 +13,9 @@ EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 
 #: the source report's counts a worker sends after each commit (kept if it dies)
-COMMITTED_COUNTS = ("read", "new", "updated", "unchanged", "identities", "quarantined", "linked", "suppressed")
+COMMITTED_COUNTS = ("read", "new", "updated", "unchanged", "identities", "quarantined", "linked", "suppressed", "deleted")
 #: the sink report's counts a worker sends after each ledger write
-DELIVERED_COUNTS = ("created", "updated", "delivered", "rejected", "invalid")
+DELIVERED_COUNTS = ("created", "updated", "delivered", "rejected", "invalid", "deleted")
 
 
 @dataclass
@@ -34,6 +34,8 @@ class SourceReport:
     linked: int = 0
     #: records by people erased with ``crmsync forget`` or on ``[privacy] opt_out``: skipped
     suppressed: int = 0
+    #: interactions the source took down (gone upstream): marked deleted, deleted by the sinks
+    deleted: int = 0
     restarts: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -53,6 +55,8 @@ class SinkReport:
     #: records the target refused / the sink refused to send: quarantined, tried again next run
     rejected: int = 0
     invalid: int = 0
+    #: records deleted from the target because their source took them down
+    deleted: int = 0
     backlog: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)

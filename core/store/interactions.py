@@ -35,6 +35,7 @@ class BatchResult:
     unchanged: int = 0
     identities: int = 0
     quarantined: int = 0
+    deleted: int = 0
 
 
 class Interactions:
@@ -51,6 +52,7 @@ class Interactions:
         rejected: Sequence[Rejected] = (),
         bookmark: dict[str, Any] | None = None,
         run_id: str | None = None,
+        takedowns: Sequence[str] = (),
     ) -> BatchResult:
         """Upsert a batch and move the bookmark, in one transaction.
 
@@ -89,6 +91,8 @@ class Interactions:
             for rej in rejected:
                 _quarantine.put(conn, source, _quarantine.rejected_entry(source, rej), run_id, now)
             result.quarantined = len(rejected)
+            if takedowns:
+                result.deleted = _take_down(conn, takedowns, now)
             if bookmark is not None:
                 _bookmarks.write(conn, source, bookmark, run_id, now)
         return result
@@ -177,6 +181,22 @@ class Interactions:
             "due_soon": soon_n,
             "next": [{"interaction_id": r[0], "source": r[1], "kind": r[2], "priority": r[3], "due_at": aware(r[4]).isoformat(), "native_id": r[5], "overdue": aware(r[4]) < now} for r in rows],
         }
+
+
+def _take_down(conn: Connection, ids: Sequence[str], now: Any) -> int:
+    """Mark the stored interactions ``ids`` deleted: a new version, which sinks delete."""
+    n = 0
+    for chunk in chunks(sorted(set(ids)), 500):
+        rows = conn.execute(select(interactions.c.interaction_id, interactions.c.record, interactions.c.version).where(interactions.c.interaction_id.in_(chunk))).all()
+        for iid, record, version in rows:
+            rec = Interaction.model_validate_json(record, context=STORED)
+            if rec.deleted:
+                continue
+            rec.deleted = True
+            rec.content_hash = rec.compute_content_hash()
+            conn.execute(update(interactions).where(interactions.c.interaction_id == iid).values(record=rec.model_dump_json(), content_hash=rec.content_hash, version=version + 1, updated_at=now))
+            n += 1
+    return n
 
 
 def _existing(conn: Connection, ids: list[str]) -> dict[str, tuple[str, int]]:

@@ -292,6 +292,7 @@ class CsvSink(crmsync.Sink):
         Data Loader deletes from such a file (map the key to Id via an upsert lookup, or
         use the external id with Bulk API hard delete); other importers take the list.
         ``read_import_files`` applies it."""
+        pending = getattr(self, "_base", None)  # a file set being written keeps its name
         self._new_base()
         entries = []
         ids = [(d.interaction_id, d.external_id or d.interaction_id) for d in deletions]
@@ -319,6 +320,8 @@ class CsvSink(crmsync.Sink):
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(self.dir)
+        if pending is not None:
+            self._base = pending
         return [iid for iid, _ in ids]
 
     def abort(self) -> None:

@@ -82,6 +82,7 @@ class ReviewsSource(crmsync.Source):
         "type": "object",
         "properties": {
             "files": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Exports (.csv, .json, .jsonl): paths, directories or http(s) URLs."},
+            "on_delete": {"type": "string", "enum": ["keep", "propagate"], "default": "keep", "description": "A review gone from a later export of the same file: keep it everywhere (an export may be partial), or propagate: mark it deleted and have the sinks delete it."},
             "pages": {"type": "array", "items": {"type": "string"}, "default": [], "description": "HTML product pages with schema.org Review markup: paths, directories or URLs."},
             "preset": {"type": "string", "enum": ["auto", *sorted(PRESETS)], "default": "auto", "description": "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())},
             "platform": {"type": "string", "description": "Platform name that scopes review ids (default: the preset's name; 'web' for pages)."},
@@ -175,6 +176,7 @@ class ReviewsSource(crmsync.Source):
             "files": dict(state.get("files", {})),
             "urls": {k: dict(v) for k, v in state.get("urls", {}).items()},
             "aggregates": dict(state.get("aggregates", {})),
+            "ids": dict(state.get("ids", {})) if self.config["on_delete"] == "propagate" else {},
         }
         targets = [(t, "export") for t in self._expand(self.config["files"], tuple(EXPORT_SUFFIXES))]
         targets += [(t, "page") for t in self._expand(self.config["pages"], PAGE_SUFFIXES)]
@@ -203,7 +205,10 @@ class ReviewsSource(crmsync.Source):
                         continue
                     sig = digest
                 work = self._page(ref, data, out["aggregates"]) if what == "page" else self._export(ref, data)
-                yield from self.guard(ref, data, work)
+                if self.config["on_delete"] == "propagate" and what != "page":
+                    yield from self._with_takedowns(self.state_key(target) if isinstance(target, Path) else ref, self.guard(ref, data, work), out["ids"])
+                else:
+                    yield from self.guard(ref, data, work)
                 if isinstance(target, Path):
                     out["files"].pop(ref, None)  # a 0.1 bookmark's absolute name
                     out["files"][mark] = sig
@@ -214,6 +219,28 @@ class ReviewsSource(crmsync.Source):
             if self._fetcher is not None:
                 self._fetcher.close()
                 self._fetcher = None
+
+    def _with_takedowns(self, mark: str, records: Iterator[crmsync.Record], ids: dict[str, list[str]]) -> Iterator[crmsync.Record]:
+        """``records`` of one export, then a :class:`~crmsync.Takedown` for each review the
+        export's last read had and this one lacks. None while any row of it is quarantined:
+        the missing review may be in that row."""
+        seen: set[str] = set()
+        rejected = 0
+        for rec in records:
+            if isinstance(rec, crmsync.Interaction):
+                seen.add(rec.interaction_id)
+            elif isinstance(rec, crmsync.Rejected):
+                rejected += 1
+            yield rec
+        before = set(ids.get(mark, []))
+        if rejected:
+            if before - seen:
+                self.note(f"{mark}: {len(before - seen)} review(s) missing from this export are not taken down while {rejected} row(s) are quarantined")
+            seen |= before
+        else:
+            for iid in sorted(before - seen):
+                yield crmsync.Takedown(iid, f"no longer in {mark}")
+        ids[mark] = sorted(seen)
 
     def replay(self, ref: str, raw: bytes) -> Iterator[crmsync.Record]:
         path = ref.rsplit(":", 1)[0]

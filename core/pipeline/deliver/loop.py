@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ...contract.base import Context, Receipt, Sink
+from ...contract.base import Context, Deletion, Delivery, Receipt, Sink
 from ...contract.errors import CrmsyncError
 from ...contract.schema import Identity
 from ...helpers.retry import retrying
@@ -125,6 +125,11 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
                 if not page:
                     break
                 batch = page_deliveries(store.identities, page, profiles)
+                if any(d.interaction.deleted for d in batch):  # taken down upstream: deleted, not written
+                    gone = [d for d in batch if d.interaction.deleted]
+                    batch = [d for d in batch if not d.interaction.deleted]
+                    check.handed(gone)
+                    record(check.keep(take_down(sink, gone, rep)))
                 check.handed(batch)
                 attempt = PartialWrites(sink.write, batch, lambda done: record(check.keep(done)))
                 receipts = retried(attempt)
@@ -179,6 +184,21 @@ def deliver(setup: SinkSetup, store: Store, context: Context, rep: SinkReport, p
                 sink.close()
             except Exception as exc:  # noqa: BLE001
                 rep.errors.append(f"close failed: {describe(exc)}")
+
+
+def take_down(sink: Sink, gone: list[Delivery], rep: SinkReport) -> list[Receipt]:
+    """Delete from the target what it holds of interactions taken down upstream; their
+    new (deleted) version is then the sink's, so they are not handed again. A sink that
+    cannot delete gets a note naming them."""
+    held = [Deletion(d.interaction.interaction_id, d.version, d.external_id, "takedown") for d in gone if d.operation == "update"]
+    if held:
+        try:
+            answered = sink.delete(held)
+            done = {dl.interaction_id for dl in held} if answered is None else set(answered)
+            rep.deleted += len(done)
+        except NotImplementedError:
+            rep.notes.append(f"{len(held)} record(s) taken down at their source are still in the target (this sink cannot delete): {', '.join(d.external_id or d.interaction_id for d in held[:20])}")
+    return [d.receipt() for d in gone]
 
 
 def drain_rejections(sink: Sink, rejections: RejectionLog, rep: SinkReport, receipts: Iterable[Receipt]) -> None:
