@@ -75,6 +75,21 @@ def test_kit_fails_a_non_idempotent_sink(tmp_path):
     kit.test_delivers_everything_once(tmp_path / "a")  # a plain first delivery looks fine
     with pytest.raises(AssertionError, match="must not duplicate"):
         kit.test_redelivery_is_idempotent(tmp_path / "b")
+    (tmp_path / "c").mkdir()
+    with pytest.raises(AssertionError, match="exactly once"):
+        kit.test_a_kill_between_write_and_ledger_sends_nothing_twice(tmp_path / "c")
+
+
+def test_kit_checks_a_sinks_delete(tmp_path):
+    class ForgetfulDeleteSink(DuplicatingSink):
+        name = "forgetful"
+
+        def delete(self, deletions):
+            return [d.interaction_id for d in deletions]  # says so, deletes nothing
+
+    kit = get_sink_test_class(ForgetfulDeleteSink, {"path": "out.jsonl"}, read_back=_read_appended)()
+    with pytest.raises(AssertionError, match="must be gone"):
+        kit.test_delete_removes_what_it_wrote(tmp_path)
 
 
 class OverwritingSink(crmsync.Sink):

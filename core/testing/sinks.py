@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 
-from ..contract.base import Context, Delivery, Sink
+from ..contract.base import Context, Deletion, Delivery, Sink
 from ..contract.errors import ConfigError
 from ..host.config import Config, validate_options
 from ..store import Store
@@ -148,6 +148,66 @@ def get_sink_test_class(
             assert sorted(r.interaction_id for r in receipts) == sorted(r.interaction_id for r in records), "every delivery needs its receipt"
             ids = [r["interaction_id"] for r in read_back(_options, tmp_path)]
             assert sorted(ids) == sorted(r.interaction_id for r in records), "two parts of one run overwrote each other"
+
+        def test_a_kill_between_write_and_ledger_sends_nothing_twice(self, tmp_path: Path) -> None:
+            """SIGKILL right after the sink's write (and after its flush), before the ledger
+            records the receipts: the next run completes the target, each record once."""
+            import os
+            import signal
+
+            import pytest
+
+            if not hasattr(os, "fork"):
+                pytest.skip("needs os.fork")
+            for n, point in enumerate(("sink.after_write:1", "sink.after_flush:1")):
+                tmp = tmp_path / f"k{n}"
+                tmp.mkdir()
+                cfg, options = self._cfg(tmp)
+                pid = os.fork()
+                if pid == 0:  # the run to kill
+                    from ..host import failpoints
+
+                    os.environ["CRMSYNC_FAILPOINTS"] = point
+                    failpoints._points = None
+                    try:
+                        kit_run(cfg)
+                    finally:
+                        os._exit(0)  # not reached when the failpoint fires
+                _, status = os.waitpid(pid, 0)
+                assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"the run did not reach {point}"
+                report = kit_run(cfg)
+                assert report.sinks[0].status == "ok", report.sinks[0].errors
+                ids = [r["interaction_id"] for r in read_back(options, tmp)]
+                assert sorted(ids) == sorted(r.interaction_id for r in sample_interactions()), (
+                    f"after a kill at {point} the target must hold every interaction exactly once: writes must upsert by interaction_id"
+                )
+
+        def test_delete_removes_what_it_wrote(self, tmp_path: Path) -> None:
+            """A sink that implements ``delete`` (erasure, takedowns) removes those records
+            from the target, and deleting them again succeeds."""
+            import pytest
+
+            if sink_class.delete is Sink.delete:
+                pytest.skip("the sink does not implement delete (forget names it and the ids to remove by hand)")
+            cfg, options = self._cfg(tmp_path)
+            kit_run(cfg)
+            store = Store(cfg.store_url)
+            try:
+                entries = store.ledger.entries("kit")
+            finally:
+                store.dispose()
+            records = sample_interactions()
+            doomed = [Deletion(r.interaction_id, entries[r.interaction_id][0], entries[r.interaction_id][1]) for r in records[:2]]
+            for _attempt in range(2):
+                sink = sink_class("kit", cfg.resolved_options(cfg.sinks["kit"]), Context(config_dir=tmp_path, run_id="kit-delete"))
+                sink.open()
+                try:
+                    gone = sink.delete(doomed)
+                finally:
+                    sink.close()
+                assert gone is None or sorted(gone) == sorted(d.interaction_id for d in doomed), f"delete must return the ids it removed, got {gone}"
+            left = sorted(r["interaction_id"] for r in read_back(options, tmp_path))
+            assert left == sorted(r.interaction_id for r in records[2:]), "the deleted records must be gone from the target, the others kept"
 
     SinkConformance.__name__ = f"Test{sink_class.__name__}Conformance"
     return SinkConformance
