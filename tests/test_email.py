@@ -334,3 +334,28 @@ def test_imap_connection_killed_mid_fetch(tmp_path, corpus, dovecot):
     s = report.sources[0]
     assert proxy.cuts == 1 and s.restarts == 1 and s.status == "ok", report.as_dict()
     assert len(recs) == len({r.native_id for r in recs}) == len({parse_message(m).message_id for m in mbox})
+
+
+def test_imap_expunged_messages_are_taken_down_when_asked(tmp_path, corpus, dovecot):
+    from imapclient import IMAPClient
+
+    user = dovecot.users.pop()
+    mbox, _ = _corpus_messages(corpus)
+    _append(dovecot, user, mbox[:6], folder="Support")
+    imap = _imap_config(dovecot, user, folders=["Support"], on_delete="propagate")
+    report, recs, _ = run_mail(tmp_path, imap=imap)
+    assert report.sources[0].new == len(recs)
+    with IMAPClient(dovecot.host, port=dovecot.port, ssl=False) as c:
+        c.login(user, dovecot.password(user))
+        c.select_folder("Support")
+        first_two = sorted(c.search(["ALL"]))[:2]
+        gone_ids = {m[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip() for m in c.fetch(first_two, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]).values()}
+        c.delete_messages(first_two)
+        c.expunge()
+    report, recs, _ = run_mail(tmp_path, imap=imap)
+    assert report.sources[0].deleted == 2
+    deleted = {r.native_id for r in recs if r.deleted}
+    assert deleted == gone_ids and all(not r.deleted for r in recs if r.native_id not in gone_ids)
+    # keep (the default): an expunge changes nothing
+    report, recs, _ = run_mail(tmp_path / "keep" if (tmp_path / "keep").mkdir() is None else tmp_path, imap={**imap, "on_delete": "keep"})
+    assert report.sources[0].deleted == 0

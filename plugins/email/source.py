@@ -56,6 +56,7 @@ class EmailSource(crmsync.Source):
                     "verify": {"type": "boolean", "default": True, "description": "Verify the server certificate (leave on)."},
                     "batch_size": {"type": "integer", "minimum": 1, "default": 200, "description": "Messages per FETCH."},
                     "timeout": {"type": "number", "default": 60},
+                    "on_delete": {"type": "string", "enum": ["keep", "propagate"], "default": "keep", "description": "A message expunged from a folder (deleted, or moved to a folder not read here): keep it, or propagate: mark it deleted and have the sinks delete it."},
                 },
                 "required": ["host", "username", "password"],
                 "additionalProperties": False,
@@ -259,6 +260,13 @@ class EmailSource(crmsync.Source):
             st["uidvalidity"] = validity
             st["last_uid"] = 0
         last = int(st.get("last_uid", 0))
+        propagate = self.config["imap"]["on_delete"] == "propagate"
+        known: dict[str, str] = st.setdefault("ids", {}) if propagate else {}
+        if known:
+            # expunged since the last run (same UIDVALIDITY: the UIDs still mean the same messages)
+            present = {str(u) for u in client.search(["ALL"])}
+            for uid in sorted((u for u in known if u not in present), key=int):
+                yield crmsync.Takedown(known.pop(uid), f"expunged from {key}")
         uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
         self.expect((self.expected or 0) + len(uids))
         size = self.config["imap"]["batch_size"]
@@ -270,7 +278,10 @@ class EmailSource(crmsync.Source):
                 if raw is None:
                     continue  # expunged meanwhile
                 ref = f"{key}:UID {uid}"
-                yield from self.guard(ref, raw, self._parse(ref, raw))
+                for rec in self.guard(ref, raw, self._parse(ref, raw)):
+                    if propagate and isinstance(rec, crmsync.Interaction):
+                        known[str(uid)] = rec.interaction_id
+                    yield rec
             st["last_uid"] = chunk[-1]
             yield crmsync.Checkpoint(out)
 
