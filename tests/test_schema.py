@@ -137,3 +137,30 @@ def test_every_line_crmsync_export_prints_for_the_demo_validates_against_crmsync
     author = json.loads(lines[0])["author"]
     jsonschema.validate(author, identity)
     assert not jsonschema.Draft202012Validator(identity).is_valid({"emails": "not-a-list"})
+
+
+# the contract's boundary: what a plugin gets wrong is refused with what to do instead
+def test_a_channel_outside_the_vocabulary_is_refused_with_the_vocabulary():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="is not one of feed, email, review, social, chat, other; a family of the plugin's own is named x-<name>"):
+        Interaction.create(source="s", channel="blog", native_id="n", kind="post")
+    assert Interaction.create(source="s", channel="x-forum", native_id="n", kind="post").channel == "x-forum"
+
+
+def test_in_reply_to_holding_a_native_id_is_refused():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="in_reply_to must be an interaction_id"):
+        Interaction.create(source="s", channel="feed", native_id="https://b.example/2", kind="comment", in_reply_to="https://b.example/1")
+    parent = make_interaction_id("feed", "https://b.example/1")
+    assert Interaction.create(source="s", channel="feed", native_id="https://b.example/2", kind="comment", in_reply_to=parent, thread_id=parent).in_reply_to == parent
+
+
+def test_naive_datetimes_are_taken_as_utc_as_documented():
+    from datetime import datetime
+
+    rec = Interaction.create(source="s", channel="feed", native_id="n", kind="post", published=datetime(2026, 11, 2, 10, 0))
+    assert rec.published.isoformat() == "2026-11-02T10:00:00+00:00"

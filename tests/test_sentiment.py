@@ -22,7 +22,7 @@ def _enricher(**options):
 
 
 def _rec(text: str, **fields) -> crmsync.Interaction:
-    return crmsync.Interaction.create(source="s", channel="forum", native_id=text[:40], kind="post", body_text=text, **fields)
+    return crmsync.Interaction.create(source="s", channel="x-forum", native_id=text[:40], kind="post", body_text=text, **fields)
 
 
 @pytest.mark.parametrize("text", ["Arrived cracked, support never answered.", "is your checkout down?? can't pay", "I will contact my lawyer. Can you help?"])

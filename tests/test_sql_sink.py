@@ -155,7 +155,7 @@ def test_long_text_is_cut_to_the_column_and_nul_characters_removed(tmp_path, dat
     options["url"] = crmsync.Secret(url, f"env:{env}")  # as the run resolves it
     sink = SqlSink("warehouse", options, crmsync.Context(config_dir=tmp_path))
     author = crmsync.Identity(name="Bartholomew Longname", emails=["bart@example.org"])
-    rec = crmsync.Interaction.create(source="s", channel="forum", native_id="n1", kind="post", title="nul\x00inside", body_text="a\x00b", author=author)
+    rec = crmsync.Interaction.create(source="s", channel="x-forum", native_id="n1", kind="post", title="nul\x00inside", body_text="a\x00b", author=author)
     sink.open()
     try:
         receipts = sink.write([crmsync.Delivery(rec, 1, "create")])

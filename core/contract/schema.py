@@ -38,8 +38,11 @@ INTERACTION_NAMESPACE = uuid.UUID("3b1f6d2e-8c4a-5e7b-9f10-2a6c4d8e0b57")
 IDENTITY_NAMESPACE = uuid.UUID("9d4e2a71-5b3c-5f8e-a1c6-7e0b3f9d2c48")
 
 #: Channel families. Ids are unique within a family, so a post seen in an RSS
-#: and an Atom feed (both ``feed``) gets one id. Plugins may add families.
+#: and an Atom feed (both ``feed``) gets one id. A plugin with a family of its own names
+#: it ``x-<name>`` (``x-forum``); anything else is refused, so a typo is not a new family.
 CHANNELS = ("feed", "email", "review", "social", "chat", "other")
+_CUSTOM_CHANNEL = re.compile(r"^x-[a-z0-9][a-z0-9_-]{0,40}$")
+_UUID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Kinds of interaction.
 KINDS = ("post", "comment", "review", "email", "reply", "note", "message")
 
@@ -260,8 +263,8 @@ class Interaction(_Model):
     fetched: datetime | None = None
     author: Identity | None = None
     recipients: list[str] = Field(default_factory=list, description="To/Cc addresses or audience.")
-    in_reply_to: str | None = Field(None, description="interaction_id of the parent.")
-    thread_id: str | None = Field(None, description="Stable id of the whole conversation.")
+    in_reply_to: str | None = Field(None, description="interaction_id of the parent (never its native id).")
+    thread_id: str | None = Field(None, description="interaction_id of the conversation's first interaction (the post, the first mail): the same for every interaction of the thread.")
     rating: Rating | None = None
     item_reviewed: ItemReviewed | None = None
     mentions: list[str] = Field(default_factory=list, description="Brands, products or people mentioned.")
@@ -281,6 +284,25 @@ class Interaction(_Model):
     @classmethod
     def _to_utc(cls, v: datetime | None) -> datetime | None:
         return _utc(v)
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, v: str) -> str:
+        if v not in CHANNELS and not _CUSTOM_CHANNEL.match(v):
+            msg = f"channel {v!r} is not one of {', '.join(CHANNELS)}; a family of the plugin's own is named x-<name> (x-forum)"
+            raise ValueError(msg)
+        return v
+
+    @field_validator("in_reply_to", "thread_id")
+    @classmethod
+    def _an_interaction_id(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and not _UUID_SHAPE.match(v):
+            msg = (
+                f"{info.field_name} must be an interaction_id (crmsync.make_interaction_id(channel, native_id, scope)), "
+                f"not a native id such as {v[:60]!r}"
+            )
+            raise ValueError(msg)
+        return v
 
     @field_validator("url")
     @classmethod

@@ -40,7 +40,7 @@ class SingerSource(crmsync.Source):
             "command": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "The tap executable and fixed arguments, e.g. [\"tap-csv\"]."},
             "config": {"type": "object", "default": {}, "description": "The tap's own config (written to a temporary --config file)."},
             "catalog": {"type": "string", "description": "A catalog file to pass with --catalog (default: none)."},
-            "channel": {"type": "string", "default": "other", "description": "Channel family of the ids (feed, email, review, ...)."},
+            "channel": {"type": "string", "default": "other", "pattern": "^(feed|email|review|social|chat|other|x-[a-z0-9][a-z0-9_-]*)$", "description": "Channel family of the ids: feed, email, review, social, chat, other, or x-<name> for a family of your own."},
             "streams": {
                 "type": "object",
                 "additionalProperties": {
