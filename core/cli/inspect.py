@@ -69,29 +69,43 @@ def register(cli: click.Group) -> None:
             click.echo(f"identity review queue: {data['identity_review']} candidate(s): crmsync identities review")
 
     @cli.command()
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON (default when stdout is not a terminal).")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON: every plugin with its options (for scripts).")
+    @click.option("--options", "with_options", is_flag=True, help="List each source's, sink's and enricher's options too.")
     @pass_state
-    def plugins(state: State, as_json: bool) -> None:
-        """List plugins: version, what they register, each one's options (type,
-        default, description), where they came from, errors."""
+    def plugins(state: State, as_json: bool, with_options: bool) -> None:
+        """List plugins as a table: name, version, where they came from, what they
+        register. --options adds each option (type, default, description); --json
+        prints everything as JSON.
+
+        \b
+        Examples:
+          crmsync plugins
+          crmsync plugins --options
+          crmsync plugins --json | jq '.[].name'
+        """
         report = state.host.report()
-        if as_json or not sys.stdout.isatty():
+        if as_json:
             click.echo(json.dumps(report, indent=2, default=str))
             return
+        rows = [["NAME", "VERSION", "ORIGIN", "SOURCES", "SINKS", "ENRICHERS", "COMMANDS"]]
         for p in report:
-            regs = [f"{k}: {', '.join(p[k])}" for k in ("sources", "sinks", "enrichers", "commands") if p[k]]
-            click.echo(f"{p['name']} {p['version'] or ''} ({p['origin']}{', ' + p['distribution'] if p['distribution'] and p['origin'] != 'builtin' else ''})")
-            for r in regs:
-                click.echo(f"    {r}")
+            origin = p["origin"] + (f" ({p['distribution']})" if p["distribution"] and p["origin"] != "builtin" else "")
+            rows.append([p["name"], p["version"] or "-", origin, *(", ".join(p[k]) or "-" for k in ("sources", "sinks", "enrichers", "commands"))])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+        for p in report:
+            for e in p["errors"]:
+                click.echo(f"ERROR {p['name']}: {e}")
+            if not with_options:
+                continue
             for kind, classes in p.get("options", {}).items():
                 for name, options in classes.items():
-                    click.echo(f"    {kind[:-1]} {name!r} options:")
+                    click.echo(f"\n{kind[:-1]} {name!r} ({p['name']}) options:")
                     for key, o in options.items():
                         flags = "".join(f", {f}" for f in ("required", "secret") if o.get(f))
                         default = f" = {json.dumps(o['default'], default=str)}" if "default" in o else ""
-                        click.echo(f"      {key} ({o['type']}{flags}){default}" + (f": {o['description']}" if o.get("description") else ""))
-            for e in p["errors"]:
-                click.echo(f"    ERROR: {e}")
+                        click.echo(f"  {key} ({o['type']}{flags}){default}" + (f": {o['description']}" if o.get("description") else ""))
 
     @cli.command()
     @click.option("--offline", is_flag=True, help="Check the file only; do not connect to the CRMs and services plugins use.")
