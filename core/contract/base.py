@@ -310,10 +310,12 @@ class Sink(_Plugin):
     """
 
     _role = "sink"
-    #: Deliveries per :meth:`write` call.
-    batch_size: ClassVar[int] = 500
+    #: Deliveries per :meth:`write` call. A class default; an instance may set its own
+    #: in :meth:`open` (from an option: ``self.batch_size = self.config["batch_size"]``).
+    batch_size: int = 500
     #: Records written between :meth:`flush` calls; ``None``: flush only at the end.
-    flush_every: ClassVar[int | None] = None
+    #: Like ``batch_size``, an instance may set it in :meth:`open`.
+    flush_every: int | None = None
     #: ``True``: instances may deliver disjoint shares of one run's backlog at once,
     #: in worker processes (each with its own ``context.part``). Only for sinks
     #: whose writes do not depend on order or on one another (files, upserts).

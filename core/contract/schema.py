@@ -125,7 +125,7 @@ class Identity(_Model):
     ``crm_ids`` maps a CRM (``salesforce``) to its record id.
     """
 
-    identity_id: str | None = Field(None, description="Stable id; derived from the strongest key when not given.")
+    identity_id: str | None = Field(default=None, description="Stable id; derived from the strongest key when not given.")
     name: str | None = None
     emails: list[str] = Field(default_factory=list)
     verified_emails: list[str] = Field(default_factory=list, description="Emails proven by the source (e.g. DMARC pass).")
@@ -134,8 +134,8 @@ class Identity(_Model):
     company: str | None = None
     crm_ids: dict[str, str] = Field(default_factory=dict, description="CRM name -> record id")
     kind: Literal["person", "organization", "unknown"] = "person"
-    removed: bool = Field(False, description="The CRM's latest export no longer lists this record (marked, never deleted).")
-    influence: float | None = Field(None, description="Influence score (see [identity.influence] in the config).")
+    removed: bool = Field(default=False, description="The CRM's latest export no longer lists this record (marked, never deleted).")
+    influence: float | None = Field(default=None, description="Influence score (see [identity.influence] in the config).")
     flags: list[str] = Field(default_factory=list, description="influencer, ambassador, detractor")
 
     @model_validator(mode="after")
@@ -171,7 +171,7 @@ class Rating(_Model):
     value: float
     best: float = 5.0
     worst: float = 1.0
-    normalized: float | None = Field(None, ge=0.0, le=1.0)
+    normalized: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _normalize(self) -> Rating:
@@ -218,9 +218,9 @@ class Sentiment(_Model):
 class Provenance(_Model):
     """Where a record came from and how it was parsed."""
 
-    source_url: str | None = Field(None, description="Feed URL, file path, mailbox folder.")
-    record_ref: str | None = Field(None, description="Locator within the source: row, UID, file offset.")
-    raw_hash: str | None = Field(None, description="SHA-256 of the raw payload.")
+    source_url: str | None = Field(default=None, description="Feed URL, file path, mailbox folder.")
+    record_ref: str | None = Field(default=None, description="Locator within the source: row, UID, file offset.")
+    raw_hash: str | None = Field(default=None, description="SHA-256 of the raw payload.")
     parser: str | None = None
     parser_version: str | None = None
 
@@ -235,6 +235,7 @@ CONTENT_FIELDS = (
 
 
 _CONTENT_SET = frozenset(CONTENT_FIELDS)
+_CONTENT_INCLUDE: set[str] = set(CONTENT_FIELDS)
 
 
 class Interaction(_Model):
@@ -251,10 +252,10 @@ class Interaction(_Model):
     channel: str = Field(description="Channel family: feed, email, review, ...")
     kind: str = Field(description="post, comment, review, email, reply, ...")
     native_id: str = Field(description="The source's own id: guid, Atom id, Message-ID, review id.")
-    scope: str | None = Field(None, description="What makes native_id unique, unless it is globally unique.")
+    scope: str | None = Field(default=None, description="What makes native_id unique, unless it is globally unique.")
     url: str | None = None
     title: str | None = None
-    summary: str | None = Field(None, description="Plain-text summary, when the source has one apart from the body.")
+    summary: str | None = Field(default=None, description="Plain-text summary, when the source has one apart from the body.")
     body_text: str | None = None
     body_html: str | None = None
     language: str | None = None
@@ -263,8 +264,8 @@ class Interaction(_Model):
     fetched: datetime | None = None
     author: Identity | None = None
     recipients: list[str] = Field(default_factory=list, description="To/Cc addresses or audience.")
-    in_reply_to: str | None = Field(None, description="interaction_id of the parent (never its native id).")
-    thread_id: str | None = Field(None, description="interaction_id of the conversation's first interaction (the post, the first mail): the same for every interaction of the thread.")
+    in_reply_to: str | None = Field(default=None, description="interaction_id of the parent (never its native id).")
+    thread_id: str | None = Field(default=None, description="interaction_id of the conversation's first interaction (the post, the first mail): the same for every interaction of the thread.")
     rating: Rating | None = None
     item_reviewed: ItemReviewed | None = None
     mentions: list[str] = Field(default_factory=list, description="Brands, products or people mentioned.")
@@ -274,11 +275,11 @@ class Interaction(_Model):
     sentiment: Sentiment | None = None
     needs_response: bool | None = None
     priority: Literal["low", "normal", "high", "urgent"] | None = None
-    due_at: datetime | None = Field(None, description="When a response is due (triage), UTC.")
+    due_at: datetime | None = Field(default=None, description="When a response is due (triage), UTC.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Plugin-specific fields (enrichers write here too).")
-    provenance: Provenance = Field(default_factory=Provenance)
-    deleted: bool = Field(False, description="Taken down upstream (its source said it is gone): sinks delete it.")
-    content_hash: str | None = Field(None, description="SHA-256 over the content fields; a change is an edit.")
+    provenance: Provenance = Field(default_factory=lambda: Provenance())
+    deleted: bool = Field(default=False, description="Taken down upstream (its source said it is gone): sinks delete it.")
+    content_hash: str | None = Field(default=None, description="SHA-256 over the content fields; a change is an edit.")
 
     @field_validator("published", "updated", "fetched", "due_at")
     @classmethod
@@ -322,7 +323,7 @@ class Interaction(_Model):
                 setattr(self, key, _nul_free(value))
         if self.body_html:
             self.body_html = truncate(sanitize_html(self.body_html), MAX_BODY_CHARS)[0]
-            if not self.body_text:
+            if not self.body_text and self.body_html:
                 self.body_text = html_to_text(self.body_html)
         self.body_text = truncate(self.body_text, MAX_BODY_CHARS)[0]
         self.summary = truncate(self.summary, MAX_BODY_CHARS)[0]
@@ -348,7 +349,7 @@ class Interaction(_Model):
 
     def compute_content_hash(self) -> str:
         """SHA-256 over :data:`CONTENT_FIELDS`, serialized as JSON in schema field order."""
-        digest = hashlib.sha256(self.__pydantic_serializer__.to_json(self, include=_CONTENT_SET))
+        digest = hashlib.sha256(self.__pydantic_serializer__.to_json(self, include=_CONTENT_INCLUDE))
         if self.deleted:  # a takedown is a new version; the hashes of everything else stay as they were
             digest.update(b"\x00deleted")
         return digest.hexdigest()
@@ -375,7 +376,8 @@ def flat_json_schema(model: type[BaseModel]) -> dict[str, Any]:
             return [walk(v) for v in node]
         return node
 
-    return walk(schema)
+    flat: dict[str, Any] = walk(schema)
+    return flat
 
 
 def schema_document(record: str = "interaction") -> dict[str, Any]:

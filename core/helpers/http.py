@@ -61,7 +61,7 @@ def _blocked_address(host: str) -> str | None:
     except socket.gaierror:
         return None  # the request itself will report the DNS failure
     for info in infos:
-        addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_multicast or addr.is_reserved or addr.is_unspecified:
             return str(addr)
     return None

@@ -183,7 +183,7 @@ class PluginHost:
             elif not (isinstance(cls, type) and issubclass(cls, base)):
                 msg = f"register_{kind}: {cls!r} is not a subclass of crmsync.{base.__name__}"
                 raise TypeError(msg)
-            key = cls.name
+            key = getattr(cls, "name", "")
             if not key:
                 msg = f"register_{kind}: {cls.__name__} has no 'name' class attribute"
                 raise TypeError(msg)
@@ -218,7 +218,8 @@ class PluginHost:
     def get(self, kind: str, name: str) -> type:
         """The class registered as ``name`` in ``kind`` (sources, sinks, enrichers)."""
         self.collect()
-        return getattr(self, kind)[name]
+        found: type = getattr(self, kind)[name]
+        return found
 
     def report(self) -> list[dict[str, Any]]:
         """Every plugin as a dict, sorted by name (``crmsync plugins --json``), with the

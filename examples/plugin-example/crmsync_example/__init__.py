@@ -11,7 +11,7 @@ It registers:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -67,17 +67,17 @@ class WordCountEnricher(crmsync.Enricher):
 
 
 @crmsync.hookimpl
-def register_sources(register):  # noqa: ANN001, ANN201
+def register_sources(register: Callable[[type[crmsync.Source]], None]) -> None:
     register(JsonlNotesSource)
 
 
 @crmsync.hookimpl
-def register_enrichers(register):  # noqa: ANN001, ANN201
+def register_enrichers(register: Callable[[type[crmsync.Enricher]], None]) -> None:
     register(WordCountEnricher)
 
 
 @crmsync.hookimpl
-def register_commands(cli):  # noqa: ANN001, ANN201
+def register_commands(cli: click.Group) -> None:
     @cli.command(name="example-hello")
     @click.argument("name", default="world")
     def hello(name: str) -> None:
