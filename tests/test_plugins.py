@@ -206,3 +206,20 @@ def test_the_example_plugin_and_the_public_api_pass_mypy_strict(tmp_path):
     res = subprocess.run([str(Path(sys.executable).parent / "mypy"), "--strict", "--no-incremental", str(ROOT / "examples" / "plugin-example" / "crmsync_example" / "__init__.py")],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["source", "sink"])
+def test_a_generated_plugin_installs_registers_and_passes_the_kit(tmp_path, kind):
+    res = CliRunner().invoke(create_cli(), ["plugin", "new", f"gen_{kind}", f"--{kind}", "--dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    root = tmp_path / f"crmsync-gen-{kind}"
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(root)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("CRMSYNC_LOAD_PLUGINS", None)
+    listed = {p["name"]: p for p in json.loads(subprocess.run([*crmsync_cmd(), "plugins", "--json"], env=env, capture_output=True, text=True, check=True).stdout)}
+    assert listed[f"gen_{kind}"]["origin"] == "entry point" and listed[f"gen_{kind}"][f"{kind}s"] == [f"gen_{kind}"]
+    # its own tests: the conformance kit, unchanged
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout

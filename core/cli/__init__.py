@@ -15,7 +15,7 @@ import click
 from ..host import __version__
 from ..host.logs import setup_logging
 from ..host.plugins import get_host
-from . import identities, inspect, privacy, quarantine, report, state, sync, tap
+from . import identities, inspect, privacy, quarantine, report, scaffold, state, sync, tap
 from .common import EXIT_CODES_HELP, State
 
 
@@ -43,7 +43,7 @@ def create_cli() -> click.Group:
         setup_logging(log_level, log_format)
         ctx.obj = State(config_path, store_url)
 
-    for part in (sync, inspect, tap, quarantine, identities, state, privacy, report):
+    for part in (sync, inspect, tap, quarantine, identities, state, privacy, report, scaffold):
         part.register(cli)
     try:
         get_host().register_commands(cli)
