@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from ..contract.errors import RetriableError
+from ..contract.errors import CrmsyncError, RetriableError
 from .retry import retrying
 
 USER_AGENT = "crmsync-rss/1 (+https://pypi.org/project/crmsync/)"
 
 
-class FetchError(Exception):
-    """A feed could not be fetched; ``str()`` says why in user terms."""
+class FetchError(CrmsyncError):
+    """A feed could not be fetched; ``str()`` says why in user terms. A
+    :class:`~crmsync.CrmsyncError`: a plugin's ``except CrmsyncError`` sees it."""
 
 
 @dataclass

@@ -24,8 +24,9 @@ are relative to that directory.
 """
 
 from .harness import kit_config, kit_host, kit_run, read_source
+from .receiver import ReceiverPool, RecordingReceiver
 from .samples import SampleSource, sample_interactions
 from .sinks import get_sink_test_class
 from .sources import get_source_test_class
 
-__all__ = ["SampleSource", "get_sink_test_class", "get_source_test_class", "kit_config", "kit_host", "kit_run", "read_source", "sample_interactions"]
+__all__ = ["ReceiverPool", "RecordingReceiver", "SampleSource", "get_sink_test_class", "get_source_test_class", "kit_config", "kit_host", "kit_run", "read_source", "sample_interactions"]
