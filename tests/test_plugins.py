@@ -172,7 +172,11 @@ def test_example_distribution_is_discovered(tmp_path):
     assert set(plugins) == {"rss", "reviews", "email", "crm_csv", "enrich", "singer", "tryton", "hubspot", "salesforce", "sql", "example"}
     ex = plugins["example"]
     assert ex["origin"] == "entry point" and ex["distribution"] == "crmsync-example" and ex["version"] == "0.2.0"
-    assert ex["sources"] == ["jsonl_notes"] and ex["enrichers"] == ["word_count"] and ex["commands"] == ["example-hello"]
+    assert sorted(ex["sources"]) == ["api_notes", "jsonl_notes"] and ex["enrichers"] == ["word_count"] and ex["commands"] == ["example-hello"]
+    # the example's own tests: the conformance kit, for the file source and the HTTP API source
+    kit = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--rootdir", str(tmp_path), "-c", os.devnull, str(ROOT / "examples" / "plugin-example" / "tests")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert kit.returncode == 0 and " passed" in kit.stdout, kit.stdout[-3000:]
     hello = subprocess.run([*crmsync_cmd(), "example-hello", "tester"], env=env, capture_output=True, text=True, check=True)
     assert hello.stdout.strip() == "hello, tester, from crmsync-example"
     blocked = subprocess.run([*crmsync_cmd(), "plugins", "--json"], env={**env, "CRMSYNC_BLOCK_PLUGINS": "example"}, capture_output=True, text=True, check=True)

@@ -18,3 +18,42 @@ def _bad(tmp):
 
 
 TestJsonlNotes = get_source_test_class(JsonlNotesSource, _notes, bad_config=_bad, min_records=3)
+
+
+# the HTTP API source, against a small local API
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from crmsync_example import ApiNotesSource
+
+NOTES = [{"id": f"a{i}", "author": "Bo", "email": "bo@example.org", "text": f"api note {i}", "date": "2026-01-02T10:00:00+00:00", "updated": f"2026-01-02T10:0{i}:00Z"} for i in range(5)]
+
+
+class _Api(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        if self.headers.get("Authorization") != "Bearer example-token":
+            self.send_response(401)
+            self.end_headers()
+            return
+        q = parse_qs(urlsplit(self.path).query)
+        rows = [n for n in NOTES if n["updated"] > q.get("since", [""])[0]]
+        at = int(q.get("cursor", ["0"])[0])
+        page = {"notes": rows[at : at + 2], "next": str(at + 2) if at + 2 < len(rows) else None}
+        data = json.dumps(page).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+_server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+threading.Thread(target=_server.serve_forever, daemon=True).start()
+os.environ["EXAMPLE_API_TOKEN"] = "example-token"
+
+TestApiNotes = get_source_test_class(ApiNotesSource, {"url": f"http://127.0.0.1:{_server.server_address[1]}", "token": "env:EXAMPLE_API_TOKEN"}, min_records=5)
