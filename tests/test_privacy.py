@@ -36,7 +36,7 @@ def test_forget_erases_a_person_from_the_store_the_crm_files_and_later_runs(demo
     res = _cli(demo_dir, "forget", "--email", TOM, "--yes", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert out["interactions"] == 4 and out["identities"] == 1 and out["sinks"] == [{"sink": "crm_import", "deleted": 4, "left": [], "error": None}]
+    assert out["interactions"] == 4 and out["identities"] == 1 and out["sinks"] == [{"sink": "crm_import", "deleted": 4, "left": [], "error": None, "people_deleted": 1, "people_note": None}]
     # the CRM, importing the deletion file set, no longer holds them
     after = _held(demo_dir)
     assert len(after) == 8 and not [r for r in after if r["author_email"] == TOM]
@@ -85,7 +85,7 @@ def test_the_sql_sink_deletes_the_rows(demo_dir):
         total = conn.execute("SELECT count(*) FROM crmsync_interactions").fetchone()[0]
     res = _cli_cfg(sql, "forget", "--email", TOM, "--yes", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["sinks"] == [{"sink": "crm_database", "deleted": 4, "left": [], "error": None}]
+    assert json.loads(res.output)["sinks"] == [{"sink": "crm_database", "deleted": 4, "left": [], "error": None, "people_deleted": 1, "people_note": None}]
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM crmsync_interactions").fetchone()[0] == total - 4
 
@@ -123,3 +123,18 @@ def test_a_sink_that_cannot_delete_is_named_with_what_to_remove_by_hand(demo_dir
     finally:
         host.sinks["crm_csv"] = real
         store.dispose()
+
+
+def test_forget_deletes_the_lead_crmsync_created_for_a_new_author_not_crm_records(demo_dir):
+    """Lee Chun is no CRM contact: the crm_csv sink wrote a contacts row for him, which a
+    deletion file set now removes. Tom Baker's contact is the CRM's own: nothing of it."""
+    assert _cli(demo_dir, "run", "--no-progress").exit_code == 0
+    contacts = read_import_files(demo_dir / "out", kind="contacts")
+    lee = [r for r in contacts if "lee.chun@example.net" in json.dumps(r)]
+    assert len(lee) == 1
+    res = _cli(demo_dir, "forget", "--email", "lee.chun@example.net", "--yes", "--json")
+    assert res.exit_code == 0, res.output
+    (sink,) = json.loads(res.output)["sinks"]
+    assert sink["deleted"] == 1 and sink["people_deleted"] == 1
+    after = read_import_files(demo_dir / "out", kind="contacts")
+    assert not [r for r in after if "lee.chun@example.net" in json.dumps(r)] and len(after) == len(contacts) - 1

@@ -360,3 +360,23 @@ def test_forget_deletes_the_persons_tasks_in_salesforce(tmp_path, sf):
     assert not toms & set(left) and len(left) == len(tasks) - 4
     code, again = run_json(cfg)
     assert code == 0 and again["sinks"][0]["delivered"] == 0 and held(sf) == left
+
+
+@pytest.mark.slow
+def test_forget_deletes_the_lead_crmsync_created_and_leaves_the_crms_own(tmp_path, sf):
+    import json
+    import subprocess
+
+    from .conftest import crmsync_cmd
+
+    seeded = _seed_demo(sf)
+    cfg = _demo(tmp_path, sf)
+    code, _report = run_json(cfg)
+    assert code == 0
+    lee = [rid for rid, r in sf.records["Lead"].items() if (r.get("Email") or "").lower() == "lee.chun@example.net"]
+    assert len(lee) == 1 and sf.records["Lead"][lee[0]].get("Crmsync_Id__c")
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "lee.chun@example.net", "--yes", "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sinks"][0]["people_deleted"] == 1
+    assert lee[0] not in sf.records["Lead"] and lee[0] in sf.deleted
+    assert seeded["tom"] in sf.records["Contact"] and seeded["camille"] in sf.records["Lead"]

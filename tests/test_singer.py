@@ -211,7 +211,7 @@ def test_forget_sends_a_real_target_a_deletion_record_per_interaction(tmp_path, 
     assert _run(cfg)["sinks"][0]["delivered"] == 12
     res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["sinks"] == [{"sink": "singer_out", "deleted": 4, "left": [], "error": None}]
+    assert json.loads(res.stdout)["sinks"] == [{"sink": "singer_out", "deleted": 4, "left": [], "error": None, "people_deleted": 1, "people_note": None}]
     lines = [json.loads(line) for line in (out / "interactions.jsonl").read_text().splitlines()]
     deleted = [r for r in lines if r.get("_sdc_deleted_at")]
     assert len(deleted) == 4 and all(set(r) == {"interaction_id", "_sdc_deleted_at"} for r in deleted)

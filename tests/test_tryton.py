@@ -390,3 +390,23 @@ def test_forget_deletes_the_persons_notes_in_tryton(tmp_path, tryton):
     # the next run neither sends them back nor changes the rest
     code, again = run_json(cfg)
     assert code == 0 and again["sinks"][0]["delivered"] == 0 and held(tryton) == left
+
+
+@pytest.mark.slow
+def test_forget_deletes_the_party_crmsync_created_and_leaves_the_crms_own(tmp_path, tryton):
+    import subprocess
+
+    from .conftest import crmsync_cmd
+
+    seeded = _seed_demo_contacts(tryton)
+    cfg = _demo(tmp_path, tryton)
+    code, _report = run_json(cfg)
+    assert code == 0
+    parties = {p["id"]: p for p in tryton.parties()}
+    lee = [pid for pid, p in parties.items() if "lee.chun@example.net" in [e.lower() for e in p["emails"]]]
+    assert len(lee) == 1
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "lee.chun@example.net", "--yes", "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sinks"][0]["people_deleted"] == 1
+    left = {p["id"] for p in tryton.parties()}
+    assert lee[0] not in left and set(seeded.values()) <= left

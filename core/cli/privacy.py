@@ -66,10 +66,11 @@ def register(cli: click.Group) -> None:
             results, counts = erase(store, cfg, state.host, plan, context)
         finally:
             store.dispose()
-        failed = [r for r in results if r.left]
-        outcome = {**counts, "sinks": [{"sink": r.name, "deleted": r.deleted, "left": r.left, "error": r.error} for r in results]}
+        failed = [r for r in results if r.left or r.people_note]  # something to remove by hand
+        outcome = {**counts, "sinks": [{"sink": r.name, "deleted": r.deleted, "left": r.left, "error": r.error, "people_deleted": r.people, "people_note": r.people_note} for r in results]}
         lines = [f"erased {counts['interactions']} interaction(s) and {counts['identities']} identit(y/ies); {counts['suppressed_keys']} new key(s) suppressed"]
-        lines += [f"sink {r.name}: deleted {r.deleted}" + (f"; {len(r.left)} left ({r.error}): {', '.join(r.left[:20])}" if r.left else "") for r in results]
+        lines += [f"sink {r.name}: deleted {r.deleted}" + (f", and {r.people} record(s) it had created for the person" if r.people else "")
+                  + (f"; {len(r.left)} left ({r.error}): {', '.join(r.left[:20])}" if r.left else "") + (f"; people: {r.people_note}" if r.people_note else "") for r in results]
         _show(as_json, outcome, "\n".join(lines))
         if failed:
             sys.exit(1)

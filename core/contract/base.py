@@ -370,6 +370,17 @@ class Sink(_Plugin):
     def abort(self) -> None:
         """Discard writes that are not durable yet (the run failed)."""
 
+    def delete_people(self, identity_ids: Sequence[str]) -> Iterable[str] | None:
+        """Remove the records this sink *created* in the target for these people (erasure):
+        a Lead, a contact or a party it made for a new author. Records the CRM had before
+        crmsync are the CRM owner's to erase and must not be touched. Return the identity
+        ids whose records are gone (``None``: all). The default raises
+        ``NotImplementedError``: ``forget`` says the sink cannot, and why.
+
+        .. versionadded:: 0.2
+        """
+        raise NotImplementedError
+
     def delete(self, deletions: Sequence[Deletion]) -> Iterable[str] | None:
         """Remove from the target what it holds of ``deletions`` (erasure: ``crmsync
         forget``). Called between :meth:`open` and :meth:`close`, on its own (no writes

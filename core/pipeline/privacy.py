@@ -126,6 +126,19 @@ class SinkErasure:
     deleted: int = 0
     left: list[str] = field(default_factory=list)  # external ids still in the target
     error: str | None = None
+    people: int = 0  # records the sink had created for the person, deleted
+    people_note: str | None = None  # why people records could not be deleted
+
+
+def _delete_people(sink: Sink, identity_ids: list[str], res: SinkErasure) -> int:
+    if not identity_ids:
+        return 0
+    try:
+        gone = sink.delete_people(identity_ids)
+    except NotImplementedError as exc:
+        res.people_note = str(exc) or "this sink cannot delete the records it created for people: check the CRM by hand"
+        return 0
+    return len(identity_ids) if gone is None else len(set(gone))
 
 
 def erase(store: Store, config: Config, host: PluginHost, plan: Erasure, context: Context) -> tuple[list[SinkErasure], dict[str, int]]:
@@ -134,6 +147,9 @@ def erase(store: Store, config: Config, host: PluginHost, plan: Erasure, context
     (and the result lists its external ids for deletion by hand)."""
     results: list[SinkErasure] = []
     done: list[str] = []
+    for inst in selected(config, "sinks", None):  # people records any sink created, held interactions or not
+        if inst.name not in plan.held and plan.identity_ids:
+            plan.held[inst.name] = []
     for name, deletions in plan.held.items():
         inst = config.sinks[name]
         res = SinkErasure(name)
@@ -142,7 +158,8 @@ def erase(store: Store, config: Config, host: PluginHost, plan: Erasure, context
         try:
             sink.open()
             try:
-                gone = sink.delete(deletions)
+                gone = sink.delete(deletions) if deletions else []
+                res.people = _delete_people(sink, plan.identity_ids, res)
             finally:
                 sink.close()
             gone_ids = {d.interaction_id for d in deletions} if gone is None else set(gone)

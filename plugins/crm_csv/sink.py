@@ -292,25 +292,36 @@ class CsvSink(crmsync.Sink):
         Data Loader deletes from such a file (map the key to Id via an upsert lookup, or
         use the external id with Bulk API hard delete); other importers take the list.
         ``read_import_files`` applies it."""
+        ids = [(d.interaction_id, d.external_id or d.interaction_id) for d in deletions]
+        self._deletion_set("interaction", [external for _iid, external in ids])
+        return [iid for iid, _ in ids]
+
+    def delete_people(self, identity_ids: Sequence[str]) -> list[str]:
+        """The people rows this sink wrote for new authors (Leads, contacts), in a deletion
+        file set keyed as their import files are (by identity id)."""
+        if any(spec.source == "identity" for spec, _ in self.kinds):
+            self._deletion_set("identity", list(identity_ids))
+        return list(identity_ids)
+
+    def _deletion_set(self, source: str, keys: list[str]) -> None:
         pending = getattr(self, "_base", None)  # a file set being written keeps its name
         self._new_base()
         entries = []
-        ids = [(d.interaction_id, d.external_id or d.interaction_id) for d in deletions]
         for spec, _cols in self.kinds:
-            if spec.source != "interaction":
+            if spec.source != source:
                 continue
             final = self.dir / f"deletions-{spec.kind}-{self._base}.csv"
             tmp = final.with_name(f".{final.name}.tmp")
             with open(tmp, "w", encoding="utf-8", newline="") as fh:
                 writer = csv.writer(fh, lineterminator="\r\n")
                 writer.writerow([spec.key, "object"])
-                writer.writerows([external, spec.object] for _iid, external in ids)
+                writer.writerows([key, spec.object] for key in keys)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
             with open(final, "rb") as fh:
                 digest = hashlib.file_digest(fh, "sha256").hexdigest()
-            entries.append({"file": final.name, "object": spec.object, "kind": f"deletions-{spec.kind}", "source": "deletion", "key": spec.key, "rows": len(ids), "sha256": digest})
+            entries.append({"file": final.name, "object": spec.object, "kind": f"deletions-{spec.kind}", "source": "deletion", "key": spec.key, "rows": len(keys), "sha256": digest})
         manifest = {"format": "crmsync-crm-csv-manifest/1", "profile": self.profile.name, "mode": self.config["mode"], "run_id": self.context.run_id, "sink": self.instance, "written_at": datetime.now(UTC).isoformat(), "files": entries}
         final = self.dir / f"manifest-{self._base}.json"
         tmp = final.with_name(f".{final.name}.tmp")
@@ -322,7 +333,6 @@ class CsvSink(crmsync.Sink):
         _fsync_dir(self.dir)
         if pending is not None:
             self._base = pending
-        return [iid for iid, _ in ids]
 
     def abort(self) -> None:
         self._aborted = True  # the ledger may lack receipts of a set already in place: keep its marker

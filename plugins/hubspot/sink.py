@@ -139,6 +139,10 @@ class HubSpotSink(crmsync.Sink):
         return made
 
 
+    def delete_people(self, identity_ids: Sequence[str]) -> list[str]:
+        msg = "HubSpot contacts are upserted by email and carry no crmsync marker, so which ones crmsync created cannot be told: delete the person's contact in HubSpot by hand"
+        raise NotImplementedError(msg)
+
     def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
         """Archive the notes of ``deletions`` (erasure), 100 per ``notes/batch/archive``
         call (HubSpot's limit). Archiving a note already gone succeeds, so a repeat is safe."""

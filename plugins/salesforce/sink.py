@@ -101,6 +101,20 @@ class SalesforceSink(crmsync.Sink):
                     raise crmsync.ConfigError(msg, plugin=self.instance)
         return [f"logged in to {self.api.instance_url} (API {self.config['api_version']}); external id fields present on {', '.join(needed)}"]
 
+    def delete_people(self, identity_ids: Sequence[str]) -> list[str]:
+        """Delete the Leads (or Contacts) crmsync created for these people: those whose
+        external id field holds the identity id. Records without it are the CRM's own."""
+
+        field = self.config["contact_external_id"]
+        ids: list[str] = []
+        for sobject in ("Lead", "Contact"):
+            for start in range(0, len(identity_ids), 200):
+                chunk = list(identity_ids[start : start + 200])
+                ids += [r["Id"] for r in self.api.query_all(f"SELECT Id FROM {sobject} WHERE {field} IN ({soql_list(chunk)})")]
+        for start in range(0, len(ids), 200):
+            self.api.delete_collection(ids[start : start + 200])
+        return list(identity_ids)
+
     def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
         """Delete the records of ``deletions`` (erasure) through sObject Collections, 200
         ids a call; a record already deleted counts as gone (a repeat is safe)."""

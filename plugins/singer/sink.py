@@ -154,6 +154,9 @@ class SingerSink(crmsync.Sink):
             raise crmsync.FatalError(msg, plugin=self.instance)
         return [r.interaction_id for r in receipts]
 
+    def delete_people(self, identity_ids: Sequence[str]) -> list[str]:
+        return list(identity_ids)  # the target gets interactions only: no people records to delete
+
     def abort(self) -> None:
         if self._proc is not None:
             self._proc.kill()

@@ -262,6 +262,20 @@ class SqlSink(crmsync.Sink):
                     conn.execute(sql_delete(table).where(key.in_(ids[start : start + 500])))
         return ids
 
+    def delete_people(self, identity_ids: Sequence[str]) -> list[str]:
+        """DELETE the people rows (and their contact links) of crmsync's own tables."""
+        from sqlalchemy import delete as sql_delete
+
+        if self.config["mode"] == "existing":
+            msg = "mapped tables hold no people rows crmsync could tell apart"
+            raise NotImplementedError(msg)
+        ids = list(identity_ids)
+        with self.engine.begin() as conn:
+            for table in (self.t_links, self.t_authors):
+                for start in range(0, len(ids), 500):
+                    conn.execute(sql_delete(table).where(table.c.identity_id.in_(ids[start : start + 500])))
+        return ids
+
     def _split(self, batch: list[crmsync.Delivery], exc: Exception) -> list[crmsync.Receipt]:
         if len(batch) == 1:
             d = batch[0]

@@ -199,6 +199,16 @@ class TrytonSink(crmsync.Sink):
                 self.client.model("ir.note", "delete", notes)
         return ids
 
+    def delete_people(self, identity_ids: Sequence[str]) -> list[str]:
+        """Delete the parties crmsync created for these people (the ones with its
+        ``crmsync:<identity id>`` identifier); parties the CRM had before are left alone."""
+        codes = {party_code(i): i for i in identity_ids}
+        rows = self.client.model("party.identifier", "search_read", [["code", "in", sorted(codes)]], 0, None, [["id", "ASC"]], ["party", "code"])
+        parties = sorted({int(r["party"]) for r in rows})
+        if parties:
+            self.client.model("party.party", "delete", parties)
+        return list(identity_ids)
+
     def close(self) -> None:
         if getattr(self, "client", None) is not None:
             self.client.close()
