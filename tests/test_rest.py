@@ -144,3 +144,43 @@ def test_the_receiver_makes_a_resend_with_the_same_idempotency_key_harmless(tmp_
     client.send("POST", "/events", {"interaction_id": "b", "title": "y"}, idempotency_key="b:1")  # retried past the failure
     assert sorted(r["interaction_id"] for r in receiver.read_back()) == ["a", "b"]
     assert [r["method"] for r in receiver.requests] == ["POST", "POST", "POST", "POST"]
+
+
+
+class BatchingWebhookSink(WebhookSink):
+    """Posts 3 deliveries a request; a failure partway keeps the receipts of what landed."""
+
+    name = "batching_webhook"
+
+    def write(self, deliveries: Sequence[crmsync.Delivery]) -> list[crmsync.Receipt]:
+        by_id = {d.interaction.interaction_id: d for d in deliveries}
+        bodies = [{"interaction_id": d.interaction.interaction_id, "title": d.interaction.title, "version": d.version} for d in deliveries]
+        landed: list[crmsync.Receipt] = []
+        try:
+            for batch, _answer in self.client.send_batches("POST", "/events", bodies, size=3, key=lambda b: ",".join(f"{x['interaction_id']}:{x['version']}" for x in b)):
+                landed += [by_id[x["interaction_id"]].receipt() for x in batch]
+        except crmsync.RetriableError as exc:
+            raise crmsync.RetriableError(str(exc), receipts=landed) from None
+        return landed
+
+
+TestBatchingWebhookSink = get_sink_test_class(
+    BatchingWebhookSink,
+    lambda tmp: {"url": POOL[tmp].url},
+    read_back=lambda options, tmp: POOL[tmp].read_back(),
+    unreachable_config=lambda tmp: {"url": closed_port_url()},
+)
+
+
+def test_a_batch_that_fails_partway_keeps_what_landed(tmp_path):
+    receiver = POOL[tmp_path / "partial"]
+    client = crmsync.RestClient(receiver.url, attempts=1)
+    items = [{"interaction_id": str(n)} for n in range(7)]
+    receiver.fail(503, times=0)
+    sent = []
+    with pytest.raises(crmsync.RetriableError):
+        for batch, _ in client.send_batches("POST", "/events", items, size=3):
+            sent += batch
+            if len(sent) == 3:
+                receiver.fail(503)
+    assert [x["interaction_id"] for x in sent] == ["0", "1", "2"] and sorted(r["interaction_id"] for r in receiver.read_back()) == ["0", "1", "2"]

@@ -275,3 +275,18 @@ def test_kit_fails_a_source_that_a_kill_would_make_lose_or_double(tmp_path):
         get_source_test_class(AheadOfItselfSource, {})().test_a_killed_read_resumes_from_its_bookmark_without_duplicates(tmp_path / "a")
     with pytest.raises(AssertionError, match="ids are not stable|never yielded"):
         get_source_test_class(ShiftingIdSource, {})().test_a_killed_read_resumes_from_its_bookmark_without_duplicates(tmp_path / "b")
+
+
+def test_kit_says_a_config_function_must_be_deterministic(tmp_path):
+    import itertools
+
+    from crmsync_rss.source import RssSource
+
+    counter = itertools.count()
+
+    def drifting(tmp):
+        (tmp / "f.xml").write_text('<rss version="2.0"><channel><item><guid>https://d.example/1</guid></item></channel></rss>')
+        return {"feeds": ["f.xml"], "timeout": 10 + next(counter)}
+
+    with pytest.raises(AssertionError, match="config\\(tmp\\) must be deterministic"):
+        get_source_test_class(RssSource, drifting)().test_ids_are_deterministic(tmp_path)

@@ -198,6 +198,15 @@ class RestClient:
         after a crash harmless (``f"{interaction_id}:{version}"`` is a good key)."""
         return self.request(method, path, json_body=body, headers={"Idempotency-Key": idempotency_key} if idempotency_key else None)
 
+    def send_batches(self, method: str, path: str, items: list[Any], *, size: int, key: Callable[[list[Any]], str] | None = None) -> Iterator[tuple[list[Any], Any]]:
+        """``items`` sent ``size`` at a time (a JSON list per request), each request with
+        the idempotency key ``key(batch)`` if given; yields ``(batch, answer)`` as each
+        lands, so a sink returns receipts for what landed before a failure (pass them in
+        ``RetriableError(receipts=...)``: the runner then retries only the rest)."""
+        for start in range(0, len(items), size):
+            batch = items[start : start + size]
+            yield batch, self.send(method, path, batch, idempotency_key=key(batch) if key else None)
+
     def paginate(self, path: str, *, paginator: Any, params: Mapping[str, Any] | None = None, records: str | None = None) -> Iterator[Any]:
         """Every record of every page: ``records`` names the list in each answer (dotted
         path; ``None``: the answer is the list); ``paginator`` says how to get the next page."""

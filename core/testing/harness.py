@@ -72,10 +72,22 @@ def kit_run(cfg: Config, **kwargs: Any) -> Any:
         store.dispose()
 
 
-def _resolve(config: ConfigArg | None, tmp: Path) -> dict[str, Any] | None:
+def _resolve(config: ConfigArg | None, tmp: Path, *, deterministic: bool = True) -> dict[str, Any] | None:
+    """The options ``config`` gives for ``tmp``; a function must give the same ones each
+    time it is called for one directory (the kit calls it more than once). Configs meant
+    to fail (``unreachable_config``, ``bad_config``) are called once, unchecked."""
     if config is None:
         return None
-    return copy.deepcopy(config(tmp) if callable(config) else config)
+    if not callable(config):
+        return copy.deepcopy(config)
+    if not deterministic:
+        return copy.deepcopy(config(tmp))
+    first, second = config(tmp), config(tmp)
+    assert first == second, (
+        f"config(tmp) must be deterministic: called twice for one directory it gave {first!r}, then {second!r} "
+        "(derive paths and names from tmp, not from random values or the clock)"
+    )
+    return copy.deepcopy(first)
 
 
 def read_source(cls: type[Source], options: dict[str, Any], tmp: Path, state: dict[str, Any] | None = None) -> list[Any]:

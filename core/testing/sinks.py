@@ -98,7 +98,7 @@ def get_sink_test_class(
             if unreachable_config is None:
                 pytest.skip("no unreachable_config given to get_sink_test_class")
             host = kit_host(sources=[SampleSource], sinks=[sink_class])
-            cfg = kit_config(tmp_path, host, sources={"kit_source": (SampleSource.name, {"variant": 0})}, sinks={"kit": (sink_class.name, _resolve(unreachable_config, tmp_path))})
+            cfg = kit_config(tmp_path, host, sources={"kit_source": (SampleSource.name, {"variant": 0})}, sinks={"kit": (sink_class.name, _resolve(unreachable_config, tmp_path, deterministic=False))})
             s = kit_run(cfg).sinks[0]
             assert s.status == "failed", (
                 f"a sink whose target cannot be written must fail (raise RetriableError or FatalError), not report {s.status!r}: "

@@ -88,7 +88,9 @@ def get_source_test_class(
                         f"not {rec.in_reply_to!r}, which looks like a native id"
                     )
             for item in items:
-                assert isinstance(item, Interaction | Identity | Checkpoint) or type(item).__name__ == "Rejected"
+                assert isinstance(item, Interaction | Identity | Checkpoint) or type(item).__name__ in ("Rejected", "Takedown"), (
+                    f"read() yielded a {type(item).__name__}; a source yields Interaction, Identity, Rejected, Takedown or Checkpoint"
+                )
 
         def test_ids_are_deterministic(self, tmp_path: Path) -> None:
             options = _resolve(config, tmp_path)
@@ -159,7 +161,7 @@ def get_source_test_class(
 
             if bad_config is None:
                 pytest.skip("no bad_config given to get_source_test_class")
-            cfg = self._cfg(tmp_path, _resolve(bad_config, tmp_path))
+            cfg = self._cfg(tmp_path, _resolve(bad_config, tmp_path, deterministic=False))
             report = kit_run(cfg)
             s = report.sources[0]
             assert s.quarantined > 0, "bad input must be quarantined"
