@@ -327,12 +327,32 @@ def test_forget_archives_the_persons_notes_in_hubspot(tmp_path, hubspot):
     notes = held(hubspot)
     assert len(toms) == 4 and toms <= set(notes)
     res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True, timeout=120)
-    # exit 1: the notes are archived, but HubSpot contacts cannot be told apart, so the person's is left to check by hand
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 0, res.stderr
     (sink,) = json.loads(res.stdout)["sinks"]
-    assert sink["deleted"] == 4 and sink["left"] == [] and "cannot be told" in sink["people_note"]
+    assert sink["deleted"] == 4 and sink["left"] == [] and sink["people_note"] is None
     left = held(hubspot)
     assert not toms & set(left) and len(left) == len(notes) - 4
     assert {notes[i]["note"] for i in toms} <= hubspot.archived["notes"]
     code, again = run_json(cfg)
     assert code == 0 and again["sinks"][0]["delivered"] == 0 and held(hubspot) == left
+
+
+
+@pytest.mark.slow
+def test_forget_archives_the_contact_crmsync_created_and_leaves_the_crms_own(tmp_path, hubspot):
+    import json
+    import subprocess
+
+    from .conftest import crmsync_cmd
+
+    seeded = _seed_demo_contacts(hubspot)
+    cfg = _demo(tmp_path, hubspot)
+    code, _report = run_json(cfg)
+    assert code == 0
+    lee = [cid for cid, c in hubspot.contacts.items() if (c["properties"].get("email") or "").lower() == "lee.chun@example.net"]
+    assert len(lee) == 1
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "lee.chun@example.net", "--yes", "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sinks"][0]["people_deleted"] == 1
+    assert lee[0] not in hubspot.contacts and lee[0] in hubspot.archived["contacts"]
+    assert set(seeded.values()) <= set(hubspot.contacts)  # the CRM's own contacts stay

@@ -39,6 +39,8 @@ many were.
 from __future__ import annotations
 
 import html
+import json
+import os
 import time
 from collections.abc import Sequence
 from datetime import UTC
@@ -140,8 +142,53 @@ class HubSpotSink(crmsync.Sink):
 
 
     def delete_people(self, identity_ids: Sequence[str]) -> list[str]:
-        msg = "HubSpot contacts are upserted by email and carry no crmsync marker, so which ones crmsync created cannot be told: delete the person's contact in HubSpot by hand"
-        raise NotImplementedError(msg)
+        """Archive the contacts this sink created for these people: the ones HubSpot's
+        upsert answered as new (or that a create made), kept in the plugin state
+        directory. Contacts that existed before crmsync are the CRM's and stay."""
+        created = self._created()
+        if created is None:
+            msg = "no record of the contacts this sink created is kept on this machine (no plugin state directory): check the person's contact in HubSpot by hand"
+            raise NotImplementedError(msg)
+        mine = [created[i] for i in identity_ids if i in created]
+        for start in range(0, len(mine), 100):
+            self.api.batch("contacts", "archive", {"inputs": [{"id": c} for c in mine[start : start + 100]]})
+        for i in identity_ids:
+            created.pop(i, None)
+        self._save_created(created)
+        return list(identity_ids)
+
+    def _created_path(self) -> Any:
+        state_dir = getattr(self.context, "state_dir", None)
+        from pathlib import Path
+
+        return Path(state_dir) / f"{self.instance}.created-contacts.json" if state_dir else None
+
+    def _created(self) -> dict[str, str] | None:
+        """identity id -> contact id of the contacts this sink created (``None``: not kept)."""
+        path = self._created_path()
+        if path is None:
+            return None
+        try:
+            return dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            return {}
+
+    def _save_created(self, created: dict[str, str]) -> None:
+        path = self._created_path()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(created, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _remember_created(self, pairs: dict[str, str]) -> None:
+        if pairs:
+            created = self._created()
+            if created is not None:
+                self._save_created({**created, **pairs})
 
     def delete(self, deletions: Sequence[crmsync.Deletion]) -> list[str]:
         """Archive the notes of ``deletions`` (erasure), 100 per ``notes/batch/archive``
@@ -347,10 +394,16 @@ class HubSpotSink(crmsync.Sink):
         for chunk in _chunks(items, BATCH_LIMIT):
             inputs = [{"idProperty": match, "id": a.emails[0].strip() if match == "email" else value, "properties": self._contact_properties(a)} for value, (_k, a) in chunk]
             _status, body = self.api.batch("contacts", "upsert", {"inputs": inputs})
+            new: dict[str, str] = {}
             for r in (body or {}).get("results", []):
                 key = r["properties"].get(match)
                 if key:
                     found[key.lower() if match == "email" else key] = r["id"]
+                    if r.get("new"):  # HubSpot says this upsert made the contact: crmsync's to erase later
+                        ident = keyed.get(key.lower() if match == "email" else key)
+                        if ident is not None:
+                            new[ident[0]] = r["id"]
+            self._remember_created(new)
         return found
 
     def _read_contacts(self, match: str, values: list[str]) -> dict[str, str]:
@@ -375,10 +428,15 @@ class HubSpotSink(crmsync.Sink):
                 # created meanwhile (another run, a lost answer): read them back instead
                 found.update(self._read_contacts(match, [v for v, _ka in chunk]))
                 continue
+            new: dict[str, str] = {}
             for r in (body or {}).get("results", []):
                 key = r["properties"].get(match)
                 if key:
                     found[key.lower() if match == "email" else key] = r["id"]
+                    ident = keyed.get(key.lower() if match == "email" else key)
+                    if ident is not None:
+                        new[ident[0]] = r["id"]
+            self._remember_created(new)
         return found
 
 
