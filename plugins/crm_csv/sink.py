@@ -273,14 +273,7 @@ class CsvSink(crmsync.Sink):
         receipts = [(iid, version) for batch in self._receipt_batches for iid, version in json.loads(batch)]
         # before the manifest makes the set visible: what it holds, for a run that must settle it
         marker = write_marker(self.dir, self._base, receipts)
-        final = self.dir / f"manifest-{self._base}.json"
-        tmp = final.with_name(f".{final.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.dir)
+        self._write_manifest(manifest)
         self._receipt_batches = []
         self._returned.append(marker)
         return [crmsync.Receipt(iid, version, iid) for iid, version in receipts]
@@ -322,7 +315,13 @@ class CsvSink(crmsync.Sink):
             with open(final, "rb") as fh:
                 digest = hashlib.file_digest(fh, "sha256").hexdigest()
             entries.append({"file": final.name, "object": spec.object, "kind": f"deletions-{spec.kind}", "source": "deletion", "key": spec.key, "rows": len(keys), "sha256": digest})
-        manifest = {"format": "crmsync-crm-csv-manifest/1", "profile": self.profile.name, "mode": self.config["mode"], "run_id": self.context.run_id, "sink": self.instance, "written_at": datetime.now(UTC).isoformat(), "files": entries}
+        self._write_manifest({"format": "crmsync-crm-csv-manifest/1", "profile": self.profile.name, "mode": self.config["mode"], "run_id": self.context.run_id,
+                              "sink": self.instance, "written_at": datetime.now(UTC).isoformat(), "files": entries})
+        if pending is not None:
+            self._base = pending
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        """The set's manifest, fsynced and renamed into place: the set is now visible."""
         final = self.dir / f"manifest-{self._base}.json"
         tmp = final.with_name(f".{final.name}.tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -331,8 +330,6 @@ class CsvSink(crmsync.Sink):
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(self.dir)
-        if pending is not None:
-            self._base = pending
 
     def abort(self) -> None:
         self._aborted = True  # the ledger may lack receipts of a set already in place: keep its marker
