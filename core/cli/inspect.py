@@ -162,7 +162,7 @@ def register(cli: click.Group) -> None:
         \b
         Examples:
           crmsync schema -o interaction.schema.json
-          crmsync export | python -m jsonschema interaction.schema.json  # or check-jsonschema
+          crmsync export > interactions.jsonl    # each line validates against it (README: The shared schema)
           crmsync schema identity
         """
         from ..contract.schema import schema_document

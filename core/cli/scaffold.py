@@ -279,7 +279,7 @@ def register(cli: click.Group) -> None:
         """Create crmsync-NAME/: a package with a working SOURCE or SINK, its entry point,
         a conformance-kit test and a README. It installs and passes the kit as generated.
 
-        \\b
+        \b
         Example:
           crmsync plugin new ticketing --source
           cd crmsync-ticketing && pip install -e '.[test]' && pytest
