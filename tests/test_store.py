@@ -86,3 +86,39 @@ def test_killed_run_is_marked_abandoned(tmp_path):
         assert runs == {"r1": "abandoned", "r2": "running"}
     finally:
         store.dispose()
+
+
+def test_bulk_rows_are_stored_as_sqlalchemy_stores_them(tmp_path):
+    """write_rows hands SQLite tuples straight to the driver: what it stores (datetimes of
+    any zone, booleans, NULLs) must be byte for byte what SQLAlchemy's own executemany
+    stores, and an update by a composite key must touch exactly the rows it names."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import insert, select
+
+    from crmsync.store.database import write_rows
+    from crmsync.store.tables import deliveries, identities
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        when = [datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC), datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=-5))), datetime(999, 1, 2, tzinfo=UTC)]
+        rows = [{"identity_id": f"id{i}", "name": None if i == 1 else f"N{i}", "source": "s", "record": "{}", "updated_at": w, "is_contact": i == 0} for i, w in enumerate(when)]
+        with store.db.begin() as conn:
+            write_rows(conn, identities, rows)
+            conn.execute(insert(identities), [{**r, "identity_id": "x" + r["identity_id"]} for r in rows])
+        with store.engine.connect() as conn:
+            raw = dict(conn.exec_driver_sql("SELECT identity_id, name || '|' || updated_at || '|' || is_contact FROM identities").all())
+            assert raw["xid1"] is None and raw["id1"] is None
+            for i in (0, 2):
+                assert raw[f"id{i}"] == raw[f"xid{i}"]
+            assert [r[0] for r in conn.execute(select(identities.c.updated_at).where(identities.c.identity_id.in_(["id1", "xid1"])))] == [when[1].replace(tzinfo=None)] * 2
+        deliveries_rows = [{"sink": s, "interaction_id": i, "version": 1, "external_id": None, "run_id": None, "delivered_at": when[0]} for s in ("a", "b") for i in ("i1", "i2")]
+        with store.db.begin() as conn:
+            write_rows(conn, deliveries, deliveries_rows)
+            write_rows(conn, deliveries, [{"sink": "b", "interaction_id": "i1", "version": 7, "external_id": "E", "delivered_at": when[2]}], where=("sink", "interaction_id"))
+            write_rows(conn, deliveries, [])
+        with store.engine.connect() as conn:
+            got = {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(select(deliveries.c.sink, deliveries.c.interaction_id, deliveries.c.version, deliveries.c.external_id))}
+        assert got == {("a", "i1"): (1, None), ("a", "i2"): (1, None), ("b", "i1"): (7, "E"), ("b", "i2"): (1, None)}
+    finally:
+        store.dispose()

@@ -1,4 +1,5 @@
-"""sanitize_html's plain-text fast path returns exactly what nh3 would."""
+"""sanitize_html's plain-text fast path returns exactly what nh3 would; normalize_text's
+shortcuts return exactly what its three regexes would."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from crmsync.contract import text
 @settings(max_examples=3000, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=()), max_size=60))
 def test_the_fast_path_is_what_nh3_returns(fragment):
-    text.sanitize_html("<p>x</p>")  # the arguments nh3 gets
     try:
-        expected = nh3.clean(fragment, **text._CLEAN_ARGS) if fragment else ""
+        expected = text._cleaner("safe").clean(fragment) if fragment else ""
     except Exception:  # noqa: BLE001 - what nh3 refuses must take the slow path (and raise there too)
         assert text._MARKUP.search(fragment) is not None
         return
@@ -24,3 +24,31 @@ def test_the_fast_path_is_what_nh3_returns(fragment):
 def test_markup_still_goes_through_nh3():
     assert text.sanitize_html('<p onclick="x()">hi<script>steal()</script></p>') == "<p>hi</p>"
     assert text.sanitize_html("a > b") == "a &gt; b"
+
+
+def test_the_cleaner_is_nh3_clean_with_the_allow_list():
+    """The reusable cleaner sanitises as nh3.clean does given the same allow-lists."""
+    args = {"tags": set(text.ALLOWED_TAGS), "attributes": {k: set(v) for k, v in text.ALLOWED_ATTRIBUTES.items()},
+            "url_schemes": set(text.URL_SCHEMES), "link_rel": "noopener noreferrer nofollow", "strip_comments": True}
+    for fragment in ['<a href="javascript:x()" onclick="y">l</a><img src="http://e/x.png" style="a">', "<table><tr><td>c</td></tr></table><!-- c --><form><input></form>",
+                     '<a href="https://e.org/">e</a> &amp; <b>b</b><iframe src="x"></iframe>']:
+        assert text.sanitize_html(fragment) == nh3.clean(fragment, **args)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(" \t\r\n\f\v\u00a0\u2028ab<&")), max_size=40))
+def test_normalize_text_is_its_three_regexes(value):
+    plain = text._EDGES.sub("\n", text._SPACES.sub(" ", value.replace("\r\n", "\n")))
+    assert text.normalize_text(value) == text._NEWLINES.sub("\n\n", plain).strip()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(max_size=40) | st.text(alphabet=st.sampled_from(list("AbZ 1-ÄéﬁŉİẞΣς\u0301")), max_size=20))
+def test_fold_shortcuts_are_the_full_fold(value):
+    """fold skips NFKD and the combining-mark walk where they cannot change anything."""
+    import unicodedata
+
+    from crmsync.helpers.brands import fold
+
+    full = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c)).casefold()
+    assert fold(value) == full

@@ -14,7 +14,11 @@ from collections.abc import Iterable, Mapping
 
 def fold(text: str) -> str:
     """Lower-case, accents removed, compatibility forms unified (``Ünïcödé`` -> ``unicode``)."""
+    if text.isascii():
+        return text.lower()  # NFKD leaves ASCII as it is, and casefold is lower there
     decomposed = unicodedata.normalize("NFKD", text)
+    if decomposed.isascii():
+        return decomposed.lower()
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 

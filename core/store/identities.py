@@ -13,7 +13,7 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..contract.schema import Identity
-from .database import Database, aware, bind, chunks, utcnow
+from .database import Database, aware, chunks, utcnow, write_rows
 from .tables import identities, identity_candidates, identity_keys, interactions
 
 
@@ -52,8 +52,7 @@ class Identities:
         now = utcnow()
         with self.db.begin() as conn:
             for chunk in chunks(people, 500):
-                stmt = update(identities).where(identities.c.identity_id == bind("b_id")).values(record=bind("record"), updated_at=bind("updated_at"))
-                conn.execute(stmt, [{"b_id": p.identity_id, "record": p.model_dump_json(), "updated_at": now} for p in chunk])
+                write_rows(conn, identities, [{"identity_id": p.identity_id, "record": p.model_dump_json(), "updated_at": now} for p in chunk], where=("identity_id",))
 
     def contacts(self, *, changed_since: datetime | None = None) -> Iterator[Identity]:
         """Identities that are CRM records (have CRM ids), or those written since ``changed_since``."""
@@ -108,8 +107,8 @@ class Identities:
                     if k not in known:
                         known[k] = owner
                         new_rows.append({"key": k, "identity_id": owner})
-            if new_rows and write:
-                conn.execute(insert(identity_keys), new_rows)
+            if write:
+                write_rows(conn, identity_keys, new_rows)
         return out
 
     # the review queue --------------------------------------------------------
@@ -194,12 +193,9 @@ def upsert(conn: Connection, source: str, people: list[Identity], now: datetime)
         merged = merge(Identity.model_validate_json(old), person)
         record = merged.model_dump_json()
         if record != old:
-            upd_rows.append({"b_id": person.identity_id, "name": merged.name, "record": record, "updated_at": now, "is_contact": bool(merged.crm_ids)})
-    if new_rows:
-        conn.execute(insert(identities), new_rows)
-    if upd_rows:
-        stmt = update(identities).where(identities.c.identity_id == bind("b_id")).values(name=bind("name"), record=bind("record"), updated_at=bind("updated_at"), is_contact=bind("is_contact"))
-        conn.execute(stmt, upd_rows)
+            upd_rows.append({"identity_id": person.identity_id, "name": merged.name, "record": record, "updated_at": now, "is_contact": bool(merged.crm_ids)})
+    write_rows(conn, identities, new_rows)
+    write_rows(conn, identities, upd_rows, where=("identity_id",))
     return len(new_rows) + len(upd_rows)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from ..contract.base import Rejected
@@ -22,7 +22,7 @@ from ..contract.schema import STORED, Identity, Interaction
 from . import bookmarks as _bookmarks
 from . import identities as _identities
 from . import quarantine as _quarantine
-from .database import Database, aware, bind, chunks, utcnow
+from .database import Database, aware, chunks, utcnow, write_rows
 from .tables import identities, interactions
 
 
@@ -74,14 +74,11 @@ class Interactions:
                 if prev is None:
                     new_rows.append({"interaction_id": rec.interaction_id, "first_seen": now, **_row(rec, 1, now)})
                 elif prev[0] != rec.content_hash:
-                    upd_rows.append({"b_id": iid, **_row(rec, prev[1] + 1, now)})
+                    upd_rows.append({"interaction_id": iid, **_row(rec, prev[1] + 1, now)})
                 else:
                     result.unchanged += 1
-            if new_rows:
-                conn.execute(insert(interactions), new_rows)
-            if upd_rows:
-                stmt = update(interactions).where(interactions.c.interaction_id == bind("b_id")).values({k: bind(k) for k in upd_rows[0] if k != "b_id"})
-                conn.execute(stmt, upd_rows)
+            write_rows(conn, interactions, new_rows)
+            write_rows(conn, interactions, upd_rows, where=("interaction_id",))
             result.new, result.updated = len(new_rows), len(upd_rows)
             people = {i.identity_id: i for i in identities_ if i.identity_id}
             for rec in latest.values():

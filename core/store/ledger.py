@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select
 
 from ..contract.base import Receipt
 from ..contract.schema import STORED, Interaction
-from .database import Database, bind, chunks, utcnow
+from .database import Database, chunks, utcnow, write_rows
 from .tables import deliveries, interactions
 
 
@@ -71,11 +71,6 @@ class Ledger:
             for chunk in chunks(list(latest), 500):
                 q = select(deliveries.c.interaction_id).where(and_(deliveries.c.sink == sink, deliveries.c.interaction_id.in_(chunk)))
                 have.update(conn.execute(q).scalars())
-            stmt = (
-                update(deliveries)
-                .where(and_(deliveries.c.sink == bind("b_sink"), deliveries.c.interaction_id == bind("b_id")))
-                .values(version=bind("version"), external_id=bind("external_id"), run_id=bind("run_id"), delivered_at=bind("delivered_at"))
-            )
             # in slices, one transaction: a file set confirms 50,000 receipts at once, and
             # their parameter rows all at once were the sink phase's largest allocation
             for chunk in chunks(list(latest.values()), 2000):
@@ -84,13 +79,11 @@ class Ledger:
                     for r in chunk if r.interaction_id not in have
                 ]
                 upd_rows = [
-                    {"b_sink": sink, "b_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
+                    {"sink": sink, "interaction_id": r.interaction_id, "version": r.version, "external_id": r.external_id, "run_id": run_id, "delivered_at": now}
                     for r in chunk if r.interaction_id in have
                 ]
-                if new_rows:
-                    conn.execute(insert(deliveries), new_rows)
-                if upd_rows:
-                    conn.execute(stmt, upd_rows)
+                write_rows(conn, deliveries, new_rows)
+                write_rows(conn, deliveries, upd_rows, where=("sink", "interaction_id"))
         return len(latest)
 
     def reset(self, sink: str) -> int:
