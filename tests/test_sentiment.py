@@ -5,10 +5,13 @@ measures on a public set)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import crmsync
 from crmsync.host.config import validate_options
@@ -107,3 +110,34 @@ def test_the_labelled_customer_service_texts():
     complaints = [rec for rec, r in zip(recs, rows, strict=True) if r["label"] == "negative"]
     answered = sum(1 for rec in complaints if rec.needs_response) / len(complaints)
     assert recall["negative"] >= 0.85 and recall["positive"] >= 0.9 and answered >= 0.85, (recall, answered)
+
+
+_VADER_WORDS = ["good", "GOOD", "not", "isn't", "never", "so", "this", "without", "doubt", "no", "nor", "or", "kind", "of", "very", "but", "BUT",
+                "bad", "great", "sort", "of", "least", "at", "the", "shit", "bomb", "cool", ":)", ":(", "😀", "💔", "!", "?", "??", "yeah", "right",
+                "hate", "love", "refund", "support", "kinda", "extremely", "barely", "the", "it", "was", ",", ".", "\n", "  "]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_VADER_WORDS), max_size=30).map(" ".join) | st.text(max_size=80))
+def test_the_fast_vader_scores_what_vader_scores(text):
+    """crmsync_enrich.vader.Analyzer skips VADER's character rebuild and whole-text
+    lower-casing; its scores must be the original's, for any text."""
+    fast, slow = _vaders()
+    assert fast.polarity_scores(text) == slow.polarity_scores(text)
+
+
+@functools.cache
+def _vaders():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from crmsync_enrich.vader import Analyzer
+
+    return Analyzer(), SentimentIntensityAnalyzer()
+
+
+def test_the_fast_vader_scores_the_labelled_texts_as_vader():
+    fast, slow = _vaders()
+    texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(texts) > 50
+    for text in texts:
+        assert fast.polarity_scores(text) == slow.polarity_scores(text), text

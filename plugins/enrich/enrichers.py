@@ -47,17 +47,16 @@ def _language_model() -> Any:
 
 @functools.lru_cache(maxsize=8)
 def _analyzers_cached(extra: tuple[tuple[str, float], ...], customer_service: bool) -> tuple[Any, Any]:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
     from .lexicon import CUSTOMER_SERVICE, MULTILINGUAL
+    from .vader import Analyzer
 
-    english = SentimentIntensityAnalyzer()
+    english = Analyzer()
     if customer_service:
         english.lexicon.update(CUSTOMER_SERVICE)
     english.lexicon.update(dict(extra))
     # other languages get VADER's rules with their own words only: English
     # entries misfire on foreign text ("die" is a German article)
-    foreign = SentimentIntensityAnalyzer()
+    foreign = Analyzer()
     foreign.lexicon = {**MULTILINGUAL, **dict(extra)}
     return english, foreign
 
