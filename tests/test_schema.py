@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from crmsync import Identity, Interaction, Rating, is_globally_unique, make_interaction_id
@@ -25,6 +27,21 @@ def test_interaction_id_is_uuid5_and_stable():
     assert make_interaction_id("feed", "Guid-1", "s") != make_interaction_id("feed", "guid-1", "s")
     # channel families are separate namespaces
     assert make_interaction_id("review", "guid-1", "s") != make_interaction_id("feed", "guid-1", "s")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text())
+def test_ids_are_the_standard_librarys_uuid5(name):
+    """The ids of 0.1 and 0.2 were str(uuid.uuid5(...)); the faster form must keep every one."""
+    from crmsync.contract.schema import IDENTITY_NAMESPACE, INTERACTION_NAMESPACE, uuid5_str
+
+    try:
+        expected = [str(uuid.uuid5(ns, name)) for ns in (INTERACTION_NAMESPACE, IDENTITY_NAMESPACE)]
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            uuid5_str(INTERACTION_NAMESPACE, name)
+        return
+    assert [uuid5_str(ns, name) for ns in (INTERACTION_NAMESPACE, IDENTITY_NAMESPACE)] == expected
 
 
 @pytest.mark.parametrize(

@@ -52,3 +52,14 @@ def test_fold_shortcuts_are_the_full_fold(value):
 
     full = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c)).casefold()
     assert fold(value) == full
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(min_size=1, max_size=20).filter(lambda v: "\x00" not in v))
+def test_the_crm_csv_sink_skips_only_cells_neutralize_leaves_alone(value):
+    """crm_csv calls neutralize_formula only for cells starting with a character of
+    _RISKY_FIRST: every other cell must be one it returns unchanged."""
+    from crmsync_crm_csv.sink import _RISKY_FIRST
+
+    if value[0] not in _RISKY_FIRST:
+        assert text.neutralize_formula(value) == value

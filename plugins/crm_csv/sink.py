@@ -34,6 +34,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: first characters of a cell crmsync.neutralize_formula may change (a formula sign,
+#: a control character, or the spaces and quotes it looks behind)
+_RISKY_FIRST = frozenset("=+-@\t\r\n \"")
+
+
 class _PartFile:
     """One CSV file written under a temporary name until :meth:`commit`."""
 
@@ -72,7 +77,8 @@ class _PartFile:
             if limit is not None and len(s) > limit:
                 s = crmsync.truncate(s, limit, TRUNCATION_MARKER)[0]
                 self.truncated[column] = self.truncated.get(column, 0) + 1
-            cells.append(crmsync.neutralize_formula(s) if spreadsheet and s else s)
+            # only a cell starting with one of these can need neutralizing (most cells: none)
+            cells.append(crmsync.neutralize_formula(s) if spreadsheet and s and s[0] in _RISKY_FIRST else s)
         self.writer.writerow(cells)
         self.rows += 1
 
