@@ -119,6 +119,100 @@ def test_the_index_takes_in_changed_contacts():
     assert len(index) == 1 and "lima-design.example" not in index.by_domain and "berg-tools.example" not in index.by_domain
 
 
+_PEOPLE = [
+    crmsync.Identity(name="Ann Lee", emails=["ann.lee@gmail.com"], crm_ids={"generic": "C1"}),
+    crmsync.Identity(name="Bo Berg", emails=["bo@berg-tools.example"], handles=["twitter:boberg"], crm_ids={"generic": "C2"}),
+    crmsync.Identity(name="Cy Twin", emails=["cy@a.example"], crm_ids={"generic": "C3"}),
+    crmsync.Identity(name="Cy Twin", emails=["cy@b.example", "cy@a.example"], crm_ids={"generic": "C4"}),
+    crmsync.Identity(name="Old Gone", emails=["old@x.example"], crm_ids={"generic": "C5"}, removed=True),
+    crmsync.Identity(name="Dana Smith", profile_urls=["https://danasmith.example/about", "https://x.com/dana_s"], crm_ids={"generic": "C6"}),
+    crmsync.Identity(name="Long Url", profile_urls=["https://long.example/" + "p" * 600], crm_ids={"generic": "C7"}),
+    crmsync.Identity(name="No Keys", crm_ids={"generic": "C8"}),
+    crmsync.Identity(name="Not A Contact", emails=["nac@berg-tools.example"]),
+]
+_AUTHORS = [
+    crmsync.Identity(emails=["AnnLee+news@googlemail.com"]), crmsync.Identity(emails=["ann.lee@gmail.com"]), crmsync.Identity(name="@BoBerg"),
+    crmsync.Identity(profile_urls=["https://www.twitter.com/boberg/"]), crmsync.Identity(emails=["old@x.example"]), crmsync.Identity(emails=["cy@a.example"]),
+    crmsync.Identity(name="Bo Bergh", emails=["b.berg@berg-tools.example"]), crmsync.Identity(name="Dana Smith", profile_urls=["https://danasmith.example/"]),
+    crmsync.Identity(name="Dana Smyth", profile_urls=["https://x.com/other_dana"]), crmsync.Identity(profile_urls=["https://long.example/" + "p" * 600]),
+    crmsync.Identity(emails=["info@berg-tools.example"]), crmsync.Identity(name="Ann Lee", emails=["someone@else.example"]),
+    crmsync.Identity(name="Not A Contact", emails=["nac@berg-tools.example"]),
+]
+
+
+def _stored_index(tmp_path, people):
+    from crmsync.pipeline.resolve.stored import StoredContactIndex, sync
+
+    store = Store(f"sqlite:///{tmp_path / 'idx.db'}")
+    store.interactions.write_batch("crm", [], identities_=people)
+    assert sync(store.identities) == sum(1 for p in people if p.crm_ids)
+    assert sync(store.identities) == 0, "in step: nothing to do"
+    return store, StoredContactIndex(store.identities)
+
+
+def test_the_index_in_the_store_answers_as_the_index_in_memory(tmp_path):
+    """The run keeps its contact index in the store (memory that does not grow with the
+    CRM): every rung of the ladder must answer as the in-memory index does."""
+    store, stored = _stored_index(tmp_path, _PEOPLE)
+    try:
+        memory = ContactIndex(_PEOPLE)
+        assert len(stored) == len(memory) == 7
+        assert sorted(stored.contacts) == sorted(memory.contacts) and dict(stored.contacts.items()) == dict(memory.contacts.items())
+        assert _PEOPLE[0].identity_id in stored.contacts and _PEOPLE[4].identity_id not in stored.contacts and _PEOPLE[8].identity_id not in stored.contacts
+        fast, slow = Resolver(stored), Resolver(memory)
+        stored.prefetch(_AUTHORS[:5])  # some looked up in a batch, the others one by one
+        for author in _AUTHORS:
+            assert fast.resolve(author) == slow.resolve(author), author
+        assert fast.resolve(_AUTHORS[6])[1][0].method == "fuzzy_name" and fast.resolve(_AUTHORS[9])[0].crm_ids == {"generic": "C7"}
+    finally:
+        store.dispose()
+
+
+def test_the_index_in_the_store_follows_changed_contacts(tmp_path):
+    ana = crmsync.Identity(name="Ana Lima", emails=["ana@lima-design.example"], handles=["twitter:analima"], crm_ids={"sf": "1"})
+    bo = crmsync.Identity(name="Bo Berg", emails=["bo@berg-tools.example"], crm_ids={"sf": "2"})
+    store, index = _stored_index(tmp_path, [ana, bo])
+    try:
+        r = Resolver(index)
+        assert r.resolve(crmsync.Identity(emails=["ana@lima-design.example"]))[0].crm_ids == {"sf": "1"}
+        # the CRM export changes: Ana's address, Bo removed; a new contact comes
+        cy = crmsync.Identity(name="Cy", emails=["cy@c.example"], crm_ids={"sf": "3"})
+        store.interactions.write_batch("crm", [], identities_=[ana.model_copy(update={"emails": ["ana@lima.example"]}), bo.model_copy(update={"removed": True}), cy])
+        assert store.identities.count_stale_contacts() == 3
+        r.refresh([])
+        assert store.identities.count_stale_contacts() == 0
+        assert r.resolve(crmsync.Identity(emails=["ana@lima-design.example"]))[0].contact_id == ana.identity_id, "merged: both addresses are hers"
+        assert r.resolve(crmsync.Identity(emails=["ana@lima.example"]))[0].contact_id == ana.identity_id
+        assert r.resolve(crmsync.Identity(emails=["bo@berg-tools.example"])) == (None, [])
+        assert r.resolve(crmsync.Identity(emails=["cy@c.example"]))[0].crm_ids == {"sf": "3"}
+        assert len(index) == 2 and "berg-tools.example" not in index.by_domain
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM contact_index WHERE contact_id = ?", (bo.identity_id,)).scalar() == 0
+    finally:
+        store.dispose()
+
+
+def test_a_dry_run_reads_the_contacts_without_bringing_the_index_in_step(tmp_path):
+    from crmsync.pipeline.report import SourceReport
+    from crmsync.pipeline.resolve import Resolution, Settings
+    from crmsync.pipeline.resolve.stored import StoredContactIndex
+
+    store = Store(f"sqlite:///{tmp_path / 'dry.db'}")
+    try:
+        store.interactions.write_batch("crm", [], identities_=_PEOPLE[:2])
+        rec = crmsync.Interaction.create(source="m", channel="email", native_id="<1@x>", kind="message", author=crmsync.Identity(emails=["ann.lee@gmail.com"]))
+        for dry in (True, False):
+            stage = Resolution(store.identities, store.interactions, Settings(), lambda: [])
+            stage.prepare({}, build_now=True, dry_run=dry)
+            out = stage.resolve([rec], SourceReport("m", "email"), {}, write=not dry)
+            assert out[0].author.crm_ids == {"generic": "C1"}
+            # the dry run wrote nothing, not even the index; the real run brought it in step
+            assert store.identities.count_stale_contacts() == (2 if dry else 0)
+            assert isinstance(stage.resolver.index, StoredContactIndex) is not dry
+    finally:
+        store.dispose()
+
+
 def test_review_queue_accept_relinks_and_redelivers(tmp_path):
     (tmp_path / "contacts.csv").write_text("contact_id,first_name,last_name,email\nC2,Bo,Berg,bo@berg-tools.example\n")
     (tmp_path / "m.eml").write_text("From: Bo Bergh <b.berg@berg-tools.example>\nMessage-ID: <1@berg>\nSubject: Hi\n\nAny news?\n")

@@ -173,6 +173,34 @@ class _People:
         self.queued.extend(items)
         return len(items)
 
+    # the contact index, as the store keeps it
+    def sync_contact_index(self, entries, page=2000):
+        self.rows = {(kind, key, c.identity_id) for c in self._contacts for kind, key in entries(c)}
+        return len(self._contacts)
+
+    def count_stale_contacts(self):
+        return 0
+
+    def contact_ids_by(self, kind, keys):
+        out: dict[str, set[str]] = {}
+        for k, key, cid in self.rows:
+            if k == kind and key in keys:
+                out.setdefault(key, set()).add(cid)
+        return out
+
+    def contact_names_by(self, kind, key):
+        names = {c.identity_id: c.name or "" for c in self._contacts}
+        return {cid: names[cid] for k, v, cid in self.rows if (k, v) == (kind, key)}
+
+    def count_contact_keys(self, kind):
+        return sum(1 for k, _, _ in self.rows if k == kind)
+
+    def iter_contact_keys(self, kind, page=2000):
+        return iter(sorted(key for k, key, _ in self.rows if k == kind))
+
+    def records_by_id(self, ids):
+        return {c.identity_id: c.model_dump_json() for c in self._contacts if c.identity_id in ids}
+
 
 def test_resolve_links_a_known_author_and_clusters_a_stranger():
     contact = Identity(name="Ann Example", emails=["ann@example.org"], crm_ids={"crm": "C1"})

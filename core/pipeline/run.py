@@ -93,7 +93,7 @@ class Runner:
             # a dry run links too (writing nothing): a linked author changes the record,
             # and the plan must count what the run will do
             first_read = full_refresh or any(self.store.bookmarks.get(i.name) is None for i, _r in rest)
-            self.resolution.prepare(report.identity, build_now=first_read and not dry_run)
+            self.resolution.prepare(report.identity, build_now=first_read and not dry_run, dry_run=dry_run)
             # 2. then the rest: read -> resolve -> enrich -> commit, batch by batch
             self._read(rest, context, full_refresh, changed, report.identity, len(crm))
             # 3. identities after the sources

@@ -23,7 +23,7 @@ from ..contract.errors import ConfigError, LockedError
 from ..host.secrets import redact_url, url_password
 
 #: The newest migration in crmsync/store/migrations/versions (a test checks they agree).
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 VERSION_TABLE = "crmsync_alembic_version"
 _PG_WRITE_KEY = 7436910022
 _PG_MIGRATE_KEY = 7436910023

@@ -4,17 +4,18 @@ candidate matches with its decisions."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..contract.schema import Identity
 from .database import Database, aware, chunks, utcnow, write_rows
-from .tables import identities, identity_candidates, identity_keys, interactions
+from .tables import contact_index, identities, identity_candidates, identity_keys, interactions
 
 
 class Identities:
@@ -37,6 +38,15 @@ class Identities:
             for chunk in chunks(sorted(set(ids)), 500):
                 for row in conn.execute(select(identities.c.identity_id, identities.c.record).where(identities.c.identity_id.in_(chunk))):
                     out[row[0]] = Identity.model_validate_json(row[1])
+        return out
+
+    def records_by_id(self, ids: list[str]) -> dict[str, str]:
+        """``identity_id -> record`` (its JSON, unparsed) for those of ``ids`` the store holds."""
+        out: dict[str, str] = {}
+        with self.db.connect() as conn:
+            for chunk in chunks(ids, 500):
+                for iid, record in conn.execute(select(identities.c.identity_id, identities.c.record).where(identities.c.identity_id.in_(chunk))):
+                    out[iid] = record
         return out
 
     def by_keys(self, keys: Iterable[str]) -> set[str]:
@@ -70,6 +80,76 @@ class Identities:
             q = q.where(identities.c.updated_at >= changed_since)
         with self.db.connect() as conn:
             return conn.execute(q).scalar() or 0
+
+    # the contact index -------------------------------------------------------
+    def sync_contact_index(self, entries: Callable[[Identity], Iterable[tuple[str, str]]], *, page: int = 2000) -> int:
+        """Bring ``contact_index`` in step with the contacts: every contact written since
+        its rows were made gets ``entries(contact)`` as its rows instead (``(kind, key)``
+        pairs; none for a contact removed from the CRM). A page of contacts a
+        transaction, so memory stays the same at any CRM size. Returns how many
+        contacts were indexed."""
+        done, last = 0, ""
+        stale = or_(identities.c.indexed_at.is_(None), identities.c.indexed_at < identities.c.updated_at)
+        while True:
+            with self.db.begin() as conn:
+                q = (select(identities.c.identity_id, identities.c.record, identities.c.updated_at)
+                     .where(identities.c.is_contact.is_(True), stale, identities.c.identity_id > last).order_by(identities.c.identity_id).limit(page))
+                rows = conn.execute(q).all()
+                if not rows:
+                    return done
+                ids = [r[0] for r in rows]
+                for chunk in chunks(ids, 500):
+                    conn.execute(delete(contact_index).where(contact_index.c.contact_id.in_(chunk)))
+                new: dict[tuple[str, str, str], dict[str, str]] = {}
+                for cid, record, _ in rows:
+                    for kind, key in entries(Identity.model_validate_json(record)):
+                        row = {"kind": kind, "key": _index_key(key), "contact_id": cid}
+                        new[(row["kind"], row["key"], cid)] = row
+                write_rows(conn, contact_index, list(new.values()))
+                write_rows(conn, identities, [{"identity_id": cid, "indexed_at": updated} for cid, _, updated in rows], where=("identity_id",))
+                done += len(rows)
+                last = ids[-1]
+
+    def count_stale_contacts(self) -> int:
+        """Contacts written since ``contact_index`` last took them in."""
+        stale = or_(identities.c.indexed_at.is_(None), identities.c.indexed_at < identities.c.updated_at)
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(identities).where(identities.c.is_contact.is_(True), stale)).scalar() or 0
+
+    def contact_ids_by(self, kind: str, keys: Iterable[str]) -> dict[str, set[str]]:
+        """``key -> contact ids`` for those of ``keys`` that index contacts under ``kind``."""
+        wanted = {_index_key(k): k for k in keys}
+        out: dict[str, set[str]] = {}
+        with self.db.connect() as conn:
+            for chunk in chunks(sorted(wanted), 500):
+                q = select(contact_index.c.key, contact_index.c.contact_id).where(contact_index.c.kind == kind, contact_index.c.key.in_(chunk))
+                for key, cid in conn.execute(q):
+                    out.setdefault(wanted[key], set()).add(cid)
+        return out
+
+    def contact_names_by(self, kind: str, key: str) -> dict[str, str]:
+        """``contact id -> name`` of the contacts indexed under one ``kind`` and ``key``
+        (a block of the fuzzy name match: a company's domain, a home page's host)."""
+        q = (select(contact_index.c.contact_id, identities.c.name)
+             .join(identities, identities.c.identity_id == contact_index.c.contact_id)
+             .where(contact_index.c.kind == kind, contact_index.c.key == _index_key(key)).order_by(contact_index.c.contact_id))
+        with self.db.connect() as conn:
+            return {cid: name or "" for cid, name in conn.execute(q)}
+
+    def count_contact_keys(self, kind: str) -> int:
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(contact_index).where(contact_index.c.kind == kind)).scalar() or 0
+
+    def iter_contact_keys(self, kind: str, *, page: int = 2000) -> Iterator[str]:
+        """Every key indexed under ``kind``, in order (paged)."""
+        last = ""
+        while True:
+            with self.db.connect() as conn:
+                keys = list(conn.execute(select(contact_index.c.key).where(contact_index.c.kind == kind, contact_index.c.key > last).order_by(contact_index.c.key).limit(page)).scalars())
+            yield from keys
+            if len(keys) < page:
+                return
+            last = keys[-1]
 
     def rows(self, *, source: str | None = None, contacts: bool | None = None) -> Iterator[tuple[Identity, str, bool, datetime | None, int]]:
         """``(identity, source, is_contact, updated_at, interactions authored)`` by id,
@@ -214,3 +294,10 @@ def merge(old: Identity, new: Identity) -> Identity:
             data[key] = getattr(new, key)
     data["removed"] = new.removed
     return Identity.model_validate(data)
+
+
+def _index_key(key: str) -> str:
+    """A lookup key as ``contact_index`` holds it: one longer than its column is hashed."""
+    if len(key) <= 400:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, func, insert, or_, select
 
 from .database import Database, chunks, utcnow
-from .tables import deliveries, identities, identity_candidates, identity_keys, interactions, suppressions
+from .tables import contact_index, deliveries, identities, identity_candidates, identity_keys, interactions, suppressions
 
 
 def key_hash(key: str) -> str:
@@ -74,6 +74,7 @@ class Privacy:
             for chunk in chunks(ids, 500):
                 counts["identities"] += conn.execute(delete(identities).where(identities.c.identity_id.in_(chunk))).rowcount or 0
                 conn.execute(delete(identity_keys).where(identity_keys.c.identity_id.in_(chunk)))
+                conn.execute(delete(contact_index).where(contact_index.c.contact_id.in_(chunk)))
                 conn.execute(delete(identity_candidates).where(or_(identity_candidates.c.author_id.in_(chunk), identity_candidates.c.contact_id.in_(chunk))))
         if self.db.dialect == "sqlite":
             with self.db.connect() as conn:  # and the write-ahead log that held them is emptied

@@ -64,6 +64,8 @@ identities = Table(
     Column("record", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("is_contact", Boolean, nullable=False, server_default=false()),
+    # the updated_at of the version contact_index describes (NULL: not indexed yet)
+    Column("indexed_at", DateTime(timezone=True)),
     Index("ix_identities_is_contact", "is_contact"),
 )
 
@@ -154,6 +156,17 @@ runs = Table(
 
 #: People erased with ``crmsync forget``: SHA-256 of each of their keys (``email:...``,
 #: ``handle:...``, ``url:...``), never the key itself. Runs skip content by such people.
+#: Every lookup key of every CRM contact (kind: key, email, domain, host), for
+#: identity resolution; derived from the contacts, kept in step by Identities.sync_contact_index.
+contact_index = Table(
+    "contact_index",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("contact_id", String(36), primary_key=True),
+    Index("ix_contact_index_contact_id", "contact_id"),
+)
+
 suppressions = Table(
     "suppressions",
     metadata,

@@ -62,13 +62,16 @@ class Resolution:
         self.built_at = datetime.now(UTC)
         #: resolve batches (off until the CRM's own records are read, and in dry runs)
         self.active = False
+        #: a dry run: the store's contact index is read, never brought in step
+        self.read_only = False
         self._lock = threading.Lock()
 
     # the index -------------------------------------------------------------
-    def prepare(self, counts: dict[str, int], *, build_now: bool) -> None:
+    def prepare(self, counts: dict[str, int], *, build_now: bool, dry_run: bool = False) -> None:
         """Before the non-CRM sources: build the index now (a first read: most
-        batches will need it, and source workers share it) or defer it."""
+        batches will need it) or defer it."""
         self.built_at = datetime.now(UTC)
+        self.read_only = dry_run
         self.active = self.settings.enabled
         if build_now:
             self.resolver = self._build(counts)
@@ -105,8 +108,17 @@ class Resolution:
         if not self.settings.enabled:
             return None
         from .matching import ContactIndex, Resolver
+        from .stored import StoredContactIndex, sync
 
-        index = ContactIndex(self.identities.contacts())
+        index: Any
+        if not self.read_only:
+            sync(self.identities)
+            index = StoredContactIndex(self.identities)
+        elif self.identities.count_stale_contacts():
+            # a dry run may not bring the store's index in step: the contacts are read as they are
+            index = ContactIndex(self.identities.contacts())
+        else:
+            index = StoredContactIndex(self.identities)
         if counts is not None and reset:
             counts.update({"contacts": len(index), "linked": 0, "candidates": 0, "relinked": 0})
         elif counts is not None:
@@ -126,6 +138,8 @@ class Resolution:
         from .matching import cluster_keys, link
 
         resolver = self._current()
+        if resolver is not None and hasattr(resolver.index, "prefetch"):
+            resolver.index.prefetch(r.author for r in recs)
         out: list[Interaction] = []
         candidates: list[dict[str, Any]] = []
         unlinked: dict[str, list[str]] = {}
@@ -210,24 +224,28 @@ class Resolution:
         # each one is resolved once
         outcome: dict[str, Any] = {}
         unseen = object()
-        for iid, author in self.interactions.iter_authors(updated_before=before, unlinked_only=True, author_ids=authors):
-            if author.crm_ids:
-                continue
-            key = author.model_dump_json()
-            match = outcome.get(key, unseen)
-            if match is unseen:
-                if len(outcome) >= 20_000:
-                    outcome.clear()
-                match = outcome[key] = self.resolver.resolve(author)[0]
-            if match is None:
-                continue
-            got = self.interactions.get(iid)
-            if got is None:
-                continue
-            rec = got[0]
-            pending.setdefault(rec.source, []).append(link(rec, match))
-            if len(pending[rec.source]) >= self.settings.batch_size:
-                relinked += self.interactions.write_batch(rec.source, pending.pop(rec.source), run_id=run_id).updated
+        prefetch = getattr(self.resolver.index, "prefetch", None)
+        for page in _pages(self.interactions.iter_authors(updated_before=before, unlinked_only=True, author_ids=authors), 500):
+            if prefetch is not None:  # the index in the store: a page of authors looked up at once
+                prefetch(author for _, author in page)
+            for iid, author in page:
+                if author.crm_ids:
+                    continue
+                key = author.model_dump_json()
+                match = outcome.get(key, unseen)
+                if match is unseen:
+                    if len(outcome) >= 20_000:
+                        outcome.clear()
+                    match = outcome[key] = self.resolver.resolve(author)[0]
+                if match is None:
+                    continue
+                got = self.interactions.get(iid)
+                if got is None:
+                    continue
+                rec = got[0]
+                pending.setdefault(rec.source, []).append(link(rec, match))
+                if len(pending[rec.source]) >= self.settings.batch_size:
+                    relinked += self.interactions.write_batch(rec.source, pending.pop(rec.source), run_id=run_id).updated
         for source, recs in pending.items():
             relinked += self.interactions.write_batch(source, recs, run_id=run_id).updated
         return relinked
@@ -270,3 +288,14 @@ class Resolution:
             detractors += sum(1 for p in people.values() if "detractor" in p.flags)
         counts["influencers"] = influencers
         counts["detractors"] = detractors
+
+
+def _pages(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    page: list[Any] = []
+    for item in items:
+        page.append(item)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page

@@ -177,6 +177,24 @@ def identity_keys(person: Identity) -> list[tuple[str, str]]:
     return [k for k in keys if not (k in seen or seen.add(k))]
 
 
+def contact_entries(c: Identity) -> Iterator[tuple[str, Any]]:
+    """Where a contact is indexed: ``("key", identity key)``, ``("email", raw address)``,
+    ``("domain", company mail domain)`` and ``("host", home page host)``."""
+    for key in identity_keys(c):
+        yield "key", key
+    for email in c.emails:
+        yield "email", email.strip().lower()
+        domain = email.strip().lower().rpartition("@")[2]
+        if domain and domain not in FREE_MAIL:
+            yield "domain", domain
+    for url in c.profile_urls:
+        host = urlsplit(canonical_url(url) or "").hostname
+        # a home page's host is a second signal; a platform's (x.com, github.com,
+        # a Mastodon instance) is shared by thousands of strangers: no signal at all
+        if host and host not in _SOCIAL_PATH and handle_from_url(url) is None:
+            yield "host", host
+
+
 class Matcher(Protocol):
     """A plugin matcher (``register_matchers``): proposes matches for an author."""
 
@@ -238,19 +256,9 @@ class ContactIndex:
         return {got} if isinstance(got, str) else set(got)
 
     def _entries(self, c: Identity) -> Iterator[tuple[dict[Any, str | set[str]], Any]]:
-        for key in identity_keys(c):
-            yield self.by_key, key
-        for email in c.emails:
-            yield self.by_raw_email, email.strip().lower()
-            domain = email.strip().lower().rpartition("@")[2]
-            if domain and domain not in FREE_MAIL:
-                yield self.by_domain, domain
-        for url in c.profile_urls:
-            host = urlsplit(canonical_url(url) or "").hostname
-            # a home page's host is a second signal; a platform's (x.com, github.com,
-            # a Mastodon instance) is shared by thousands of strangers: no signal at all
-            if host and host not in _SOCIAL_PATH and handle_from_url(url) is None:
-                yield self.by_host, host
+        tables = {"key": self.by_key, "email": self.by_raw_email, "domain": self.by_domain, "host": self.by_host}
+        for table, key in contact_entries(c):
+            yield tables[table], key
 
     def _add(self, c: Identity) -> None:
         if not c.crm_ids or c.removed or not c.identity_id:
@@ -414,5 +422,5 @@ def link(rec: Interaction, match: Match) -> Interaction:
 
 __all__ = [
     "ContactIndex", "Match", "Matcher", "Resolver", "canonical_email", "canonical_handle", "canonical_url",
-    "cluster_keys", "handle_from_url", "identity_keys", "is_role_address", "link",
+    "cluster_keys", "contact_entries", "handle_from_url", "identity_keys", "is_role_address", "link",
 ]
