@@ -155,13 +155,21 @@ class Interactions:
 
     def author_stats(self) -> list[tuple[str, int, int, int, float | None]]:
         """Per author: (identity_id, interactions, engagement, mentions, mean sentiment)."""
+        return [row for page in self.author_stats_pages() for row in page]
+
+    def author_stats_pages(self, page: int = 2000) -> Iterator[list[tuple[str, int, int, int, float | None]]]:
+        """:meth:`author_stats` a page of authors at a time, streamed from one query: a
+        store of 400,000 authors is never held at once. (The caller may write between
+        pages: it reads a snapshot.)"""
         q = (
             select(interactions.c.author_id, func.count(), func.coalesce(func.sum(interactions.c.engagement), 0), func.coalesce(func.sum(interactions.c.mention_count), 0), func.avg(interactions.c.sentiment_score))
             .where(interactions.c.author_id.is_not(None))
             .group_by(interactions.c.author_id)
         )
         with self.db.connect() as conn:
-            return [(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4]) if r[4] is not None else None) for r in conn.execute(q)]
+            result = conn.execution_options(stream_results=True, yield_per=page).execute(q)
+            for part in result.partitions():
+                yield [(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4]) if r[4] is not None else None) for r in part]
 
     def response_queue(self, *, now: datetime | None = None, soon_hours: float = 24, limit: int = 20) -> dict[str, Any]:
         """Interactions that need a response: overdue and due soon."""

@@ -267,11 +267,10 @@ class Resolution:
         """Influence score and flags for every author (one aggregate query)."""
         from .influence import influence
 
-        stats = self.interactions.author_stats()
         influencers = detractors = 0
-        # in slices: every author's record at once would be the run's largest allocation
-        for start in range(0, len(stats), 2000):
-            chunk = stats[start : start + 2000]
+        # a page of authors at a time: every author's stats and record at once would be
+        # the run's largest allocation, and grow with the store
+        for chunk in self.interactions.author_stats_pages(2000):
             people = self.identities.by_id([s[0] for s in chunk])
             changed = []
             for author_id, count, engagement, mentions, sentiment in chunk:
