@@ -40,7 +40,7 @@ from .contract.schema import (
     make_identity_id,
     make_interaction_id,
 )
-from .helpers.tabular import Decoded, csv_line, decode_export, decode_text, read_csv
+from .helpers.tabular import Decoded, csv_line, decode_export, decode_text, export_lines, read_csv
 from .contract.text import html_to_text, neutralize_formula, normalize_text, safe_url, sanitize_html, truncate
 
 
@@ -101,6 +101,7 @@ __all__ = [
     "csv_line",
     "decode_export",
     "decode_text",
+    "export_lines",
     "describe_failure",
     "flat_json_schema",
     "fold",

@@ -63,3 +63,39 @@ def test_the_crm_csv_sink_skips_only_cells_neutralize_leaves_alone(value):
 
     if value[0] not in _RISKY_FIRST:
         assert text.neutralize_formula(value) == value
+
+
+_CSV_PIECES = ["a", "b,c", '"q"', '"x,y"', '"open', "\n", "\r\n", "\r", ",", ";", "é", "\ufeff", "sep=;\n", " ", '"a""b"', '"multi\nline"']
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_CSV_PIECES), max_size=25).map("".join), st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252", "utf-32-le"]))
+def test_an_export_read_a_line_at_a_time_is_the_export_read_whole(text, encoding):
+    """The reviews source reads exports through export_lines (memory that does not grow
+    with the file): the decoded text and every CSV row must be what the whole-text path gives."""
+    from crmsync.helpers.tabular import decode_export, export_lines, read_csv
+
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        return
+    whole = decode_export(data)
+    lines, how = export_lines(data)
+    lines = list(lines)
+    assert "".join(lines) == whole.text and (how.encoding, how.guessed, how.replaced) == (whole.encoding, whole.guessed, whole.replaced)
+    header, rows = read_csv(whole.text)
+    header2, rows2 = read_csv(iter(lines))
+    assert header2 == header
+    assert [(n, list(r), r.problem) for n, r in rows2] == [(n, list(r), r.problem) for n, r in rows]
+
+
+def test_export_lines_counts_what_it_replaces_and_refuses_an_unknown_encoding():
+    import pytest
+
+    from crmsync.helpers.tabular import decode_export, export_lines
+
+    data = "naïve,x\n".encode("utf-8") + b"\xff\xfe bad\n"
+    lines, how = export_lines(data, "utf-8")
+    assert "".join(lines) == decode_export(data, "utf-8").text and how.replaced == decode_export(data, "utf-8").replaced == 2
+    with pytest.raises(LookupError):
+        export_lines(b"a\n", "no-such-codec")

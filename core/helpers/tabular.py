@@ -7,9 +7,12 @@ quoted newlines; duplicate headers renamed ``Name_2``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Iterator
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -77,6 +80,77 @@ def decode_export(data: bytes, encoding: str | None = None) -> Decoded:
         return _decode(data, "cp1252", guessed=True)
 
 
+def export_lines(data: bytes, encoding: str | None = None) -> tuple[Iterator[str], Decoded]:
+    """An export's lines (each with its line end, split as a file opened with
+    ``newline=""`` splits them), decoded as :func:`decode_export` decodes it, without
+    making its whole text at once: a 36 MB export is read a line at a time. The
+    :class:`Decoded` says how (its ``text`` is empty)."""
+    if encoding:
+        name, guessed = encoding, False
+        codecs.lookup(name)  # an unknown name: LookupError now, as decode_export raises it
+    else:
+        sniffed = _sniff(data)
+        if sniffed is None:  # rare and odd (UTF-32 behind a 2-byte mark): decoded whole
+            whole = decode_export(data)
+            return iter(io.StringIO(whole.text, newline="")), Decoded("", whole.encoding, whole.guessed, whole.replaced)
+        name, guessed = sniffed
+    replaced = _replaced(data, name)
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=name, errors="replace", newline="")
+
+    def lines() -> Iterator[str]:
+        first = True
+        for line in stream:
+            if first:
+                first = False
+                if line.startswith("\ufeff"):  # the UTF-32 codecs, and an explicit utf-8/utf-16-le/-be, keep the BOM
+                    line = line[1:]
+            yield line
+
+    return lines(), Decoded("", name, guessed, replaced)
+
+
+def _sniff(data: bytes) -> tuple[str, bool] | None:
+    """The encoding decode_export would use: (name, guessed); None for UTF-32 text
+    behind a 2-byte mark."""
+    if data.startswith((b"\xfe\xff", b"\xff\xfe")) and not data.startswith(b"\xff\xfe\x00\x00") and _utf32_after_short_bom(data[2:]):
+        return None
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return name, False
+    if len(data) > 3 and data[1:2] == b"\x00" and data[3:4] == b"\x00":
+        return "utf-16-le", True
+    return ("utf-8", False) if _valid(data, "utf-8") else ("cp1252", True)
+
+
+_CHUNK = 1 << 20
+
+
+def _valid(data: bytes, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        for i in range(0, len(data), _CHUNK):
+            decoder.decode(data[i : i + _CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _replaced(data: bytes, encoding: str) -> int:
+    """Characters that decoding ``data`` replaces with U+FFFD (in slices, the text thrown away)."""
+    if _valid(data, encoding):
+        return 0
+    lossy, strict = codecs.getincrementaldecoder(encoding)("replace"), codecs.getincrementaldecoder(encoding)("ignore")
+    n = 0
+    for i in range(0, len(data) + 1, _CHUNK):
+        final = i + _CHUNK >= len(data)
+        chunk = data[i : i + _CHUNK]
+        n += lossy.decode(chunk, final=final).count("\ufffd") - strict.decode(chunk, final=final).count("\ufffd")
+        if final:
+            break
+    return n
+
+
 def _utf32_after_short_bom(rest: bytes) -> str | None:
     """``utf-32-be``/``-le`` when ``rest`` is UTF-32 text (two zero bytes in every 4)."""
     head = rest[:256]
@@ -104,39 +178,46 @@ class Row(list[str]):
     problem: str | None = None
 
 
-def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, Row]]]:
+def read_csv(text: str | Iterable[str]) -> tuple[list[str], Iterator[tuple[int, Row]]]:
     """The header (duplicates renamed ``Name_2``...) and ``(line number, values)`` rows.
 
-    Honours Excel's ``sep=;`` first line and sniffs ``,``/``;``/tab/``|``
-    from the header; blank rows are skipped; the line number is where the row ends.
-    Fields of any size are read. A quoted field that is never closed would swallow
-    the rest of the file: a row that runs over several lines without the header's
-    field count is given back alone as its first line with :attr:`Row.problem` set,
-    and reading resumes on the next line, so the rows after it are not lost.
+    ``text`` is the whole export, or its lines with their line ends
+    (:func:`export_lines`: then it is read a line at a time). Honours Excel's
+    ``sep=;`` first line and sniffs ``,``/``;``/tab/``|`` from the header; blank rows
+    are skipped; the line number is where the row ends. Fields of any size are read.
+    A quoted field that is never closed would swallow the rest of the file: a row
+    that runs over several lines without the header's field count is given back
+    alone as its first line with :attr:`Row.problem` set, and reading resumes on the
+    next line, so the rows after it are not lost.
     """
+    source: Iterator[str] = iter(io.StringIO(text, newline="")) if isinstance(text, str) else iter(text)
+    first = next(source, "")
+    if not first:
+        return [], iter(())
     delimiter = ","
-    first, _, rest = text.partition("\n")
     offset = 0
+    pending = [first]
     if first.strip().lower().startswith("sep=") and len(first.strip()) == 5:
         delimiter = first.strip()[4]
-        text = rest
         offset = 1
+        pending = []
     else:
         try:
-            delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+            delimiter = csv.Sniffer().sniff(first.partition("\n")[0], delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    if len(text) >= csv.field_size_limit():
-        csv.field_size_limit(len(text) + 1)  # a long review body is data, not an error
-    lines = _Lines(io.StringIO(text, newline="").readlines())  # split as a file opened with newline=""
+    if csv.field_size_limit() < sys.maxsize:
+        csv.field_size_limit(sys.maxsize)  # a long review body is data, not an error
+    lines = _Lines(source, pending)
     reader = csv.reader(lines, delimiter=delimiter)
+    lines.mark()
     try:
         raw_header = next(reader)
     except StopIteration:
         return [], iter(())
     except csv.Error:
-        raw_header = next(csv.reader([lines.items[0]], delimiter=delimiter), [])
-        lines.at = 1
+        raw_header = next(csv.reader([lines.taken[0]], delimiter=delimiter), []) if lines.taken else []
+        lines.rewind_after_first()
         reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] = []
     seen: dict[str, int] = {}
@@ -148,6 +229,7 @@ def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, Row]]]:
     def rows() -> Iterator[tuple[int, Row]]:
         nonlocal reader
         while True:
+            lines.mark()
             start = lines.at
             problem = None
             try:
@@ -165,9 +247,9 @@ def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, Row]]]:
             spanned = lines.at - start
             if problem is None:
                 problem = f"row starting on line {start + 1 + offset} runs over {spanned} lines and has {len(values)} fields, the header {len(header)} (an unclosed quote?); the lines after it were read again"
-            row = Row(next(csv.reader([lines.items[start].rstrip("\r\n")], delimiter=delimiter), []))
+            row = Row(next(csv.reader([lines.taken[0].rstrip("\r\n")], delimiter=delimiter), []) if lines.taken else [])
             row.problem = problem
-            lines.at = start + 1
+            lines.rewind_after_first()
             reader = csv.reader(lines, delimiter=delimiter)
             yield start + 1 + offset, row
 
@@ -175,21 +257,35 @@ def read_csv(text: str) -> tuple[list[str], Iterator[tuple[int, Row]]]:
 
 
 class _Lines:
-    """The lines a CSV reader consumes, with the position of the next one, so
-    that reading can start again after a malformed row."""
+    """The lines a CSV reader consumes, counted, with the lines of the row being read
+    kept (``taken``), so that reading can start again on the line after a malformed
+    row's first. Only those are held: the rest of the export is read as it is needed."""
 
-    def __init__(self, items: list[str]) -> None:
-        self.items = items
+    def __init__(self, source: Iterator[str], pending: list[str]) -> None:
+        self.source = source
+        self.pending: deque[str] = deque(pending)
+        self.taken: list[str] = []
         self.at = 0
+
+    def mark(self) -> None:
+        """A row starts here."""
+        self.taken = []
+
+    def rewind_after_first(self) -> None:
+        """Give back every line of the current row but its first."""
+        rest = self.taken[1:]
+        self.pending.extendleft(reversed(rest))
+        self.at -= len(rest)
+        self.taken = self.taken[:1]
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        if self.at >= len(self.items):
-            raise StopIteration
+        line = self.pending.popleft() if self.pending else next(self.source)
+        self.taken.append(line)
         self.at += 1
-        return self.items[self.at - 1]
+        return line
 
 
 def csv_line(values: list[str]) -> str:
@@ -199,4 +295,4 @@ def csv_line(values: list[str]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["Decoded", "Row", "csv_line", "decode_export", "decode_text", "read_csv"]
+__all__ = ["Decoded", "Row", "csv_line", "decode_export", "decode_text", "export_lines", "read_csv"]

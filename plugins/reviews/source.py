@@ -273,15 +273,26 @@ class ReviewsSource(crmsync.Source):
             self.note(f"{ref}: {decoded.describe()}")
         return decoded.text
 
+    def _lines(self, ref: str, data: bytes) -> Iterator[str]:
+        """:meth:`_text`, a line at a time."""
+        try:
+            lines, decoded = crmsync.export_lines(data, self.config.get("encoding"))
+        except LookupError:
+            msg = f"key 'encoding': unknown encoding {self.config['encoding']!r}"
+            raise crmsync.ConfigError(msg, plugin=self.instance) from None
+        if decoded.guessed or decoded.replaced:
+            self.note(f"{ref}: {decoded.describe()}")
+        return lines
+
     def _export(self, ref: str, data: bytes, first_line: int | None = None) -> Iterator[crmsync.Record]:
         kind = EXPORT_SUFFIXES.get(Path(ref.split("?", 1)[0]).suffix.lower())
         head = data.lstrip()[:1]
         if kind is None or ref.startswith(("http://", "https://")):
             kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in data[:200000]) else ("jsonl" if head == b"{" else "csv")
         if kind == "csv":
-            text = self._text(ref, data)
-            self.expect((self.expected or 0) + max(0, text.count("\n") - 1))  # rows, about (quoted newlines aside)
-            header, rows = crmsync.read_csv(text)
+            # a line at a time: the export's whole text (and its lines) would be held at once
+            self.expect((self.expected or 0) + max(0, data.count(b"\n") - 1))  # rows, about (quoted newlines aside)
+            header, rows = crmsync.read_csv(self._lines(ref, data))
             preset = self._preset(set(header), "csv")
             header_line = crmsync.csv_line(header)
             for line, row in rows:
@@ -293,10 +304,10 @@ class ReviewsSource(crmsync.Source):
                 yield from self.guard(where, raw, self._review(where, dict(zip(header, row, strict=True)), preset, raw))
             return
         if kind == "jsonl":
-            lines = self._text(ref, data).splitlines()
-            self.expect((self.expected or 0) + len(lines))
+            self.expect((self.expected or 0) + data.count(b"\n") + (0 if data.endswith(b"\n") else 1))
             preset = None
-            for n, line in enumerate(lines, 1):
+            for n, ended in enumerate(self._lines(ref, data), 1):
+                line = ended.rstrip("\r\n")
                 if not line.strip():
                     continue
                 where = f"{ref}:{n}"

@@ -21,9 +21,9 @@ from ...store.identities import Identities
 from .matching import canonical_email, contact_entries, identity_keys
 
 #: cached lookups per process before a cache starts afresh
-_MAX_KEYS = 100_000
-_MAX_RECORDS = 20_000
-_MAX_BLOCKS = 5_000
+_MAX_KEYS = 20_000
+_MAX_RECORDS = 5_000
+_MAX_BLOCKS = 2_000
 
 
 def stored_entries(c: Identity) -> Iterator[tuple[str, str]]:
