@@ -35,8 +35,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 #: first characters of a cell crmsync.neutralize_formula may change (a formula sign,
-#: a control character, or the spaces and quotes it looks behind)
-_RISKY_FIRST = frozenset("=+-@\t\r\n \"")
+#: a control character, the spaces and quotes it looks behind, or a NUL it removes)
+_RISKY_FIRST = frozenset("=+-@\t\r\n \"\x00")
 
 
 class _PartFile:
