@@ -64,6 +64,33 @@ def test_a_maildir_with_only_cur_is_read(tmp_path):
     assert got == ["<md1@x>"]
 
 
+def test_a_maildir_message_in_new_and_cur_is_read_once_from_cur_in_key_order(tmp_path):
+    box = tmp_path / "Mail"
+    (box / "new").mkdir(parents=True)
+    (box / "new" / "2.a").write_bytes(_msg("From: A <a2@x.example>\nMessage-ID: <stale@x>\nSubject: s\n"))  # moved meanwhile
+    _maildir_message(box, "2.a", 2)
+    _maildir_message(box, "1.a", 1, "new")
+    _maildir_message(box, "1.a.b", 3)  # a key that "1.a" prefixes: ordered by key, not by file name
+    recs = [r for r in read_source(EmailSource, {"paths": ["Mail"]}, tmp_path) if isinstance(r, crmsync.Interaction)]
+    assert [r.native_id for r in recs] == ["<md1@x>", "<md3@x>", "<md2@x>"]
+
+
+def test_a_maildir_signature_is_the_one_earlier_versions_stored(tmp_path):
+    """Bookmarks hold it: a changed formula would read every Maildir again after an upgrade."""
+    import hashlib
+
+    box = tmp_path / "Mail"
+    for n, name in enumerate(["1.a", "1.a.b", "10.c", "2.x"]):
+        _maildir_message(box, name, n)
+    (box / "new" / "3.n").parent.mkdir(exist_ok=True)
+    (box / "new" / "3.n").write_bytes(b"x" * 17)
+    h = hashlib.sha256()
+    for sub in ("cur", "new"):
+        for f in sorted((box / sub).iterdir()):
+            h.update(f"{f.name.split(':', 1)[0]}:{f.stat().st_size}\n".encode())
+    assert EmailSource._signature("maildir", box) == h.hexdigest()
+
+
 def test_a_folder_tree_is_walked_maildirpp_and_nested(tmp_path):
     root = tmp_path / "Mail"
     _maildir_message(root, "1.a", 1, "new")  # the inbox itself

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import mailbox
+import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -22,6 +23,17 @@ from .replies import split_reply, supported_languages
 PARSER_VERSION = "2"
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 ROLE_LOCALPARTS = ("noreply", "no-reply", "donotreply", "do-not-reply", "mailer-daemon", "postmaster", "bounce", "bounces")
+
+
+def _maildir_entry(sub: str, name: str) -> str:
+    """A Maildir file as one sortable string: its unique part (the name before the flags),
+    its folder, its flags (":2,S" or nothing)."""
+    key, colon, flags = name.partition(":")
+    return f"{key}\0{sub}\0{colon}{flags}"
+
+
+def _same_key(a: str, b: str) -> bool:
+    return a[: a.index("\0")] == b[: b.index("\0")]
 
 
 def _is_maildir(path: Path) -> bool:
@@ -124,8 +136,9 @@ class EmailSource(crmsync.Source):
             for sub in ("cur", "new"):
                 if not (path / sub).is_dir():
                     continue
-                for f in sorted((path / sub).iterdir()):
-                    h.update(f"{f.name.split(':', 1)[0]}:{f.stat().st_size}\n".encode())
+                folder = str(path / sub)
+                for name in sorted(os.listdir(folder)):  # names, not Paths: 120,000 of them at 1M
+                    h.update(f"{name.split(':', 1)[0]}:{os.stat(os.path.join(folder, name)).st_size}\n".encode())
             return h.hexdigest()
         st = path.stat()
         return f"{st.st_size}:{st.st_mtime_ns}"
@@ -189,12 +202,19 @@ class EmailSource(crmsync.Source):
         if kind == "eml":
             yield str(path), path.read_bytes()
         elif kind == "maildir":
-            # cur/ and new/ read directly: mailbox.Maildir refuses a folder that lacks one of them
-            files = {f.name.split(":", 1)[0]: f for sub in ("new", "cur") if (path / sub).is_dir() for f in (path / sub).iterdir() if f.is_file() and not f.name.startswith(".")}
-            self.expect((self.expected or 0) + len(files))
-            for key in sorted(files):
+            # cur/ and new/ read directly: mailbox.Maildir refuses a folder that lacks one of them.
+            # One "key NUL sub NUL flags" string a message, sorted as they are (a Path each held
+            # 90 MB at 160,000 messages, and a sort by a key function 50 MB more): in key order,
+            # and a message in both cur/ and new/ (moved meanwhile) is read once, from cur/.
+            entries = [_maildir_entry(sub, e.name) for sub in ("cur", "new") if (path / sub).is_dir() for e in os.scandir(path / sub) if not e.name.startswith(".") and e.is_file()]
+            entries.sort()
+            self.expect((self.expected or 0) + sum(1 for i, e in enumerate(entries) if not i or not _same_key(entries[i - 1], e)))
+            for i, entry in enumerate(entries):
+                if i and _same_key(entries[i - 1], entry):
+                    continue  # the same message, already read from cur/
+                key, sub, flags = entry.split("\0")
                 try:
-                    data = files[key].read_bytes()
+                    data = (path / sub / (key + flags)).read_bytes()
                 except FileNotFoundError:
                     continue  # moved from new/ to cur/ (or expunged) meanwhile by the mail client
                 yield f"{path}:{key}", data
