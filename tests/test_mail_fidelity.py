@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from crmsync_email.parse import parse_message
 from crmsync_email.source import EmailSource
 
@@ -132,3 +134,19 @@ def test_an_unknown_reply_language_is_a_configuration_error(tmp_path):
     (tmp_path / "m.eml").write_bytes(b"From: a@x.example\nMessage-ID: <u@x>\n\nhi\n")
     with pytest.raises(crmsync.ConfigError, match="no reply patterns for 'xx'"):
         read_source(EmailSource, {"paths": ["m.eml"], "reply_languages": ["en", "xx"]}, tmp_path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"From a@x Mon Jan  1 00:00:00 2024\n", b"From b\n", b"\n", b"\r\n", b"Subject: s\n", b"body\n", b">From quoted\n", b"From", b"no newline", b"From x\r\n"]), max_size=30))
+def test_mbox_messages_splits_as_the_standard_library(tmp_path_factory, lines):
+    """The streaming reader gives the messages (and offsets) mailbox.mbox gives, for any lines."""
+    import mailbox
+
+    from crmsync_email.source import _count_mbox, mbox_messages
+
+    path = tmp_path_factory.mktemp("mbox") / "box.mbox"
+    path.write_bytes(b"".join(lines))
+    box = mailbox.mbox(path, factory=None, create=False)
+    expected = [(box._toc[k][0], box.get_bytes(k)) for k in box.keys()]
+    assert list(mbox_messages(path)) == expected
+    assert _count_mbox(path) == len(expected)

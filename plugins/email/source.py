@@ -7,7 +7,6 @@ nothing moves) and incremental by UIDVALIDITY + UID per folder.
 from __future__ import annotations
 
 import hashlib
-import mailbox
 import os
 import socket
 import ssl
@@ -34,6 +33,47 @@ def _maildir_entry(sub: str, name: str) -> str:
 
 def _same_key(a: str, b: str) -> bool:
     return a[: a.index("\0")] == b[: b.index("\0")]
+
+
+def mbox_messages(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Each message of an mbox file, with the offset of its "From " line, read a message at a time.
+
+    Split exactly as the standard library's ``mailbox.mbox`` splits (every line starting
+    with "From " starts a message; the blank line before it belongs to none), which first
+    builds a table of every message's offsets: 160,000 entries at 1M interactions. Read-only:
+    never takes the mbox lock. Bytes before the first "From " line belong to no message.
+    """
+    with open(path, "rb") as fh:
+        start: int | None = None
+        lines: list[bytes] = []
+        last_was_empty = False
+        pos = 0
+        for line in fh:
+            if line.startswith(b"From "):
+                if start is not None:
+                    yield start, _mbox_body(lines, last_was_empty)
+                start, lines, last_was_empty = pos, [], False
+            elif start is not None:
+                lines.append(line)
+                last_was_empty = line == b"\n"
+            pos += len(line)
+        if start is not None:
+            yield start, _mbox_body(lines, last_was_empty)
+
+
+def _mbox_body(lines: list[bytes], last_was_empty: bool) -> bytes:
+    raw = b"".join(lines)
+    return raw[:-1] if last_was_empty else raw
+
+
+def _count_mbox(path: Path) -> int:
+    """How many "From " lines an mbox has (for progress), in 1 MiB reads."""
+    count, tail = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            count += (tail + chunk).count(b"\nFrom ")
+            tail = chunk[-5:]
+    return count
 
 
 def _is_maildir(path: Path) -> bool:
@@ -219,14 +259,9 @@ class EmailSource(crmsync.Source):
                     continue  # moved from new/ to cur/ (or expunged) meanwhile by the mail client
                 yield f"{path}:{key}", data
         else:
-            box = mailbox.mbox(path, factory=None, create=False)
-            box.lock = lambda: None  # read-only: never take the mbox lock
-            keys = box.keys()
-            self.expect((self.expected or 0) + len(keys))
-            toc = getattr(box, "_toc", {})
-            for key in keys:
-                offset = toc.get(key, (None,))[0]
-                yield f"{path}:offset {offset}", box.get_bytes(key)
+            self.expect((self.expected or 0) + _count_mbox(path))
+            for offset, raw in mbox_messages(path):
+                yield f"{path}:offset {offset}", raw
 
     # IMAP -------------------------------------------------------------------
     def _imap(self, out: dict[str, Any]) -> Iterator[crmsync.Record]:
