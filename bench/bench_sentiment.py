@@ -51,7 +51,7 @@ GOEMOTIONS_MAP = {
     "anger": {"anger"},
     "frustration": {"annoyance", "disappointment"},
     "urgency": {"fear", "nervousness"},
-    "joy": {"joy", "excitement", "amusement"},
+    "joy": {"joy", "excitement", "amusement", "admiration", "love"},  # crmsync's joy is a happy customer: praise too
     "gratitude": {"gratitude"},
 }
 #: GoEmotions' label ids, in the order of its ``emotions.txt``
@@ -117,7 +117,7 @@ def evaluate(name: str, data: list[tuple[str, str, set[str] | None]], options: d
 
     sentiment = SentimentEnricher("sentiment", validate_options(SentimentEnricher.config_schema, options, where="sentiment"))
     triage = TriageEnricher("triage", validate_options(TriageEnricher.config_schema, {}, where="triage"))
-    recs = [crmsync.Interaction.create(source="bench", channel="forum", native_id=str(i), kind="post", body_text=text) for i, (text, _label, _emotions) in enumerate(data)]
+    recs = [crmsync.Interaction.create(source="bench", channel="feed", native_id=str(i), kind="post", body_text=text) for i, (text, _label, _emotions) in enumerate(data)]
     t0 = time.process_time()
     scored = sentiment.enrich_batch(recs)
     sentiment_s = time.process_time() - t0

@@ -141,3 +141,23 @@ def test_the_fast_vader_scores_the_labelled_texts_as_vader():
     assert len(texts) > 50
     for text in texts:
         assert fast.polarity_scores(text) == slow.polarity_scores(text), text
+
+
+def test_the_sentiment_bench_runs_and_measures_emotions(tmp_path):
+    """bench/bench_sentiment.py on the own set and a GoEmotions-shaped file: the figures
+    bench/README.md publishes come from here, so it must keep running as the schema moves."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    goemotions = tmp_path / "test.tsv"
+    # GoEmotions rows: text, label ids (15 gratitude, 2 anger, 17 joy, 27 neutral), comment id
+    goemotions.write_text("Thank you so much!\t15\ta1\nThis is outrageous, a scam.\t2\ta2\nI love it, amazing\t17\ta3\nok then\t27\ta4\n", encoding="utf-8")
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(root / "bench" / "bench_sentiment.py"), "--goemotions", str(goemotions), "--out", str(out)], check=True, capture_output=True)
+    own, goe = json.loads(out.read_text())
+    assert own["texts"] == len(DATA.read_text(encoding="utf-8").splitlines())
+    assert own["recall"]["negative"] >= 0.9 and own["emotion_agreement"]["gratitude"]["texts"] > 0
+    assert goe["texts"] == 4 and goe["recall"] == {}
+    agreement = goe["emotion_agreement"]
+    assert {e: (a["texts"], a["recall"]) for e, a in agreement.items() if a["texts"]} == {"gratitude": (1, 1.0), "anger": (1, 1.0), "joy": (1, 1.0)}
