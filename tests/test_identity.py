@@ -168,6 +168,28 @@ def test_the_index_in_the_store_answers_as_the_index_in_memory(tmp_path):
         store.dispose()
 
 
+def test_a_batch_prefetch_looks_up_the_fuzzy_blocks_too(tmp_path):
+    """A batch's authors (given as a generator, as the runner gives them) are looked up
+    at once: keys, contacts and the blocks the fuzzy rung reads, one query per kind;
+    resolving them afterwards asks the store for no block."""
+    store, stored = _stored_index(tmp_path, _PEOPLE)
+    try:
+        asked: list[tuple[str, list[str]]] = []
+        real = store.identities.contact_names_by
+        store.identities.contact_names_by = lambda kind, keys: asked.append((kind, sorted(keys))) or real(kind, keys)
+        stored.prefetch(a for a in _AUTHORS)
+        assert [kind for kind, _ in asked] == ["domain", "host"]
+        assert "berg-tools.example" in asked[0][1] and "danasmith.example" in asked[1][1]
+        asked.clear()
+        slow = Resolver(ContactIndex(_PEOPLE))
+        fast = Resolver(stored)
+        for author in _AUTHORS:
+            assert fast.resolve(author) == slow.resolve(author), author
+        assert asked == []
+    finally:
+        store.dispose()
+
+
 def test_the_index_in_the_store_follows_changed_contacts(tmp_path):
     ana = crmsync.Identity(name="Ana Lima", emails=["ana@lima-design.example"], handles=["twitter:analima"], crm_ids={"sf": "1"})
     bo = crmsync.Identity(name="Bo Berg", emails=["bo@berg-tools.example"], crm_ids={"sf": "2"})

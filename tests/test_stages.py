@@ -188,9 +188,13 @@ class _People:
                 out.setdefault(key, set()).add(cid)
         return out
 
-    def contact_names_by(self, kind, key):
+    def contact_names_by(self, kind, keys):
         names = {c.identity_id: c.name or "" for c in self._contacts}
-        return {cid: names[cid] for k, v, cid in self.rows if (k, v) == (kind, key)}
+        out: dict[str, dict[str, str]] = {}
+        for k, v, cid in sorted(self.rows):
+            if k == kind and v in keys:
+                out.setdefault(v, {})[cid] = names[cid]
+        return out
 
     def count_contact_keys(self, kind):
         return sum(1 for k, _, _ in self.rows if k == kind)

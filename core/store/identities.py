@@ -127,14 +127,20 @@ class Identities:
                     out.setdefault(wanted[key], set()).add(cid)
         return out
 
-    def contact_names_by(self, kind: str, key: str) -> dict[str, str]:
-        """``contact id -> name`` of the contacts indexed under one ``kind`` and ``key``
-        (a block of the fuzzy name match: a company's domain, a home page's host)."""
-        q = (select(contact_index.c.contact_id, identities.c.name)
-             .join(identities, identities.c.identity_id == contact_index.c.contact_id)
-             .where(contact_index.c.kind == kind, contact_index.c.key == _index_key(key)).order_by(contact_index.c.contact_id))
+    def contact_names_by(self, kind: str, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+        """``key -> {contact id -> name}`` of the contacts indexed under ``kind`` and each of
+        ``keys`` (blocks of the fuzzy name match: a company's domain, a home page's host);
+        keys that index no contact are left out. One query per 500 keys."""
+        wanted = {_index_key(k): k for k in keys}
+        out: dict[str, dict[str, str]] = {}
         with self.db.connect() as conn:
-            return {cid: name or "" for cid, name in conn.execute(q)}
+            for chunk in chunks(sorted(wanted), 500):
+                q = (select(contact_index.c.key, contact_index.c.contact_id, identities.c.name)
+                     .join(identities, identities.c.identity_id == contact_index.c.contact_id)
+                     .where(contact_index.c.kind == kind, contact_index.c.key.in_(chunk)).order_by(contact_index.c.key, contact_index.c.contact_id))
+                for key, cid, name in conn.execute(q):
+                    out.setdefault(wanted[key], {})[cid] = name or ""
+        return out
 
     def count_contact_keys(self, kind: str) -> int:
         with self.db.connect() as conn:
