@@ -214,10 +214,35 @@ def test_the_index_in_the_store_follows_changed_contacts(tmp_path):
         store.dispose()
 
 
-def test_a_dry_run_reads_the_contacts_without_bringing_the_index_in_step(tmp_path):
+def test_a_small_crm_is_indexed_in_memory_a_large_one_in_the_store(tmp_path, monkeypatch):
+    from crmsync.pipeline import resolve
+    from crmsync.pipeline.report import SourceReport
+    from crmsync.pipeline.resolve.stored import StoredContactIndex
+
+    store = Store(f"sqlite:///{tmp_path / 'size.db'}")
+    try:
+        store.interactions.write_batch("crm", [], identities_=_PEOPLE)
+        recs = [crmsync.Interaction.create(source="m", channel="email", native_id=f"<{i}@x>", kind="message", author=a) for i, a in enumerate(_AUTHORS)]
+        linked = {}
+        for limit in (100, 6):  # 7 contacts: in memory, then in the store
+            monkeypatch.setattr(resolve, "IN_MEMORY_UP_TO", limit)
+            stage = resolve.Resolution(store.identities, store.interactions, resolve.Settings(), lambda: [])
+            stage.prepare({}, build_now=True)
+            assert isinstance(stage.resolver.index, StoredContactIndex) is (limit == 6)
+            out = stage.resolve([r.model_copy(deep=True) for r in recs], SourceReport("m", "email"), {}, write=False)
+            linked[limit] = [r.author.crm_ids for r in out]
+        assert linked[100] == linked[6] and {"generic": "C1"} in linked[6]
+    finally:
+        store.dispose()
+
+
+def test_a_dry_run_reads_the_contacts_without_bringing_the_index_in_step(tmp_path, monkeypatch):
+    from crmsync.pipeline import resolve
     from crmsync.pipeline.report import SourceReport
     from crmsync.pipeline.resolve import Resolution, Settings
     from crmsync.pipeline.resolve.stored import StoredContactIndex
+
+    monkeypatch.setattr(resolve, "IN_MEMORY_UP_TO", 0)  # the index in the store, whatever the CRM's size
 
     store = Store(f"sqlite:///{tmp_path / 'dry.db'}")
     try:
