@@ -211,3 +211,22 @@ def test_rows_quarantined_for_a_date_replay_once_date_format_is_set(tmp_path):
     assert r.exit_code == 0 and "1 of 1 replayed" in r.output
     out = CliRunner().invoke(cli, ["-c", str(cfg), "export"]).output
     assert [json.loads(line)["published"] for line in out.splitlines()] == ["2026-11-24T09:00:00Z"]
+
+
+def test_an_export_read_from_its_file_that_fails_whole_is_quarantined_with_its_bytes(tmp_path, monkeypatch):
+    """Exports are read from their path a line at a time, never held whole; when reading
+    one fails as a whole, its quarantine entry still holds the file, for replay."""
+    import crmsync_reviews.source as source
+
+    body = "id,rating,body\n1,5,great\n2,1,broken\n"
+    (tmp_path / "r.csv").write_text(body, encoding="utf-8")
+    got, bad, _ = read(tmp_path, files=["r.csv"])
+    assert [r.body_text for r in got] == ["great", "broken"] and bad == []
+
+    def broken(lines):
+        next(iter(lines))
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(source.crmsync, "read_csv", broken)
+    got, bad, _ = read(tmp_path, files=["r.csv"])
+    assert got == [] and [(b.ref, b.raw) for b in bad] == [(str(tmp_path / "r.csv"), body.encode())]

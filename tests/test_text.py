@@ -70,9 +70,10 @@ _CSV_PIECES = ["a", "b,c", '"q"', '"x,y"', '"open', "\n", "\r\n", "\r", ",", ";"
 
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(st.sampled_from(_CSV_PIECES), max_size=25).map("".join), st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252", "utf-32-le"]))
-def test_an_export_read_a_line_at_a_time_is_the_export_read_whole(text, encoding):
+def test_an_export_read_a_line_at_a_time_is_the_export_read_whole(tmp_path_factory, text, encoding):
     """The reviews source reads exports through export_lines (memory that does not grow
-    with the file): the decoded text and every CSV row must be what the whole-text path gives."""
+    with the file): the decoded text and every CSV row must be what the whole-text path
+    gives, from the bytes and from the file."""
     from crmsync.helpers.tabular import decode_export, export_lines, read_csv
 
     try:
@@ -83,13 +84,17 @@ def test_an_export_read_a_line_at_a_time_is_the_export_read_whole(text, encoding
     lines, how = export_lines(data)
     lines = list(lines)
     assert "".join(lines) == whole.text and (how.encoding, how.guessed, how.replaced) == (whole.encoding, whole.guessed, whole.replaced)
+    path = tmp_path_factory.mktemp("export") / "export.csv"
+    path.write_bytes(data)
+    from_file, how_file = export_lines(path)
+    assert list(from_file) == lines and how_file == how
     header, rows = read_csv(whole.text)
     header2, rows2 = read_csv(iter(lines))
     assert header2 == header
     assert [(n, list(r), r.problem) for n, r in rows2] == [(n, list(r), r.problem) for n, r in rows]
 
 
-def test_export_lines_counts_what_it_replaces_and_refuses_an_unknown_encoding():
+def test_export_lines_counts_what_it_replaces_and_refuses_an_unknown_encoding(tmp_path):
     import pytest
 
     from crmsync.helpers.tabular import decode_export, export_lines
@@ -97,5 +102,13 @@ def test_export_lines_counts_what_it_replaces_and_refuses_an_unknown_encoding():
     data = "naïve,x\n".encode("utf-8") + b"\xff\xfe bad\n"
     lines, how = export_lines(data, "utf-8")
     assert "".join(lines) == decode_export(data, "utf-8").text and how.replaced == decode_export(data, "utf-8").replaced == 2
+    # a bad byte split across the 1 MiB reads of a file, and one at its very end
+    path = tmp_path / "big.csv"
+    body = b"a" * ((1 << 20) - 1) + "é".encode() + b"\n" + b"b\xff\n\xe2\x82"
+    path.write_bytes(body)
+    lines, how = export_lines(path)
+    assert how.encoding == "cp1252" and "".join(lines) == decode_export(body).text
+    lines, how = export_lines(path, "utf-8")
+    assert "".join(lines) == decode_export(body, "utf-8").text and how.replaced == decode_export(body, "utf-8").replaced == 2
     with pytest.raises(LookupError):
         export_lines(b"a\n", "no-such-codec")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def decode_export(data: bytes, encoding: str | None = None) -> Decoded:
     if encoding:
         return _decode(data, encoding)
     if data.startswith((b"\xfe\xff", b"\xff\xfe")) and not data.startswith(b"\xff\xfe\x00\x00"):
-        wide = _utf32_after_short_bom(data[2:])
+        wide = _utf32_after_short_bom(data[2:258], len(data) - 2)
         if wide:  # written by tools that put a 2-byte mark before UTF-32 (Salesforce Data Loader's test files)
             found = _decode(data[2:], wide)
             return Decoded(found.text, f"{wide} (after a 2-byte byte-order mark)", False, found.replaced)
@@ -80,44 +82,55 @@ def decode_export(data: bytes, encoding: str | None = None) -> Decoded:
         return _decode(data, "cp1252", guessed=True)
 
 
-def export_lines(data: bytes, encoding: str | None = None) -> tuple[Iterator[str], Decoded]:
+def export_lines(data: bytes | Path, encoding: str | None = None) -> tuple[Iterator[str], Decoded]:
     """An export's lines (each with its line end, split as a file opened with
     ``newline=""`` splits them), decoded as :func:`decode_export` decodes it, without
-    making its whole text at once: a 36 MB export is read a line at a time. The
-    :class:`Decoded` says how (its ``text`` is empty)."""
+    making its whole text at once: a 36 MB export is read a line at a time. ``data``
+    is the export's bytes, or the path of a file, which is then never held whole (its
+    encoding is checked in 1 MiB reads). The :class:`Decoded` says how (its ``text``
+    is empty)."""
     if encoding:
         name, guessed = encoding, False
         codecs.lookup(name)  # an unknown name: LookupError now, as decode_export raises it
     else:
         sniffed = _sniff(data)
         if sniffed is None:  # rare and odd (UTF-32 behind a 2-byte mark): decoded whole
-            whole = decode_export(data)
+            whole = decode_export(data.read_bytes() if isinstance(data, Path) else data)
             return iter(io.StringIO(whole.text, newline="")), Decoded("", whole.encoding, whole.guessed, whole.replaced)
         name, guessed = sniffed
     replaced = _replaced(data, name)
-    stream = io.TextIOWrapper(io.BytesIO(data), encoding=name, errors="replace", newline="")
 
     def lines() -> Iterator[str]:
-        first = True
-        for line in stream:
-            if first:
-                first = False
-                if line.startswith("\ufeff"):  # the UTF-32 codecs, and an explicit utf-8/utf-16-le/-be, keep the BOM
-                    line = line[1:]
-            yield line
+        with open(data, "rb") if isinstance(data, Path) else io.BytesIO(data) as raw:
+            first = True
+            for line in io.TextIOWrapper(raw, encoding=name, errors="replace", newline=""):
+                if first:
+                    first = False
+                    if line.startswith("\ufeff"):  # the UTF-32 codecs, and an explicit utf-8/utf-16-le/-be, keep the BOM
+                        line = line[1:]
+                yield line
 
     return lines(), Decoded("", name, guessed, replaced)
 
 
-def _sniff(data: bytes) -> tuple[str, bool] | None:
+def _head(data: bytes | Path, n: int) -> tuple[bytes, int]:
+    """The first ``n`` bytes of an export, and its size."""
+    if isinstance(data, Path):
+        with open(data, "rb") as fh:
+            return fh.read(n), os.fstat(fh.fileno()).st_size
+    return data[:n], len(data)
+
+
+def _sniff(data: bytes | Path) -> tuple[str, bool] | None:
     """The encoding decode_export would use: (name, guessed); None for UTF-32 text
     behind a 2-byte mark."""
-    if data.startswith((b"\xfe\xff", b"\xff\xfe")) and not data.startswith(b"\xff\xfe\x00\x00") and _utf32_after_short_bom(data[2:]):
+    head, size = _head(data, 4096)
+    if head.startswith((b"\xfe\xff", b"\xff\xfe")) and not head.startswith(b"\xff\xfe\x00\x00") and _utf32_after_short_bom(head[2:], size - 2):
         return None
     for bom, name in _BOMS:
-        if data.startswith(bom):
+        if head.startswith(bom):
             return name, False
-    if len(data) > 3 and data[1:2] == b"\x00" and data[3:4] == b"\x00":
+    if size > 3 and head[1:2] == b"\x00" and head[3:4] == b"\x00":
         return "utf-16-le", True
     return ("utf-8", False) if _valid(data, "utf-8") else ("cp1252", True)
 
@@ -125,36 +138,43 @@ def _sniff(data: bytes) -> tuple[str, bool] | None:
 _CHUNK = 1 << 20
 
 
-def _valid(data: bytes, encoding: str) -> bool:
+def _chunks(data: bytes | Path) -> Iterator[bytes]:
+    if isinstance(data, Path):
+        with open(data, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+        return
+    for i in range(0, len(data), _CHUNK):
+        yield data[i : i + _CHUNK]
+
+
+def _valid(data: bytes | Path, encoding: str) -> bool:
     decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        for i in range(0, len(data), _CHUNK):
-            decoder.decode(data[i : i + _CHUNK])
+        for chunk in _chunks(data):
+            decoder.decode(chunk)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
 
 
-def _replaced(data: bytes, encoding: str) -> int:
+def _replaced(data: bytes | Path, encoding: str) -> int:
     """Characters that decoding ``data`` replaces with U+FFFD (in slices, the text thrown away)."""
     if _valid(data, encoding):
         return 0
     lossy, strict = codecs.getincrementaldecoder(encoding)("replace"), codecs.getincrementaldecoder(encoding)("ignore")
     n = 0
-    for i in range(0, len(data) + 1, _CHUNK):
-        final = i + _CHUNK >= len(data)
-        chunk = data[i : i + _CHUNK]
-        n += lossy.decode(chunk, final=final).count("\ufffd") - strict.decode(chunk, final=final).count("\ufffd")
-        if final:
-            break
-    return n
+    for chunk in _chunks(data):
+        n += lossy.decode(chunk).count("\ufffd") - strict.decode(chunk).count("\ufffd")
+    return n + lossy.decode(b"", final=True).count("\ufffd") - strict.decode(b"", final=True).count("\ufffd")
 
 
-def _utf32_after_short_bom(rest: bytes) -> str | None:
-    """``utf-32-be``/``-le`` when ``rest`` is UTF-32 text (two zero bytes in every 4)."""
+def _utf32_after_short_bom(rest: bytes, size: int) -> str | None:
+    """``utf-32-be``/``-le`` when ``rest`` (the start of the ``size`` bytes after the
+    mark) is UTF-32 text (two zero bytes in every 4)."""
     head = rest[:256]
-    if len(rest) % 4 or len(head) < 4:
+    if size % 4 or len(head) < 4:
         return None
     units = [head[i:i + 4] for i in range(0, len(head) - 3, 4)]
     if all(u[0] == 0 and u[1] == 0 and u[2:] != b"\x00\x00" for u in units):

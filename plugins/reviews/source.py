@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -189,7 +190,9 @@ class ReviewsSource(crmsync.Source):
                     sig = f"{st.st_size}:{st.st_mtime_ns}"
                     if out["files"].get(mark, out["files"].get(ref)) == sig:
                         continue
-                    data = target.read_bytes()
+                    # an export is read from its file a line at a time (57 MB at 1M reviews
+                    # would sit in the worker as bytes); a page is small and parsed whole
+                    data = target if what == "export" else target.read_bytes()
                 else:
                     url_state = out["urls"].setdefault(ref, {})
                     try:
@@ -205,10 +208,11 @@ class ReviewsSource(crmsync.Source):
                         continue
                     sig = digest
                 work = self._page(ref, data, out["aggregates"]) if what == "page" else self._export(ref, data)
+                guarded = self._guard_file(ref, data, work)
                 if self.config["on_delete"] == "propagate" and what != "page":
-                    yield from self._with_takedowns(self.state_key(target) if isinstance(target, Path) else ref, self.guard(ref, data, work), out["ids"])
+                    yield from self._with_takedowns(self.state_key(target) if isinstance(target, Path) else ref, guarded, out["ids"])
                 else:
-                    yield from self.guard(ref, data, work)
+                    yield from guarded
                 if isinstance(target, Path):
                     out["files"].pop(ref, None)  # a 0.1 bookmark's absolute name
                     out["files"][mark] = sig
@@ -219,6 +223,17 @@ class ReviewsSource(crmsync.Source):
             if self._fetcher is not None:
                 self._fetcher.close()
                 self._fetcher = None
+
+    def _guard_file(self, ref: str, data: bytes | Path, work: Iterator[crmsync.Record]) -> Iterator[crmsync.Record]:
+        """:meth:`guard` for one file: a file that fails whole is quarantined with its bytes
+        (read only then, when the export was read from its path)."""
+        if isinstance(data, bytes):
+            yield from self.guard(ref, data, work)
+            return
+        for rec in self.guard(ref, None, work):
+            if isinstance(rec, crmsync.Rejected) and rec.ref == ref and rec.raw is None:
+                rec = dataclasses.replace(rec, raw=data.read_bytes())
+            yield rec
 
     def _with_takedowns(self, mark: str, records: Iterator[crmsync.Record], ids: dict[str, list[str]]) -> Iterator[crmsync.Record]:
         """``records`` of one export, then a :class:`~crmsync.Takedown` for each review the
@@ -273,7 +288,7 @@ class ReviewsSource(crmsync.Source):
             self.note(f"{ref}: {decoded.describe()}")
         return decoded.text
 
-    def _lines(self, ref: str, data: bytes) -> Iterator[str]:
+    def _lines(self, ref: str, data: bytes | Path) -> Iterator[str]:
         """:meth:`_text`, a line at a time."""
         try:
             lines, decoded = crmsync.export_lines(data, self.config.get("encoding"))
@@ -284,14 +299,16 @@ class ReviewsSource(crmsync.Source):
             self.note(f"{ref}: {decoded.describe()}")
         return lines
 
-    def _export(self, ref: str, data: bytes, first_line: int | None = None) -> Iterator[crmsync.Record]:
+    def _export(self, ref: str, data: bytes | Path, first_line: int | None = None) -> Iterator[crmsync.Record]:
+        """One export's reviews, from its bytes or (a local file) its path."""
         kind = EXPORT_SUFFIXES.get(Path(ref.split("?", 1)[0]).suffix.lower())
-        head = data.lstrip()[:1]
         if kind is None or ref.startswith(("http://", "https://")):
-            kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in data[:200000]) else ("jsonl" if head == b"{" else "csv")
+            prefix = _prefix(data, 200000)
+            head = (data if isinstance(data, bytes) else prefix).lstrip()[:1]
+            kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in prefix) else ("jsonl" if head == b"{" else "csv")
         if kind == "csv":
             # a line at a time: the export's whole text (and its lines) would be held at once
-            self.expect((self.expected or 0) + max(0, data.count(b"\n") - 1))  # rows, about (quoted newlines aside)
+            self.expect((self.expected or 0) + max(0, _newlines(data)[0] - 1))  # rows, about (quoted newlines aside)
             header, rows = crmsync.read_csv(self._lines(ref, data))
             preset = self._preset(set(header), "csv")
             header_line = crmsync.csv_line(header)
@@ -304,7 +321,8 @@ class ReviewsSource(crmsync.Source):
                 yield from self.guard(where, raw, self._review(where, dict(zip(header, row, strict=True)), preset, raw))
             return
         if kind == "jsonl":
-            self.expect((self.expected or 0) + data.count(b"\n") + (0 if data.endswith(b"\n") else 1))
+            count, ends_in_newline = _newlines(data)
+            self.expect((self.expected or 0) + count + (0 if ends_in_newline else 1))
             preset = None
             for n, ended in enumerate(self._lines(ref, data), 1):
                 line = ended.rstrip("\r\n")
@@ -320,6 +338,8 @@ class ReviewsSource(crmsync.Source):
                     preset = self._preset(_keys(record), "jsonl")
                 yield from self._review(where, record, preset, line.encode())
             return
+        if isinstance(data, Path):  # one JSON document: read whole
+            data = data.read_bytes()
         text = self._text(ref, data)
         try:
             doc = json.loads(text)
@@ -519,3 +539,22 @@ class ReviewsSource(crmsync.Source):
                 record["best"], record["worst"] = "5", record["worst"] or "1"  # schema.org defaults
             page_preset = Preset("schema.org", ("html",), frozenset(), {f: f for f in record}, records=None)
             yield from self._review(where, record, page_preset, raw, platform=platform)
+
+
+def _prefix(data: bytes | Path, n: int) -> bytes:
+    if isinstance(data, bytes):
+        return data[:n]
+    with open(data, "rb") as fh:
+        return fh.read(n)
+
+
+def _newlines(data: bytes | Path) -> tuple[int, bool]:
+    """How many line feeds an export holds, and whether it ends with one (1 MiB reads of a file)."""
+    if isinstance(data, bytes):
+        return data.count(b"\n"), data.endswith(b"\n")
+    count, last = 0, b""
+    with open(data, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count, last == b"\n"
