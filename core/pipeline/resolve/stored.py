@@ -161,25 +161,28 @@ class StoredContactIndex:
     def prefetch(self, authors: Iterable[Identity | None]) -> None:
         """Look up at once every key the ladder will ask for about ``authors`` (a batch),
         and the contacts they name."""
-        authors = list(authors)
-        raw: set[str] = set()
-        keys: set[tuple[str, str]] = set()
+        wanted: list[tuple[Identity, set[str], set[tuple[str, str]]]] = []
         for a in authors:
             if a is None or a.crm_ids:
                 continue
+            raw_a: set[str] = set()
+            keys_a: set[tuple[str, str]] = set(identity_keys(a))
             for email in a.emails:
-                raw.add(email.strip().lower())
+                raw_a.add(email.strip().lower())
                 canon = canonical_email(email)
                 if canon:
-                    keys.add(("email", canon))
-            keys.update(identity_keys(a))
+                    keys_a.add(("email", canon))
+            wanted.append((a, raw_a, keys_a))
+        raw = set().union(*(r for _, r, _ in wanted))
+        keys = set().union(*(k for _, _, k in wanted))
         hits = self.by_raw_email.load(raw) | self.by_key.load(keys)
         self.contacts.load(sorted(hits))
-        # the fuzzy rung's blocks too, for authors it may reach (a query a block cost 45 µs a record)
+        # the fuzzy rung's blocks too, for the authors no key found (the ones it reaches):
+        # a query a block cost 45 µs a record
         domains: dict[str, None] = {}
         hosts: dict[str, None] = {}
-        for a in authors:
-            if a is None or a.crm_ids or not a.name:
+        for a, raw_a, keys_a in wanted:
+            if not a.name or self.by_raw_email.load(raw_a) or self.by_key.load(keys_a):
                 continue
             domains.update(dict.fromkeys(e.strip().lower().rpartition("@")[2] for e in a.emails))
             hosts.update(dict.fromkeys(h for h in (urlsplit(canonical_url(u) or "").hostname for u in a.profile_urls) if h))
