@@ -76,10 +76,6 @@ def _count_mbox(path: Path) -> int:
     return count
 
 
-def _is_maildir(path: Path) -> bool:
-    return (path / "cur").is_dir() or (path / "new").is_dir()
-
-
 def _has_body_separator(raw: bytes) -> bool:
     """Whether the header block ends (a blank line), i.e. the message was not cut inside it."""
     return b"\n\n" in raw or b"\r\n\r\n" in raw
@@ -159,9 +155,16 @@ class EmailSource(crmsync.Source):
             if p.is_dir():
                 # a Maildir (cur/ or new/ is enough), its Maildir++ sub-folders (.Sent, .INBOX.x),
                 # Maildirs anywhere below, and .eml files: a folder tree as mail clients keep it
-                maildirs = sorted({d for d in (p, *p.rglob("*")) if d.is_dir() and _is_maildir(d)})
-                out.extend(("maildir", d) for d in maildirs)
-                out.extend(("eml", f) for f in sorted(p.rglob("*.eml")) if not (f.parent.name in ("cur", "new", "tmp") and f.parent.parent in maildirs))
+                # One walk that does not go into a Maildir's cur/, new/ and tmp/ (their messages
+                # are read as the Maildir's): 120,000 messages were 120,000 Paths and stats here.
+                maildirs, emls = [], []
+                for folder, subs, files in os.walk(p):
+                    if "cur" in subs or "new" in subs:
+                        maildirs.append(Path(folder))
+                        subs[:] = [s for s in subs if s not in ("cur", "new", "tmp")]
+                    emls.extend(Path(folder, f) for f in files if f.endswith(".eml"))
+                out.extend(("maildir", d) for d in sorted(maildirs))
+                out.extend(("eml", f) for f in sorted(emls))
             elif p.is_file():
                 out.append(("eml" if p.suffix.lower() == ".eml" else "mbox", p))
             else:
