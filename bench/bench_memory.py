@@ -13,7 +13,8 @@ counted once) and each process's peak RSS, with when it was born and peaked.
 
 Processes are listed in the order they were born: the run, the CRM contacts' worker,
 then one worker per source (two at a time on two cores, in the config's order: feeds,
-mbox, maildir, shop_reviews, platform_reviews, review_pages), then the sink's workers.
+mbox, maildir, shop_reviews, platform_reviews, review_pages), then the sink's workers
+(forked from one of the run's threads).
 Linux only (``/proc``). Writes bench/results/bench-memory-<n>.json (not committed).
 """
 
@@ -35,12 +36,19 @@ CORPUS_TOOL = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 
 
 def children(pid: int) -> list[int]:
+    """Every descendant of ``pid``: the children of each of its threads (the sink's
+    workers are forked from a thread of the run, not from its main thread)."""
     out: list[int] = []
+    kids: list[int] = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            kids = [int(c) for c in fh.read().split()]
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return out
+    for task in tasks:
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
     for c in kids:
         out += [c, *children(c)]
     return out
