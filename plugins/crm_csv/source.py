@@ -19,6 +19,7 @@ export are marked ``removed``, never deleted.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -144,13 +145,15 @@ class ContactsSource(crmsync.Source):
         state = state or {}
         if state.get("signature") == sig:
             return
-        data = path.read_bytes()
-        if data.startswith(b"PK\x03\x04"):
-            msg = f"{path}: not a CSV file: it is a zip archive (an Excel workbook?); save it as CSV (UTF-8)"
-            raise crmsync.FatalError(msg, plugin=self.instance)
-        decoded = crmsync.decode_export(data, self.config.get("encoding"))
-        header, rows, kind, obj_type = self._table(decoded.text, path)
-        self.expect(max(0, decoded.text.count("\n") - 1) if kind == "CSV" else decoded.text.count("\n") + 1)
+        with open(path, "rb") as fh:
+            if fh.read(4) == b"PK\x03\x04":
+                msg = f"{path}: not a CSV file: it is a zip archive (an Excel workbook?); save it as CSV (UTF-8)"
+                raise crmsync.FatalError(msg, plugin=self.instance)
+        # read from the file a line at a time: a 200,000-contact export is not held whole
+        lines, decoded = crmsync.export_lines(path, self.config.get("encoding"))
+        header, rows, kind, obj_type = self._table(lines, path)
+        newlines = sum(line.count("\n") for line in crmsync.export_lines(path, self.config.get("encoding"))[0])
+        self.expect(max(0, newlines - 1) if kind == "CSV" else newlines + 1)
         fmt = self.config["format"]
         why = "set in config"
         if fmt == "auto":
@@ -211,12 +214,19 @@ class ContactsSource(crmsync.Source):
         yield crmsync.Checkpoint({"signature": sig, "ids": sorted(set(seen)), "key": crm_key})
 
     # reading -----------------------------------------------------------------
-    def _table(self, text: str, path: Any) -> tuple[list[str], Iterator[tuple[int, list[str]]], str, str | None]:
-        """(header, rows, what the file is, sObject type): CSV, JSON Lines or sObject-tree JSON."""
-        start = text.lstrip()[:1]
+    def _table(self, lines: Iterator[str], path: Any) -> tuple[list[str], Iterator[tuple[int, list[str]]], str, str | None]:
+        """(header, rows, what the file is, sObject type): CSV (read a line at a time),
+        JSON Lines or sObject-tree JSON (read whole)."""
+        first: list[str] = []
+        for line in lines:
+            first.append(line)
+            if line.strip():
+                break
+        start = "".join(first).lstrip()[:1]
         if start not in ("{", "["):
-            header, rows = crmsync.read_csv(text)
+            header, rows = crmsync.read_csv(itertools.chain(first, lines))
             return header, rows, "CSV", None
+        text = "".join(itertools.chain(first, lines))
         try:
             doc = json.loads(text)
             records = doc.get("records") if isinstance(doc, dict) else doc
