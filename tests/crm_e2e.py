@@ -72,6 +72,13 @@ def run_json(cfg: Path, *args: str, failpoints: str | None = None) -> tuple[int,
         return res.returncode, None
 
 
+def forget_json(cfg: Path, email: str) -> dict:
+    """``crmsync forget --email EMAIL --yes --json``, which must succeed: its report."""
+    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", email, "--yes", "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
 def export(cfg: Path) -> dict[str, dict]:
     """The store's interactions (with their versions), by interaction id."""
     out = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "export"], capture_output=True, text=True, check=True).stdout

@@ -16,7 +16,7 @@ from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_hubspot import HubSpotContactsSource, HubSpotSink
 
 from .conftest import crmsync_cmd
-from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, kill_while_applied, quarantined, run_json
+from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, forget_json, kill_while_applied, quarantined, run_json
 from .fakes.hubspot import FakeHubSpot
 
 TOKEN_ENV = "CRMSYNC_TEST_HUBSPOT_TOKEN"
@@ -312,11 +312,6 @@ def test_contacts_read_back_follow_edits(tmp_path, hubspot):
 
 @pytest.mark.slow
 def test_forget_archives_the_persons_notes_in_hubspot(tmp_path, hubspot):
-    import json
-    import subprocess
-
-    from .conftest import crmsync_cmd
-
     _seed_demo_contacts(hubspot)
     cfg = _demo(tmp_path, hubspot)
     for _ in range(2):  # the second run links authors to the contacts the first created
@@ -326,9 +321,8 @@ def test_forget_archives_the_persons_notes_in_hubspot(tmp_path, hubspot):
     toms = {i for i, r in stored.items() if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]}
     notes = held(hubspot)
     assert len(toms) == 4 and toms <= set(notes)
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    (sink,) = json.loads(res.stdout)["sinks"]
+    forgotten = forget_json(cfg, "tom.baker@example.org")
+    (sink,) = forgotten["sinks"]
     assert sink["deleted"] == 4 and sink["left"] == [] and sink["people_note"] is None
     left = held(hubspot)
     assert not toms & set(left) and len(left) == len(notes) - 4
@@ -340,19 +334,13 @@ def test_forget_archives_the_persons_notes_in_hubspot(tmp_path, hubspot):
 
 @pytest.mark.slow
 def test_forget_archives_the_contact_crmsync_created_and_leaves_the_crms_own(tmp_path, hubspot):
-    import json
-    import subprocess
-
-    from .conftest import crmsync_cmd
-
     seeded = _seed_demo_contacts(hubspot)
     cfg = _demo(tmp_path, hubspot)
     code, _report = run_json(cfg)
     assert code == 0
     lee = [cid for cid, c in hubspot.contacts.items() if (c["properties"].get("email") or "").lower() == "lee.chun@example.net"]
     assert len(lee) == 1
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "lee.chun@example.net", "--yes", "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["sinks"][0]["people_deleted"] == 1
+    forgotten = forget_json(cfg, "lee.chun@example.net")
+    assert forgotten["sinks"][0]["people_deleted"] == 1
     assert lee[0] not in hubspot.contacts and lee[0] in hubspot.archived["contacts"]
     assert set(seeded.values()) <= set(hubspot.contacts)  # the CRM's own contacts stay

@@ -127,12 +127,12 @@ class WebhookSink(crmsync.Sink):
 
 
 POOL = ReceiverPool()
-TestWebhookSink = get_sink_test_class(
-    WebhookSink,
-    lambda tmp: {"url": POOL[tmp].url},
-    read_back=lambda options, tmp: POOL[tmp].read_back(),
-    unreachable_config=lambda tmp: {"url": closed_port_url()},
-)
+#: the conformance kit's options for a sink posting to a receiver of the pool
+RECEIVER_KIT = {
+    "read_back": lambda options, tmp: POOL[tmp].read_back(),
+    "unreachable_config": lambda tmp: {"url": closed_port_url()},
+}
+TestWebhookSink = get_sink_test_class(WebhookSink, lambda tmp: {"url": POOL[tmp].url}, **RECEIVER_KIT)
 
 
 def test_the_receiver_makes_a_resend_with_the_same_idempotency_key_harmless(tmp_path):
@@ -164,12 +164,7 @@ class BatchingWebhookSink(WebhookSink):
         return landed
 
 
-TestBatchingWebhookSink = get_sink_test_class(
-    BatchingWebhookSink,
-    lambda tmp: {"url": POOL[tmp].url},
-    read_back=lambda options, tmp: POOL[tmp].read_back(),
-    unreachable_config=lambda tmp: {"url": closed_port_url()},
-)
+TestBatchingWebhookSink = get_sink_test_class(BatchingWebhookSink, lambda tmp: {"url": POOL[tmp].url}, **RECEIVER_KIT)
 
 
 def test_a_batch_that_fails_partway_keeps_what_landed(tmp_path):

@@ -16,7 +16,7 @@ from crmsync.testing import get_sink_test_class, get_source_test_class
 from crmsync_salesforce import SalesforceContactsSource, SalesforceSink
 
 from .conftest import crmsync_cmd
-from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, kill_while_applied, quarantined, run_json
+from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, forget_json, kill_while_applied, quarantined, run_json
 from .fakes.salesforce import FakeSalesforce
 
 SESSION_ENV = "CRMSYNC_TEST_SF_SESSION"
@@ -339,11 +339,6 @@ def test_contacts_read_back_follow_edits_and_results_are_reported(tmp_path, sf):
 
 @pytest.mark.slow
 def test_forget_deletes_the_persons_tasks_in_salesforce(tmp_path, sf):
-    import json
-    import subprocess
-
-    from .conftest import crmsync_cmd
-
     _seed_demo(sf)
     cfg = _demo(tmp_path, sf)
     for _ in range(2):  # the second run links authors to the Leads the first created
@@ -353,9 +348,8 @@ def test_forget_deletes_the_persons_tasks_in_salesforce(tmp_path, sf):
     toms = {i for i, r in stored.items() if r["author"] and "tom.baker@example.org" in [e.lower() for e in r["author"]["emails"]]}
     tasks = held(sf)
     assert len(toms) == 4 and toms <= set(tasks)
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["sinks"][0]["deleted"] == 4
+    forgotten = forget_json(cfg, "tom.baker@example.org")
+    assert forgotten["sinks"][0]["deleted"] == 4
     left = held(sf)
     assert not toms & set(left) and len(left) == len(tasks) - 4
     code, again = run_json(cfg)
@@ -364,19 +358,13 @@ def test_forget_deletes_the_persons_tasks_in_salesforce(tmp_path, sf):
 
 @pytest.mark.slow
 def test_forget_deletes_the_lead_crmsync_created_and_leaves_the_crms_own(tmp_path, sf):
-    import json
-    import subprocess
-
-    from .conftest import crmsync_cmd
-
     seeded = _seed_demo(sf)
     cfg = _demo(tmp_path, sf)
     code, _report = run_json(cfg)
     assert code == 0
     lee = [rid for rid, r in sf.records["Lead"].items() if (r.get("Email") or "").lower() == "lee.chun@example.net"]
     assert len(lee) == 1 and sf.records["Lead"][lee[0]].get("Crmsync_Id__c")
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "lee.chun@example.net", "--yes", "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["sinks"][0]["people_deleted"] == 1
+    forgotten = forget_json(cfg, "lee.chun@example.net")
+    assert forgotten["sinks"][0]["people_deleted"] == 1
     assert lee[0] not in sf.records["Lead"] and lee[0] in sf.deleted
     assert seeded["tom"] in sf.records["Contact"] and seeded["camille"] in sf.records["Lead"]

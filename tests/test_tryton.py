@@ -21,7 +21,7 @@ from crmsync_tryton import TrytonContactsSource, TrytonSink
 from crmsync_tryton.devserver import TrytonServer
 
 from .conftest import crmsync_cmd
-from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, quarantined, run_json
+from .crm_e2e import PerTest, closed_port_url, demo_copy, export, finish, forget_json, quarantined, run_json
 
 PASSWORD_ENV = "CRMSYNC_TEST_TRYTON_PASSWORD"
 os.environ[PASSWORD_ENV] = TrytonServer.password
@@ -370,10 +370,6 @@ def test_a_crash_then_the_author_changing_party_still_leaves_one_note(tmp_path, 
 
 @pytest.mark.slow
 def test_forget_deletes_the_persons_notes_in_tryton(tmp_path, tryton):
-    import subprocess
-
-    from .conftest import crmsync_cmd
-
     _seed_demo_contacts(tryton)
     cfg = _demo(tmp_path, tryton)
     for _ in range(2):  # the second run settles the links to parties the first one created
@@ -382,9 +378,8 @@ def test_forget_deletes_the_persons_notes_in_tryton(tmp_path, tryton):
     stored = export(cfg)
     toms = {iid for iid, r in stored.items() if "tom.baker@example.org" in [e.lower() for e in (r["author"] or {}).get("emails", [])]}
     assert len(toms) == 4 and toms <= set(held(tryton))
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "tom.baker@example.org", "--yes", "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["sinks"][0]["deleted"] == 4
+    forgotten = forget_json(cfg, "tom.baker@example.org")
+    assert forgotten["sinks"][0]["deleted"] == 4
     left = held(tryton)
     assert not toms & set(left) and len(left) == 12 - 4
     # the next run neither sends them back nor changes the rest
@@ -394,10 +389,6 @@ def test_forget_deletes_the_persons_notes_in_tryton(tmp_path, tryton):
 
 @pytest.mark.slow
 def test_forget_deletes_the_party_crmsync_created_and_leaves_the_crms_own(tmp_path, tryton):
-    import subprocess
-
-    from .conftest import crmsync_cmd
-
     seeded = _seed_demo_contacts(tryton)
     cfg = _demo(tmp_path, tryton)
     code, _report = run_json(cfg)
@@ -405,8 +396,7 @@ def test_forget_deletes_the_party_crmsync_created_and_leaves_the_crms_own(tmp_pa
     parties = {p["id"]: p for p in tryton.parties()}
     lee = [pid for pid, p in parties.items() if "lee.chun@example.net" in [e.lower() for e in p["emails"]]]
     assert len(lee) == 1
-    res = subprocess.run([*crmsync_cmd(), "-c", str(cfg), "forget", "--email", "lee.chun@example.net", "--yes", "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["sinks"][0]["people_deleted"] == 1
+    forgotten = forget_json(cfg, "lee.chun@example.net")
+    assert forgotten["sinks"][0]["people_deleted"] == 1
     left = {p["id"] for p in tryton.parties()}
     assert lee[0] not in left and set(seeded.values()) <= left
