@@ -40,7 +40,7 @@ from .contract.schema import (
     make_identity_id,
     make_interaction_id,
 )
-from .helpers.tabular import Decoded, csv_line, decode_export, decode_text, export_lines, read_csv
+from .helpers.tabular import Decoded, count_lines, csv_line, decode_export, decode_text, export_lines, read_csv
 from .contract.text import html_to_text, neutralize_formula, normalize_text, safe_url, sanitize_html, truncate
 
 
@@ -98,6 +98,7 @@ __all__ = [
     "bearer",
     "call_with_retries",
     "content_hash",
+    "count_lines",
     "csv_line",
     "decode_export",
     "decode_text",

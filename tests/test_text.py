@@ -74,7 +74,7 @@ def test_an_export_read_a_line_at_a_time_is_the_export_read_whole(tmp_path_facto
     """The reviews source reads exports through export_lines (memory that does not grow
     with the file): the decoded text and every CSV row must be what the whole-text path
     gives, from the bytes and from the file."""
-    from crmsync.helpers.tabular import decode_export, export_lines, read_csv
+    from crmsync.helpers.tabular import count_lines, decode_export, export_lines, read_csv
 
     try:
         data = text.encode(encoding)
@@ -88,6 +88,7 @@ def test_an_export_read_a_line_at_a_time_is_the_export_read_whole(tmp_path_facto
     path.write_bytes(data)
     from_file, how_file = export_lines(path)
     assert list(from_file) == lines and how_file == how
+    assert count_lines(path) == count_lines(data) == (data.count(b"\n"), data.endswith(b"\n"))
     header, rows = read_csv(whole.text)
     header2, rows2 = read_csv(iter(lines))
     assert header2 == header
@@ -97,7 +98,7 @@ def test_an_export_read_a_line_at_a_time_is_the_export_read_whole(tmp_path_facto
 def test_export_lines_counts_what_it_replaces_and_refuses_an_unknown_encoding(tmp_path):
     import pytest
 
-    from crmsync.helpers.tabular import decode_export, export_lines
+    from crmsync.helpers.tabular import count_lines, decode_export, export_lines
 
     data = "naïve,x\n".encode("utf-8") + b"\xff\xfe bad\n"
     lines, how = export_lines(data, "utf-8")
@@ -108,6 +109,7 @@ def test_export_lines_counts_what_it_replaces_and_refuses_an_unknown_encoding(tm
     path.write_bytes(body)
     lines, how = export_lines(path)
     assert how.encoding == "cp1252" and "".join(lines) == decode_export(body).text
+    assert count_lines(path) == (2, False)
     lines, how = export_lines(path, "utf-8")
     assert "".join(lines) == decode_export(body, "utf-8").text and how.replaced == decode_export(body, "utf-8").replaced == 2
     with pytest.raises(LookupError):

@@ -199,10 +199,11 @@ class Source(_Plugin):
             raw = raw.encode("utf-8", "surrogateescape")
         return Rejected(ref=ref, reason=reason, raw=raw, error_type=error_type)
 
-    def guard(self, ref: str, raw: bytes | str | None, records: Iterable[Record]) -> Iterator[Record]:
+    def guard(self, ref: str, raw: bytes | str | Path | None, records: Iterable[Record]) -> Iterator[Record]:
         """Yield ``records``, and if producing them fails, a :class:`Rejected` for
         ``ref`` (with ``raw``) in their place; then stop, so the caller goes on
-        with the next record or file.
+        with the next record or file. ``raw`` may be the path of a file read a
+        piece at a time: its bytes are read for the quarantine only if it fails.
 
         Wrap the work for one input record, and for one file, in it: whatever a
         parser raises on hostile input (``RecursionError`` from deep nesting,
@@ -220,9 +221,19 @@ class Source(_Plugin):
         except (RetriableError, FatalError, ConfigError, MemoryError):
             raise
         except SkippableError as exc:
-            yield self.reject(exc.ref or ref, exc.message, raw if exc.raw is None else exc.raw)
+            yield self.reject(exc.ref or ref, exc.message, _payload(raw) if exc.raw is None else exc.raw)
         except Exception as exc:  # noqa: BLE001 - any failure of one input quarantines that input
-            yield self.reject(ref, describe_failure(exc), raw, error_type=type(exc).__name__)
+            yield self.reject(ref, describe_failure(exc), _payload(raw), error_type=type(exc).__name__)
+
+
+def _payload(raw: bytes | str | Path | None) -> bytes | str | None:
+    """What :meth:`Source.guard` quarantines: a file's bytes, read now, for a path."""
+    if not isinstance(raw, Path):
+        return raw
+    try:
+        return raw.read_bytes()
+    except OSError:
+        return None
 
 
 def describe_failure(exc: BaseException) -> str:

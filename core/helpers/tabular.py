@@ -113,6 +113,16 @@ def export_lines(data: bytes | Path, encoding: str | None = None) -> tuple[Itera
     return lines(), Decoded("", name, guessed, replaced)
 
 
+def count_lines(data: bytes | Path) -> tuple[int, bool]:
+    """How many line feeds an export holds, and whether it ends with one: a total for
+    :meth:`~crmsync.Source.expect` before reading it (a file is counted in 1 MiB reads)."""
+    count, last = 0, b""
+    for chunk in _chunks(data):
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
+    return count, last == b"\n"
+
+
 def _head(data: bytes | Path, n: int) -> tuple[bytes, int]:
     """The first ``n`` bytes of an export, and its size."""
     if isinstance(data, Path):
@@ -315,4 +325,4 @@ def csv_line(values: list[str]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["Decoded", "Row", "csv_line", "decode_export", "decode_text", "export_lines", "read_csv"]
+__all__ = ["Decoded", "Row", "count_lines", "csv_line", "decode_export", "decode_text", "export_lines", "read_csv"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -208,7 +207,7 @@ class ReviewsSource(crmsync.Source):
                         continue
                     sig = digest
                 work = self._page(ref, data, out["aggregates"]) if what == "page" else self._export(ref, data)
-                guarded = self._guard_file(ref, data, work)
+                guarded = self.guard(ref, data, work)
                 if self.config["on_delete"] == "propagate" and what != "page":
                     yield from self._with_takedowns(self.state_key(target) if isinstance(target, Path) else ref, guarded, out["ids"])
                 else:
@@ -223,17 +222,6 @@ class ReviewsSource(crmsync.Source):
             if self._fetcher is not None:
                 self._fetcher.close()
                 self._fetcher = None
-
-    def _guard_file(self, ref: str, data: bytes | Path, work: Iterator[crmsync.Record]) -> Iterator[crmsync.Record]:
-        """:meth:`guard` for one file: a file that fails whole is quarantined with its bytes
-        (read only then, when the export was read from its path)."""
-        if isinstance(data, bytes):
-            yield from self.guard(ref, data, work)
-            return
-        for rec in self.guard(ref, None, work):
-            if isinstance(rec, crmsync.Rejected) and rec.ref == ref and rec.raw is None:
-                rec = dataclasses.replace(rec, raw=data.read_bytes())
-            yield rec
 
     def _with_takedowns(self, mark: str, records: Iterator[crmsync.Record], ids: dict[str, list[str]]) -> Iterator[crmsync.Record]:
         """``records`` of one export, then a :class:`~crmsync.Takedown` for each review the
@@ -308,7 +296,7 @@ class ReviewsSource(crmsync.Source):
             kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in prefix) else ("jsonl" if head == b"{" else "csv")
         if kind == "csv":
             # a line at a time: the export's whole text (and its lines) would be held at once
-            self.expect((self.expected or 0) + max(0, _newlines(data)[0] - 1))  # rows, about (quoted newlines aside)
+            self.expect((self.expected or 0) + max(0, crmsync.count_lines(data)[0] - 1))  # rows, about (quoted newlines aside)
             header, rows = crmsync.read_csv(self._lines(ref, data))
             preset = self._preset(set(header), "csv")
             header_line = crmsync.csv_line(header)
@@ -321,7 +309,7 @@ class ReviewsSource(crmsync.Source):
                 yield from self.guard(where, raw, self._review(where, dict(zip(header, row, strict=True)), preset, raw))
             return
         if kind == "jsonl":
-            count, ends_in_newline = _newlines(data)
+            count, ends_in_newline = crmsync.count_lines(data)
             self.expect((self.expected or 0) + count + (0 if ends_in_newline else 1))
             preset = None
             for n, ended in enumerate(self._lines(ref, data), 1):
@@ -546,15 +534,3 @@ def _prefix(data: bytes | Path, n: int) -> bytes:
         return data[:n]
     with open(data, "rb") as fh:
         return fh.read(n)
-
-
-def _newlines(data: bytes | Path) -> tuple[int, bool]:
-    """How many line feeds an export holds, and whether it ends with one (1 MiB reads of a file)."""
-    if isinstance(data, bytes):
-        return data.count(b"\n"), data.endswith(b"\n")
-    count, last = 0, b""
-    with open(data, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
-    return count, last == b"\n"
