@@ -118,10 +118,7 @@ class Resolution:
         index: Any
         if not self.read_only:
             sync(self.identities)
-            index = StoredContactIndex(self.identities)
-            if len(index) <= IN_MEMORY_UP_TO:
-                index = ContactIndex(self.identities.contacts())
-        elif self.identities.count_stale_contacts():
+        if self.read_only and self.identities.count_stale_contacts():
             # a dry run may not bring the store's index in step: the contacts are read as they are
             index = ContactIndex(self.identities.contacts())
         else:
