@@ -375,8 +375,7 @@ class Resolver:
         rapidfuzz call (its C loop, not Python's), and an author's result is kept."""
         if not author.name:
             return []
-        domains = tuple(dict.fromkeys(e.strip().lower().rpartition("@")[2] for e in author.emails))
-        hosts = tuple(dict.fromkeys(urlsplit(canonical_url(u) or "").hostname or "" for u in author.profile_urls))
+        domains, hosts = fuzzy_blocks(author)
         key = (author.name, domains, hosts, frozenset(rejected))
         cached = self._fuzzy_cache.get(key)
         if cached is None:
@@ -391,7 +390,7 @@ class Resolver:
 
         scored: dict[str, tuple[float, str]] = {}  # contact id -> (score, second signal); the first signal wins
         blocks = [(self.index.by_domain, d, f"same company email domain {d}") for d in domains]
-        blocks += [(self.index.by_host, h, f"same home URL host {h}") for h in hosts if h]
+        blocks += [(self.index.by_host, h, f"same home URL host {h}") for h in hosts]
         for block, block_key, signal in blocks:
             names = self.index.names_in(block, block_key)
             if not names:
@@ -405,6 +404,14 @@ class Resolver:
             out.append(Match(cid, dict(contact.crm_ids), "fuzzy_name", round(0.5 + score / 500, 3), {"name": name, "contact_name": contact.name, "score": score, "second_signal": signal}))
         return sorted(out, key=lambda m: -m.confidence)[:3]
 
+
+
+def fuzzy_blocks(author: Identity) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The blocks the fuzzy rung compares an author's name within: the domains of its
+    addresses and the hosts of its profile URLs."""
+    domains = tuple(dict.fromkeys(e.strip().lower().rpartition("@")[2] for e in author.emails))
+    hosts = tuple(dict.fromkeys(h for h in (urlsplit(canonical_url(u) or "").hostname for u in author.profile_urls) if h))
+    return domains, hosts
 
 
 def cluster_keys(person: Identity) -> list[str]:

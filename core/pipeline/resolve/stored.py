@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from ...contract.schema import Identity
 from ...store.identities import Identities
-from .matching import canonical_email, canonical_url, contact_entries, identity_keys
+from .matching import canonical_email, contact_entries, fuzzy_blocks, identity_keys
 
 #: cached lookups per process before a cache starts afresh
 _MAX_KEYS = 20_000
@@ -184,8 +183,9 @@ class StoredContactIndex:
         for a, raw_a, keys_a in wanted:
             if not a.name or self.by_raw_email.load(raw_a) or self.by_key.load(keys_a):
                 continue
-            domains.update(dict.fromkeys(e.strip().lower().rpartition("@")[2] for e in a.emails))
-            hosts.update(dict.fromkeys(h for h in (urlsplit(canonical_url(u) or "").hostname for u in a.profile_urls) if h))
+            a_domains, a_hosts = fuzzy_blocks(a)
+            domains.update(dict.fromkeys(a_domains))
+            hosts.update(dict.fromkeys(a_hosts))
         self._load_names("domain", domains)
         self._load_names("host", hosts)
 
