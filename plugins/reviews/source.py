@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,65 +12,12 @@ import crmsync
 
 from . import pages as schemaorg
 from .dates import parse_date
-from .presets import FIELDS, PRESETS, STAR_WORDS, Preset, detect
+from .fields import body_fields, get_path, head_bytes, keys_of, number, plain_text
+from .presets import FIELDS, PRESETS, Preset, detect
 
 PARSER_VERSION = "2"
 EXPORT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 PAGE_SUFFIXES = (".html", ".htm", ".xhtml")
-def _get(record: Any, path: str | None) -> Any:
-    if not path:
-        return None
-    if isinstance(record, dict) and path in record:
-        value = record[path]
-    else:
-        value = record
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, str):
-        value = value.strip()
-    return None if value in ("", None) else value
-
-
-def _keys(record: Any, prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    if isinstance(record, dict):
-        for k, v in record.items():
-            out.add(prefix + k)
-            if isinstance(v, dict):
-                out |= _keys(v, f"{prefix}{k}.")
-    return out
-
-
-_MARKUP = re.compile(r"<\s*[A-Za-z!/][^>]*>")
-
-
-def _body(value: Any) -> dict[str, str | None]:
-    """A review body: plain text as it is; text with markup (some exports carry HTML,
-    and hostile reviews carry scripts) becomes sanitized HTML plus its plain text."""
-    if value is None:
-        return {"body_text": None}
-    text = str(value)
-    if _MARKUP.search(text):
-        return {"body_html": text, "body_text": None}
-    return {"body_text": text}
-
-
-def _plain(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return crmsync.html_to_text(text) if _MARKUP.search(text) else text
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, str):
-        word = STAR_WORDS.get(value.strip().upper())
-        if word is not None:
-            return float(word)
-        value = value.replace(",", ".") if value.count(",") == 1 and "." not in value else value
-    return float(value)
-
-
 class ReviewsSource(crmsync.Source):
     """Product reviews from platform exports and schema.org markup, on one rating scale."""
 
@@ -256,7 +202,7 @@ class ReviewsSource(crmsync.Source):
             except (ValueError, RecursionError) as exc:
                 yield self.reject(ref, f"not valid JSON: {exc}", raw)
                 return
-            preset = self._preset(_keys(record), "jsonl")
+            preset = self._preset(keys_of(record), "jsonl")
             yield from self._review(ref, record, preset, raw)
 
     # exports ------------------------------------------------------------------
@@ -291,7 +237,7 @@ class ReviewsSource(crmsync.Source):
         """One export's reviews, from its bytes or (a local file) its path."""
         kind = EXPORT_SUFFIXES.get(Path(ref.split("?", 1)[0]).suffix.lower())
         if kind is None or ref.startswith(("http://", "https://")):
-            prefix = _prefix(data, 200000)
+            prefix = head_bytes(data, 200000)
             head = (data if isinstance(data, bytes) else prefix).lstrip()[:1]
             kind = "json" if head == b"[" or (head == b"{" and b"\n{" not in prefix) else ("jsonl" if head == b"{" else "csv")
         if kind == "csv":
@@ -323,7 +269,7 @@ class ReviewsSource(crmsync.Source):
                     yield self.reject(where, f"line {n} is not valid JSON: {exc}", line)
                     continue
                 if preset is None:
-                    preset = self._preset(_keys(record), "jsonl")
+                    preset = self._preset(keys_of(record), "jsonl")
                 yield from self._review(where, record, preset, line.encode())
             return
         if isinstance(data, Path):  # one JSON document: read whole
@@ -348,7 +294,7 @@ class ReviewsSource(crmsync.Source):
                 records = next((v for v in doc.values() if isinstance(v, list)), [doc])
         if not isinstance(records, list) or not records:
             return
-        preset = self._preset(_keys(records[0]), "json")
+        preset = self._preset(keys_of(records[0]), "json")
         for n, record in enumerate(records, 1):
             yield from self._review(f"{ref}:{n}", record, preset, json.dumps(record, ensure_ascii=False).encode())
 
@@ -380,16 +326,16 @@ class ReviewsSource(crmsync.Source):
                     yield self.reject(f"{ref}:{line}", f"line {line} holds a JSON {type(record).__name__}, not a review object", raw)
                     continue
                 if preset is None:
-                    preset = self._preset(_keys(record), "jsonl")
+                    preset = self._preset(keys_of(record), "jsonl")
                 yield from self.guard(f"{ref}:{line}", raw, self._review(f"{ref}:{line}", record, preset, raw))
 
     def _scale(self, record: Any, preset: Preset, mapping: dict[str, str]) -> tuple[float, float]:
-        spec = _get(record, mapping.get("scale"))
+        spec = get_path(record, mapping.get("scale"))
         if spec is not None:
             lo, _, hi = str(spec).partition("-")
             return float(lo), float(hi)
-        if _get(record, mapping.get("best")) is not None:
-            return float(_get(record, mapping.get("worst")) or 1), float(_get(record, mapping["best"]))
+        if get_path(record, mapping.get("best")) is not None:
+            return float(get_path(record, mapping.get("worst")) or 1), float(get_path(record, mapping["best"]))
         if self.config.get("scale"):
             return tuple(self.config["scale"])  # type: ignore[return-value]
         return preset.scale
@@ -399,13 +345,13 @@ class ReviewsSource(crmsync.Source):
         platform = platform or self.config.get("platform") or preset.name
 
         def get(field: str) -> Any:
-            return _get(record, m.get(field))
+            return get_path(record, m.get(field))
 
         try:
             rating = None
             if get("rating") is not None:
                 worst, best = self._scale(record, preset, m)
-                rating = crmsync.Rating(value=_number(get("rating")), best=best, worst=worst)
+                rating = crmsync.Rating(value=number(get("rating")), best=best, worst=worst)
             body = get("body")
             if rating is None and not body:
                 yield self.reject(ref, "review has neither a rating nor text", raw)
@@ -432,8 +378,8 @@ class ReviewsSource(crmsync.Source):
                 scope=scope,
                 kind="review",
                 url=get("url"),
-                title=_plain(get("title")),
-                **_body(body),
+                title=plain_text(get("title")),
+                **body_fields(body),
                 language=get("language"),
                 published=parse_date(get("published"), self.formats, self.tz),
                 updated=parse_date(get("updated"), self.formats, self.tz),
@@ -461,7 +407,7 @@ class ReviewsSource(crmsync.Source):
             native_id=f"{review.native_id}#reply",
             scope=review.scope,
             kind="reply",
-            **_body(text),
+            **body_fields(text),
             published=published,
             author=crmsync.Identity(name=f"{platform} business reply", kind="organization"),
             in_reply_to=review.interaction_id,
@@ -484,7 +430,7 @@ class ReviewsSource(crmsync.Source):
         for agg, item in schemaorg.main_aggregate(aggs, reviews, ref):
             key = f"{platform}/{schemaorg.text(item.get('sku')) or schemaorg.text(item.get('productID')) or schemaorg.text(item.get('name')) or ref}"
             try:
-                value = _number(schemaorg.text(agg.get("ratingValue")))
+                value = number(schemaorg.text(agg.get("ratingValue")))
                 best = float(schemaorg.text(agg.get("bestRating")) or 5)
                 worst = float(schemaorg.text(agg.get("worstRating")) or 1)
                 rating = crmsync.Rating(value=value, best=best, worst=worst)
@@ -527,10 +473,3 @@ class ReviewsSource(crmsync.Source):
                 record["best"], record["worst"] = "5", record["worst"] or "1"  # schema.org defaults
             page_preset = Preset("schema.org", ("html",), frozenset(), {f: f for f in record}, records=None)
             yield from self._review(where, record, page_preset, raw, platform=platform)
-
-
-def _prefix(data: bytes | Path, n: int) -> bytes:
-    if isinstance(data, bytes):
-        return data[:n]
-    with open(data, "rb") as fh:
-        return fh.read(n)
