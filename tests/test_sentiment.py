@@ -30,10 +30,12 @@ def _rec(text: str, **fields) -> crmsync.Interaction:
 
 @pytest.mark.parametrize("text", ["Arrived cracked, support never answered.", "is your checkout down?? can't pay", "I will contact my lawyer. Can you help?"])
 def test_complaints_read_as_negative(text):
-    plain = _enricher(customer_service=False).enrich(_rec(text))
+    plain = _enricher(customer_service=False, model="off").enrich(_rec(text))
+    layer = _enricher(model="off").enrich(_rec(text))
     read = _enricher().enrich(_rec(text))
     assert plain.sentiment.label != "negative", "VADER alone misreads it (the reason for the layer)"
-    assert read.sentiment.label == "negative" and read.sentiment.method == "vader+cs"
+    assert layer.sentiment.label == "negative" and layer.sentiment.method == "vader+cs"
+    assert read.sentiment.label == "negative" and read.sentiment.method == "vader+cs+model"
 
 
 def test_praise_stays_positive_and_thanks_is_gratitude():
@@ -48,7 +50,7 @@ def test_a_star_rating_anchors_a_review():
     assert one.sentiment.label == "negative" and five.sentiment.label == "positive"
     assert one.sentiment.method.endswith("+rating")
     ignored = _enricher(rating_weight=0).enrich(_rec(text, rating=crmsync.Rating(value=1)))
-    assert ignored.sentiment.method == "vader+cs"
+    assert ignored.sentiment.method == "vader+cs+model"
 
 
 def test_emotions_follow_the_text_and_its_sign():
@@ -161,3 +163,45 @@ def test_the_sentiment_bench_runs_and_measures_emotions(tmp_path):
     assert goe["texts"] == 4 and goe["recall"] == {}
     agreement = goe["emotion_agreement"]
     assert {e: (a["texts"], a["recall"]) for e, a in agreement.items() if a["texts"]} == {"gratitude": (1, 1.0), "anger": (1, 1.0), "joy": (1, 1.0)}
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("The battery lasts about an hour and then it just dies.", "negative"),
+        ("It took them a month to ship it.", "negative"),
+        ("After two weeks the hinge snapped off.", "negative"),
+        ("Works exactly as described, would buy again.", "positive"),
+    ],
+)
+def test_the_model_reads_what_no_lexicon_word_says(text, label):
+    """Texts with no word of VADER's or the customer-service lists: the layer leaves
+    them neutral, the trained model reads them as a reader would."""
+    layer = _enricher(model="off").enrich(_rec(text))
+    read = _enricher().enrich(_rec(text))
+    assert layer.sentiment.label == "neutral"
+    assert read.sentiment.label == label and read.sentiment.method == "vader+cs+model"
+
+
+def test_the_model_features_mark_negation_and_pair_neighbours():
+    from crmsync_enrich.model import features
+
+    assert features("Not good, at ALL!") == ["not", "NOT_good", "NOT_at", "NOT_all", "!", "not NOT_good", "NOT_good NOT_at", "NOT_at NOT_all", "NOT_all !"]
+    assert features("didn't work") == ["didn't", "NOT_work", "didn't NOT_work"]
+    assert features("12345 #") == []
+
+
+def test_the_model_without_evidence_says_nothing_and_sums_its_features():
+    from crmsync_enrich.model import LinearModel, bundled
+
+    model = LinearModel({"good": 1.5, "good day": 0.5, "bad": -2.0}, lexicon_weight=2.0, bias=0.0)
+    assert model.score("12345", 0.0) == 0.0
+    # each feature once, however often it occurs; the lexicon's score weighed in
+    assert model.logit("good day good", 0.0) == pytest.approx(1.5 + 0.5)
+    assert model.logit("bad", 0.5) == pytest.approx(-2.0 + 1.0)
+    assert -1 < model.score("bad bad bad", -1.0) < -0.9
+    assert LinearModel.from_json(model.to_json()).weights == model.weights
+    shipped = bundled()
+    assert shipped.bias == 0.0 and shipped.lexicon_weight > 0 and len(shipped.weights) > 10_000
+    # where the weights come from, and what they were not trained on, travel with them
+    assert len(shipped.meta["sources"]) == 3 and "Amazon" in shipped.meta["held_out"]

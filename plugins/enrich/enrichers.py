@@ -73,7 +73,7 @@ def own_text(rec: crmsync.Interaction) -> str:
 
 
 class SentimentEnricher(crmsync.Enricher):
-    """Sentiment with VADER (vaderSentiment, offline, ships its lexicon), read the way a
+    """Sentiment with VADER (offline, its lexicon shipped) and a trained model, read the way a
     support team reads: score -1..1, a label and the emotions a text shows.
 
     * ``customer_service`` (on by default): the domain's words ("refund", "chargeback",
@@ -81,6 +81,10 @@ class SentimentEnricher(crmsync.Enricher):
       "can't pay", "is down") adjust VADER's score (lexicon.CUSTOMER_SERVICE*).
     * ``rating_weight``: a review's star rating anchors its sentiment; the text
       moves it by the rest (0 ignores the rating).
+    * ``model`` (on by default, English): a linear model trained on public labelled
+      text (model.py) reads the words and word pairs VADER has no valence for, with
+      VADER's customer-service score as one of its inputs. The score is then
+      2p - 1, p the model's probability that the text is positive.
     * ``emotions``: ``builtin`` tags anger, frustration, urgency, joy and gratitude
       from crmsync's own word and phrase lists; ``nrc`` adds the NRC Emotion Lexicon
       as the ``nrclex`` package ships it (``pip install 'crmsync[emotions]'``; its
@@ -89,7 +93,7 @@ class SentimentEnricher(crmsync.Enricher):
     """
 
     name = "sentiment"
-    description = "Sentiment score, label and emotions per interaction (VADER with a customer-service layer)."
+    description = "Sentiment score, label and emotions per interaction (VADER with a customer-service layer and a trained linear model)."
     config_schema = {
         "type": "object",
         "properties": {
@@ -99,6 +103,7 @@ class SentimentEnricher(crmsync.Enricher):
             "customer_service": {"type": "boolean", "default": True, "description": "Read complaints as a support team does: domain words and phrases adjust VADER's score (English)."},
             "rating_weight": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.6, "description": "How much a star rating decides a review's score (0: the text alone)."},
             "emotions": {"enum": ["builtin", "nrc", "off"], "default": "builtin", "description": "Emotion tags: crmsync's lists, plus the NRC Emotion Lexicon (needs crmsync[emotions]), or none."},
+            "model": {"enum": ["linear", "off"], "default": "linear", "description": "English text: a linear model trained on public labelled text reads the words VADER has no valence for (\"sent it back\"), with VADER's score as one input; off: VADER and the customer-service layer alone."},
         },
     }
 
@@ -109,6 +114,7 @@ class SentimentEnricher(crmsync.Enricher):
         self.analyzer, self.foreign = _analyzers(extra, customer_service=c["customer_service"])
         self.phrases = _phrases() if c["customer_service"] else None
         self.nrc = _nrc_lexicon() if c["emotions"] == "nrc" else None
+        self.model = _model() if c["model"] == "linear" else None
 
     def enrich(self, interaction: crmsync.Interaction) -> crmsync.Interaction:
         if interaction.extra.get("business_reply"):
@@ -137,6 +143,9 @@ class SentimentEnricher(crmsync.Enricher):
             if weight:
                 score = _shift(score, weight)
             method = "vader+cs"
+        if self.model is not None and english:
+            score = self.model.score(text, score)
+            method += "+model"
         rating = interaction.rating
         if rating is not None and rating.normalized is not None and self.config["rating_weight"]:
             w = self.config["rating_weight"]
@@ -195,6 +204,13 @@ def _phrases() -> tuple[dict[str, list[int]], list[tuple[re.Pattern[str], float,
         for word in anchors:
             by_anchor.setdefault(word, []).append(i)
     return by_anchor, compiled
+
+
+def _model() -> Any:
+    from .model import bundled
+
+    with _models_lock:
+        return bundled()
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,89 @@
+"""The sentiment enricher's trained layer: a linear model (logistic regression) over a
+text's words and word pairs, with VADER's customer-service score as one more input.
+
+A lexicon scores the words it knows; most complaints in product reviews carry none
+("i ended up sending the unit back", "the buttons are too easy to hit"). The model
+learnt from public labelled text which words and pairs lean which way. It is trained
+by ``bench/train_sentiment.py`` (scikit-learn, not needed at run time) and ships as
+``sentiment_model.json.gz``: the weights, the bias and where they came from. Scoring a
+text is a dictionary lookup per feature, so it needs nothing beyond the standard library.
+
+``features`` is the one tokenizer of both sides: training feeds it to scikit-learn's
+vectorizer, and scoring reads the same features back.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import math
+import re
+from importlib import resources
+from typing import Any
+
+MODEL_FILE = "sentiment_model.json.gz"
+
+_TOKEN = re.compile(r"[a-z][a-z']*|[!?]")
+#: words that negate what follows: the next words are marked ("not good" -> NOT_good)
+NEGATORS = frozenset({"not", "no", "never", "cannot", "nothing", "nobody", "none", "neither", "nor", "without", "hardly"})
+NEGATION_SCOPE = 3
+
+
+def features(text: str) -> list[str]:
+    """The model's features of ``text``: lower-cased words (a word within three of a
+    negator marked ``NOT_``) and each pair of neighbouring ones."""
+    marked: list[str] = []
+    scope = 0
+    for word in _TOKEN.findall(text.lower()):
+        if word in NEGATORS or word.endswith("n't"):
+            scope = NEGATION_SCOPE
+            marked.append(word)
+            continue
+        if scope:
+            marked.append("NOT_" + word)
+            scope -= 1
+        else:
+            marked.append(word)
+    return marked + [f"{a} {b}" for a, b in zip(marked, marked[1:])]
+
+
+class LinearModel:
+    """Weights per feature, the weight of the lexicon's score, and a bias."""
+
+    def __init__(self, weights: dict[str, float], lexicon_weight: float, bias: float, meta: dict[str, Any] | None = None) -> None:
+        self.weights = weights
+        self.lexicon_weight = lexicon_weight
+        self.bias = bias
+        self.meta = meta or {}
+        self.norm = self.meta.get("norm")
+
+    def logit(self, text: str, lexicon_score: float) -> float:
+        """Log-odds that ``text`` is positive. Each feature counts once; with ``norm =
+        "sqrt"`` their sum is divided by the square root of how many the text has, so
+        that a long mail's many neutral words do not outvote its one opinion."""
+        get = self.weights.get
+        found = set(features(text))
+        words = sum(get(f, 0.0) for f in found)
+        if self.norm == "sqrt" and found:
+            words /= math.sqrt(len(found))
+        return self.bias + self.lexicon_weight * lexicon_score + words
+
+    def score(self, text: str, lexicon_score: float) -> float:
+        """-1..1: the probability of positive, rescaled (2p - 1 = tanh(logit / 2))."""
+        return math.tanh(self.logit(text, lexicon_score) / 2)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.meta, "bias": self.bias, "lexicon_weight": self.lexicon_weight, "weights": self.weights}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinearModel:
+        meta = {k: v for k, v in data.items() if k not in ("bias", "lexicon_weight", "weights")}
+        return cls({str(k): float(v) for k, v in data["weights"].items()}, float(data["lexicon_weight"]), float(data["bias"]), meta)
+
+
+@functools.lru_cache(maxsize=1)
+def bundled() -> LinearModel:
+    """The model this package ships (read once per process)."""
+    raw = resources.files(__package__).joinpath(MODEL_FILE).read_bytes()
+    return LinearModel.from_json(json.loads(gzip.decompress(raw)))
