@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Train the sentiment enricher's linear model (crmsync_enrich/sentiment_model.json.gz).
+"""Train the sentiment enricher's linear models (crmsync_enrich/sentiment_model.json.gz):
+sentiment, and the emotion tags.
 
 A logistic regression (scikit-learn) over the features of ``crmsync_enrich.model``
 (words, negation-marked, and word pairs) plus one input: the score of VADER with
@@ -15,10 +16,16 @@ under licences that allow shipping what is learnt from it:
 * ``--uci DIR``: "Sentiment Labelled Sentences" (Kotzias et al., KDD 2015; UCI
   Machine Learning Repository, CC BY 4.0): 1,000 sentences each from Amazon, Yelp
   and IMDb reviews, labelled positive or negative.
-* ``--goemotions PATH``: GoEmotions' train split (Demszky et al., ACL 2020; CC BY
-  4.0), 43,410 Reddit comments: a comment with only positive emotions is positive,
-  only negative ones negative (the paper's own grouping); weighted 0.3 a comment,
-  so that Reddit's many short comments do not outweigh the review sets.
+* ``--goemotions DIR``: GoEmotions (Demszky et al., ACL 2020; CC BY 4.0), the folder
+  of its ``train.tsv`` and ``dev.tsv`` (``goemotions/data`` of
+  github.com/google-research/google-research, ``data/original`` of
+  monologg/GoEmotions-pytorch). For sentiment, the 43,410 Reddit comments of the
+  train split: a comment with only positive emotions is positive, only negative ones
+  negative (the paper's own grouping); weighted 0.3 a comment, so that Reddit's many
+  short comments do not outweigh the review sets. For the emotion tags, one model per
+  crmsync emotion (its GoEmotions categories as ``bench_sentiment.GOEMOTIONS_MAP``
+  maps them), each with the threshold of best F1 on the dev split. The test split
+  is ``bench_sentiment.py --goemotions``'s.
 
 Neutral texts (a Hutto mean rating within 0.25 of 0, a GoEmotions comment tagged only
 "neutral") count half as positive and half as negative, which pulls the words of
@@ -29,7 +36,7 @@ aside: a dozen short ones such as "Great product.") is left out.
 
     pip install scikit-learn
     .venv/bin/python bench/train_sentiment.py --hutto .../hutto_ICWSM_2014 \\
-        --uci ".../sentiment labelled sentences" --goemotions .../train.tsv
+        --uci ".../sentiment labelled sentences" --goemotions .../data/original
 
 Deterministic for the same data and library versions. Then measure it with
 ``bench_sentiment.py``.
@@ -65,6 +72,7 @@ NEUTRAL = -1
 NEUTRAL_HUTTO = 0.25  # a mean rating this close to 0 is a neutral text
 NEUTRAL_WEIGHT = 1.0
 NORM = True  # see crmsync_enrich.model.LinearModel.logit
+EMOTION_PRUNE_BELOW = 0.5  # the emotions' weights are larger (no class weighting)
 PRUNE_BELOW = 0.25  # smaller weights are left out of the shipped file (66k -> 29k weights, 373 -> 169 KB; held-out recall moves by 0.01)
 
 
@@ -126,10 +134,55 @@ def lexicon_scores(texts: list[str]) -> list[float]:
     return [r.sentiment.score if r.sentiment else 0.0 for r in enricher.enrich_batch(recs)]
 
 
+def _matrix(vec: Any, texts: list[str], *, fit: bool = False) -> Any:
+    """The texts' binary feature matrix, each row scaled by 1/sqrt(how many features the
+    text has, known or not), as scoring does (``norm = "sqrt"``)."""
+    import numpy as np
+    from crmsync_enrich.model import features
+    from scipy.sparse import csr_matrix
+
+    words = vec.fit_transform(texts) if fit else vec.transform(texts)
+    if not NORM:
+        return words
+    counts = np.array([len(set(features(t))) for t in texts], dtype=float)
+    return csr_matrix(words.multiply(1 / np.sqrt(np.maximum(counts, 1)).reshape(-1, 1)))
+
+
+def train_emotions(train_rows: list[tuple[str, str, set[str]]], dev_rows: list[tuple[str, str, set[str]]]) -> dict[str, Any]:
+    """One logistic regression per crmsync emotion on GoEmotions' train split; its
+    threshold is the one with the best F1 on the dev split (the test split stays
+    ``bench_sentiment.py --goemotions``'s)."""
+    import numpy as np
+    from crmsync_enrich.model import features
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from bench_sentiment import GOEMOTIONS_MAP
+
+    vec = CountVectorizer(analyzer=features, min_df=MIN_DF, binary=True)
+    x_train = _matrix(vec, [t for t, _, _ in train_rows], fit=True)
+    x_dev = _matrix(vec, [t for t, _, _ in dev_rows])
+    names = vec.get_feature_names_out()
+    out = {}
+    for emotion in GOEMOTIONS_MAP:
+        y = np.array([emotion in tags for _, _, tags in train_rows])
+        y_dev = np.array([emotion in tags for _, _, tags in dev_rows])
+        clf = LogisticRegression(C=C, max_iter=5000).fit(x_train, y)
+        p_dev = clf.predict_proba(x_dev)[:, 1]
+
+        def f1(t: float, p_dev: Any = p_dev, y_dev: Any = y_dev) -> float:
+            said = p_dev >= t
+            return 2 * float(np.sum(said & y_dev)) / max(1, int(np.sum(said) + np.sum(y_dev)))
+
+        threshold = max((round(float(t), 2) for t in np.arange(0.1, 0.9, 0.05)), key=f1)
+        weights = {str(n): round(float(w), 3) for n, w in zip(names, clf.coef_[0], strict=True) if abs(w) >= EMOTION_PRUNE_BELOW}
+        out[emotion] = {"bias": round(float(clf.intercept_[0]), 4), "threshold": threshold, "dev_f1": round(f1(threshold), 3), "weights": dict(sorted(weights.items()))}
+    return out
+
+
 def train(rows: list[tuple[str, int, str]]) -> dict[str, Any]:
     import numpy as np
     import sklearn
-    from crmsync_enrich.model import features
     from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -141,12 +194,10 @@ def train(rows: list[tuple[str, int, str]]) -> dict[str, Any]:
     texts = [t for t, _, _, _ in expanded]
     labels = np.array([y for _, y, _, _ in expanded])
     weights = np.array([w * (GOEMOTIONS_WEIGHT if s == "goemotions" else 1.0) for _, _, s, w in expanded])
+    from crmsync_enrich.model import features
+
     vec = CountVectorizer(analyzer=features, min_df=MIN_DF, binary=True)
-    words = vec.fit_transform(texts)
-    if NORM:
-        # each text's features scaled by 1/sqrt(how many it has, known or not), as scoring does
-        counts = np.array([len(set(features(t))) for t in texts], dtype=float)
-        words = csr_matrix(words.multiply(1 / np.sqrt(np.maximum(counts, 1)).reshape(-1, 1)))
+    words = _matrix(vec, texts, fit=True)
     lexicon = csr_matrix(np.array(lexicon_scores(texts)).reshape(-1, 1) * LEXICON_SCALE)
     # no intercept: a text with no known feature and a lexicon score of 0 scores 0 (neutral)
     clf = LogisticRegression(C=C, max_iter=5000, class_weight="balanced", fit_intercept=False)
@@ -163,7 +214,7 @@ def train(rows: list[tuple[str, int, str]]) -> dict[str, Any]:
         "sources": [
             "Hutto & Gilbert, VADER (ICWSM 2014): movie-review, tweet and NYT editorial snippets (github.com/cjhutto/vaderSentiment, MIT)",
             "Kotzias et al., From Group to Individual Labels using Deep Features (KDD 2015): Sentiment Labelled Sentences, UCI ML Repository (CC BY 4.0)",
-            "Demszky et al., GoEmotions (ACL 2020): train split, sentiment grouping (CC BY 4.0)",
+            "Demszky et al., GoEmotions (ACL 2020): train split (sentiment grouping; emotions), dev split (emotion thresholds) (CC BY 4.0)",
         ],
         "held_out": "the Amazon review snippets of Hutto & Gilbert (bench_sentiment.py --amazon)",
         "norm": "sqrt" if NORM else None,
@@ -179,19 +230,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hutto", type=Path, required=True, help="the unpacked hutto_ICWSM_2014 folder")
     ap.add_argument("--uci", type=Path, required=True, help="the 'sentiment labelled sentences' folder")
-    ap.add_argument("--goemotions", type=Path, required=True, help="GoEmotions' train.tsv")
+    ap.add_argument("--goemotions", type=Path, required=True, help="the folder of GoEmotions' train.tsv and dev.tsv")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(BENCH))
     held_out = {_norm(line.split("\t")[2]) for line in (args.hutto / f"{HELD_OUT}_GroundTruth.txt").read_text(encoding="utf-8", errors="replace").splitlines() if line.count("\t") >= 2}
-    rows = load_hutto(args.hutto) + load_uci(args.uci) + load_goemotions(args.goemotions)
+    rows = load_hutto(args.hutto) + load_uci(args.uci) + load_goemotions(args.goemotions / "train.tsv")
     kept = [r for r in rows if _norm(r[0]) not in held_out]
     print(f"{len(kept)} training texts ({len(rows) - len(kept)} left out: also in the held-out test)", flush=True)
     model = train(kept)
+    from bench_sentiment import load_goemotions as goemotions_tagged
+
+    model["emotions"] = train_emotions(goemotions_tagged(args.goemotions / "train.tsv"), goemotions_tagged(args.goemotions / "dev.tsv"))
     raw = json.dumps(model, ensure_ascii=False, separators=(",", ":")).encode()
     args.out.write_bytes(gzip.compress(raw, mtime=0))
-    print(f"{len(model['weights'])} weights, bias {model['bias']}, lexicon weight {model['lexicon_weight']}: {args.out} ({args.out.stat().st_size // 1024} KB)")
+    emotions = ", ".join(f"{e} {len(m['weights'])} (dev F1 {m['dev_f1']})" for e, m in model["emotions"].items())
+    print(f"{len(model['weights'])} weights, lexicon weight {model['lexicon_weight']}; emotions: {emotions}; {args.out} ({args.out.stat().st_size // 1024} KB)")
 
 
 if __name__ == "__main__":

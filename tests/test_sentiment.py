@@ -205,3 +205,32 @@ def test_the_model_without_evidence_says_nothing_and_sums_its_features():
     assert shipped.bias == 0.0 and shipped.lexicon_weight > 0 and len(shipped.weights) > 10_000
     # where the weights come from, and what they were not trained on, travel with them
     assert len(shipped.meta["sources"]) == 3 and "Amazon" in shipped.meta["held_out"]
+
+
+@pytest.mark.parametrize(
+    ("text", "emotion"),
+    [
+        ("This is infuriating, you people are clowns.", "anger"),
+        ("I'm really worried the heater will catch something, please advise.", "urgency"),
+        ("So disappointed, it broke after one use.", "frustration"),
+    ],
+)
+def test_the_emotion_models_tag_what_the_word_lists_miss(text, emotion):
+    lists = _enricher(model="off").enrich(_rec(text))
+    read = _enricher().enrich(_rec(text))
+    assert "emotions" not in lists.extra
+    assert read.sentiment.label == "negative" and read.extra["emotions"] == [emotion]
+
+
+def test_an_emotion_is_tagged_at_its_threshold_and_only_where_asked():
+    from crmsync_enrich.model import LinearModel, bundled
+
+    # anger at p >= 0.5 (log-odds 0), joy at p >= 0.8 (log-odds 1.386)
+    model = LinearModel({}, 1.0, 0.0, emotions={"anger": ({"clowns": 1.0}, -0.5, 0.5), "joy": ({"thrilled": 1.0}, 0.0, 0.8)})
+    assert model.emotion_tags("clowns") == {"anger"}  # -0.5 + 1.0 >= 0
+    assert model.emotion_tags("clowns", ("joy",)) == set()
+    assert model.emotion_tags("thrilled") == set()  # 1.0 < 1.386
+    assert LinearModel.from_json(model.to_json()).emotion_tags("clowns") == {"anger"}
+    shipped = bundled()
+    assert set(shipped.emotions) == {"anger", "frustration", "urgency", "joy", "gratitude"}
+    assert all(0 < threshold < 1 and len(weights) > 500 for weights, _bias, threshold in shipped.emotions.values())

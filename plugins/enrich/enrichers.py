@@ -86,7 +86,8 @@ class SentimentEnricher(crmsync.Enricher):
       VADER's customer-service score as one of its inputs. The score is then
       2p - 1, p the model's probability that the text is positive.
     * ``emotions``: ``builtin`` tags anger, frustration, urgency, joy and gratitude
-      from crmsync's own word and phrase lists; ``nrc`` adds the NRC Emotion Lexicon
+      from crmsync's own word and phrase lists and, with the model on, from one
+      model per emotion trained on GoEmotions; ``nrc`` adds the NRC Emotion Lexicon
       as the ``nrclex`` package ships it (``pip install 'crmsync[emotions]'``; its
       terms allow research use, commercial use needs a licence from NRC Canada);
       ``off`` tags none. Tags go in ``extra["emotions"]``.
@@ -143,8 +144,12 @@ class SentimentEnricher(crmsync.Enricher):
             if weight:
                 score = _shift(score, weight)
             method = "vader+cs"
+        found = None
         if self.model is not None and english:
-            score = self.model.score(text, score)
+            from .model import features
+
+            found = set(features(text))
+            score = self.model.score(found, score)
             method += "+model"
         rating = interaction.rating
         if rating is not None and rating.normalized is not None and self.config["rating_weight"]:
@@ -155,9 +160,12 @@ class SentimentEnricher(crmsync.Enricher):
         label = "positive" if score >= self.config["positive"] else ("negative" if score <= self.config["negative"] else "neutral")
         interaction.sentiment = crmsync.Sentiment(score=round(score, 4), label=label, method=method)
         if self.config["emotions"] != "off" and english:
-            found = self._emotions(words, signals, label)
-            if found:
-                interaction.extra["emotions"] = found
+            if found is not None and label != "neutral":
+                # only the emotions a text of this sign may carry (see _emotions)
+                signals |= self.model.emotion_tags(found, NEGATIVE_EMOTIONS if label == "negative" else POSITIVE_EMOTIONS)
+            tags = self._emotions(words, signals, label)
+            if tags:
+                interaction.extra["emotions"] = tags
             else:
                 interaction.extra.pop("emotions", None)
         return interaction

@@ -1,5 +1,6 @@
 """The sentiment enricher's trained layer: a linear model (logistic regression) over a
-text's words and word pairs, with VADER's customer-service score as one more input.
+text's words and word pairs, with VADER's customer-service score as one more input,
+and one such model per emotion (anger, frustration, urgency, joy, gratitude).
 
 A lexicon scores the words it knows; most complaints in product reviews carry none
 ("i ended up sending the unit back", "the buttons are too easy to hit"). The model
@@ -20,6 +21,7 @@ import json
 import math
 import re
 from importlib import resources
+from itertools import repeat
 from typing import Any
 
 MODEL_FILE = "sentiment_model.json.gz"
@@ -49,37 +51,55 @@ def features(text: str) -> list[str]:
 
 
 class LinearModel:
-    """Weights per feature, the weight of the lexicon's score, and a bias."""
+    """Weights per feature, the weight of the lexicon's score, and a bias; with
+    ``emotions``, one more set of weights, a bias and a threshold per emotion."""
 
-    def __init__(self, weights: dict[str, float], lexicon_weight: float, bias: float, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, weights: dict[str, float], lexicon_weight: float, bias: float, meta: dict[str, Any] | None = None,
+                 emotions: dict[str, tuple[dict[str, float], float, float]] | None = None) -> None:
         self.weights = weights
         self.lexicon_weight = lexicon_weight
         self.bias = bias
         self.meta = meta or {}
         self.norm = self.meta.get("norm")
+        self.emotions = emotions or {}
+        # p >= threshold, as weights' sum >= the threshold's log-odds less the bias
+        self._cuts = {e: math.log(t / (1 - t)) - b for e, (_w, b, t) in self.emotions.items()}
 
-    def logit(self, text: str, lexicon_score: float) -> float:
-        """Log-odds that ``text`` is positive. Each feature counts once; with ``norm =
-        "sqrt"`` their sum is divided by the square root of how many the text has, so
-        that a long mail's many neutral words do not outvote its one opinion."""
-        get = self.weights.get
-        found = set(features(text))
-        words = sum(get(f, 0.0) for f in found)
-        if self.norm == "sqrt" and found:
-            words /= math.sqrt(len(found))
-        return self.bias + self.lexicon_weight * lexicon_score + words
+    def _sum(self, weights: dict[str, float], found: set[str]) -> float:
+        """The weights of ``found`` (each feature once); with ``norm = "sqrt"`` divided
+        by the square root of how many features the text has, so that a long mail's
+        many neutral words do not outvote its one opinion."""
+        total = sum(map(weights.get, found, repeat(0.0, len(found))))
+        return total / math.sqrt(len(found)) if self.norm == "sqrt" and found else total
 
-    def score(self, text: str, lexicon_score: float) -> float:
+    def logit(self, text: str | set[str], lexicon_score: float) -> float:
+        """Log-odds that ``text`` (or its ``set(features(text))``) is positive."""
+        found = set(features(text)) if isinstance(text, str) else text
+        return self.bias + self.lexicon_weight * lexicon_score + self._sum(self.weights, found)
+
+    def score(self, text: str | set[str], lexicon_score: float) -> float:
         """-1..1: the probability of positive, rescaled (2p - 1 = tanh(logit / 2))."""
         return math.tanh(self.logit(text, lexicon_score) / 2)
 
+    def emotion_tags(self, text: str | set[str], among: tuple[str, ...] | None = None) -> set[str]:
+        """The emotions (of ``among``, default all) whose probability reaches their threshold."""
+        found = set(features(text)) if isinstance(text, str) else text
+        tags = set()
+        for emotion in self.emotions if among is None else among:
+            if emotion in self._cuts and self._sum(self.emotions[emotion][0], found) >= self._cuts[emotion]:
+                tags.add(emotion)
+        return tags
+
     def to_json(self) -> dict[str, Any]:
-        return {**self.meta, "bias": self.bias, "lexicon_weight": self.lexicon_weight, "weights": self.weights}
+        emotions = {e: {"bias": b, "threshold": t, "weights": w} for e, (w, b, t) in self.emotions.items()}
+        return {**self.meta, "bias": self.bias, "lexicon_weight": self.lexicon_weight, "weights": self.weights, "emotions": emotions}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LinearModel:
-        meta = {k: v for k, v in data.items() if k not in ("bias", "lexicon_weight", "weights")}
-        return cls({str(k): float(v) for k, v in data["weights"].items()}, float(data["lexicon_weight"]), float(data["bias"]), meta)
+        meta = {k: v for k, v in data.items() if k not in ("bias", "lexicon_weight", "weights", "emotions")}
+        emotions = {str(e): ({str(k): float(v) for k, v in m["weights"].items()}, float(m["bias"]), float(m["threshold"]))
+                    for e, m in (data.get("emotions") or {}).items()}
+        return cls({str(k): float(v) for k, v in data["weights"].items()}, float(data["lexicon_weight"]), float(data["bias"]), meta, emotions)
 
 
 @functools.lru_cache(maxsize=1)
