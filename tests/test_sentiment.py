@@ -234,3 +234,25 @@ def test_an_emotion_is_tagged_at_its_threshold_and_only_where_asked():
     shipped = bundled()
     assert set(shipped.emotions) == {"anger", "frustration", "urgency", "joy", "gratitude"}
     assert all(0 < threshold < 1 and len(weights) > 500 for weights, _bias, threshold in shipped.emotions.values())
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(["not", "no", "don't", "never", "good", "bad", "no1", "x_no", "won't", "NOT", "n't", "it", "!", "?", "nor'"]), max_size=12).map(" ".join) | st.text(max_size=60))
+def test_model_features_skip_the_negation_loop_only_where_it_would_mark_nothing(text):
+    """features() skips its marking loop for texts with no negator: the result must be
+    what the loop gives, for any text (the model was trained on these features)."""
+    import re
+
+    from crmsync_enrich.model import NEGATION_SCOPE, NEGATORS, features
+
+    marked, scope = [], 0
+    for word in re.findall(r"[a-z][a-z']*|[!?]", text.lower()):
+        if word in NEGATORS or word.endswith("n't"):
+            scope = NEGATION_SCOPE
+            marked.append(word)
+        elif scope:
+            marked.append("NOT_" + word)
+            scope -= 1
+        else:
+            marked.append(word)
+    assert features(text) == marked + [f"{a} {b}" for a, b in zip(marked, marked[1:])]

@@ -35,19 +35,24 @@ NEGATION_SCOPE = 3
 def features(text: str) -> list[str]:
     """The model's features of ``text``: lower-cased words (a word within three of a
     negator marked ``NOT_``) and each pair of neighbouring ones."""
-    marked: list[str] = []
-    scope = 0
-    for word in _TOKEN.findall(text.lower()):
-        if word in NEGATORS or word.endswith("n't"):
-            scope = NEGATION_SCOPE
-            marked.append(word)
-            continue
-        if scope:
-            marked.append("NOT_" + word)
-            scope -= 1
-        else:
-            marked.append(word)
-    return marked + [f"{a} {b}" for a, b in zip(marked, marked[1:])]
+    lower = text.lower()
+    words = _TOKEN.findall(lower)
+    if "n't" not in lower and NEGATORS.isdisjoint(words):
+        marked = words  # nothing to mark (most texts): no loop over the words
+    else:
+        marked = []
+        scope = 0
+        for word in words:
+            if word in NEGATORS or word.endswith("n't"):
+                scope = NEGATION_SCOPE
+                marked.append(word)
+                continue
+            if scope:
+                marked.append("NOT_" + word)
+                scope -= 1
+            else:
+                marked.append(word)
+    return marked + list(map(" ".join, zip(marked, marked[1:])))
 
 
 class LinearModel:
