@@ -67,16 +67,20 @@ def load_own() -> list[tuple[str, str, set[str]]]:
     return [(r["text"], r["label"], set(r.get("emotions", ()))) for r in rows]
 
 
-def load_goemotions(path: Path) -> list[tuple[str, str, set[str]]]:
+def goemotions_rows(path: Path) -> list[tuple[str, set[str]]]:
+    """A GoEmotions split (text, label ids, comment id a line): each text and the names
+    of its categories."""
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         parts = line.split("\t")
-        if len(parts) < 2:
-            continue
-        names = {GOEMOTIONS_LABELS[int(i)] for i in parts[1].split(",") if i.strip().isdigit()}
-        ours = {emotion for emotion, theirs in GOEMOTIONS_MAP.items() if names & theirs}
-        out.append((parts[0], "", ours))
+        if len(parts) >= 2:
+            out.append((parts[0], {GOEMOTIONS_LABELS[int(i)] for i in parts[1].split(",") if i.strip().isdigit()}))
     return out
+
+
+def load_goemotions(path: Path) -> list[tuple[str, str, set[str]]]:
+    """Each text with crmsync's emotions for its categories (GOEMOTIONS_MAP)."""
+    return [(text, "", {emotion for emotion, theirs in GOEMOTIONS_MAP.items() if names & theirs}) for text, names in goemotions_rows(path)]
 
 
 def load_amazon(path: Path) -> list[tuple[str, str, set[str] | None]]:

@@ -106,19 +106,15 @@ def load_uci(folder: Path) -> list[tuple[str, int, str]]:
 
 
 def load_goemotions(path: Path) -> list[tuple[str, int, str]]:
-    from bench_sentiment import GOEMOTIONS_LABELS
+    from bench_sentiment import goemotions_rows
 
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) < 2:
-            continue
-        names = {GOEMOTIONS_LABELS[int(i)] for i in parts[1].split(",") if i.strip().isdigit()}
+    for text, names in goemotions_rows(path):
         pos, neg = bool(names & GOEMOTIONS_POSITIVE), bool(names & GOEMOTIONS_NEGATIVE)
         if pos != neg:
-            rows.append((parts[0], int(pos), "goemotions"))
+            rows.append((text, int(pos), "goemotions"))
         elif names == {"neutral"}:
-            rows.append((parts[0], NEUTRAL, "goemotions"))
+            rows.append((text, NEUTRAL, "goemotions"))
     return rows
 
 
