@@ -154,8 +154,6 @@ runs = Table(
 )
 
 
-#: People erased with ``crmsync forget``: SHA-256 of each of their keys (``email:...``,
-#: ``handle:...``, ``url:...``), never the key itself. Runs skip content by such people.
 #: Every lookup key of every CRM contact (kind: key, email, domain, host), for
 #: identity resolution; derived from the contacts, kept in step by Identities.sync_contact_index.
 contact_index = Table(
@@ -167,6 +165,8 @@ contact_index = Table(
     Index("ix_contact_index_contact_id", "contact_id"),
 )
 
+#: People erased with ``crmsync forget``: SHA-256 of each of their keys (``email:...``,
+#: ``handle:...``, ``url:...``), never the key itself. Runs skip content by such people.
 suppressions = Table(
     "suppressions",
     metadata,
