@@ -12,6 +12,7 @@ import crmsync
 
 from . import pages as schemaorg
 from .dates import parse_date
+from .exports import Entry, json_entries, jsonl_entries
 from .fields import body_fields, get_path, head_bytes, keys_of, number, plain_text
 from .presets import FIELDS, PRESETS, Preset, detect
 
@@ -213,25 +214,24 @@ class ReviewsSource(crmsync.Source):
     def _text(self, ref: str, data: bytes) -> str:
         """An export's text in the configured encoding (or found by BOM, UTF-8, a
         Windows-1252 guess: the run report says which when it was a guess or lossy)."""
-        try:
-            decoded = crmsync.decode_export(data, self.config.get("encoding"))
-        except LookupError:
-            msg = f"key 'encoding': unknown encoding {self.config['encoding']!r}"
-            raise crmsync.ConfigError(msg, plugin=self.instance) from None
-        if decoded.guessed or decoded.replaced:
-            self.note(f"{ref}: {decoded.describe()}")
-        return decoded.text
+        return self._decoded(ref, lambda encoding: crmsync.decode_export(data, encoding)).text
 
     def _lines(self, ref: str, data: bytes | Path) -> Iterator[str]:
         """:meth:`_text`, a line at a time."""
+        return self._decoded(ref, lambda encoding: crmsync.export_lines(data, encoding))[0]
+
+    def _decoded(self, ref: str, decode: Any) -> Any:
+        """``decode(encoding)`` (a decoding, or lines and their decoding) with the
+        configured encoding; an unknown one is a configuration error."""
         try:
-            lines, decoded = crmsync.export_lines(data, self.config.get("encoding"))
+            result = decode(self.config.get("encoding"))
         except LookupError:
             msg = f"key 'encoding': unknown encoding {self.config['encoding']!r}"
             raise crmsync.ConfigError(msg, plugin=self.instance) from None
+        decoded = result[1] if isinstance(result, tuple) else result
         if decoded.guessed or decoded.replaced:
             self.note(f"{ref}: {decoded.describe()}")
-        return lines
+        return result
 
     def _export(self, ref: str, data: bytes | Path, first_line: int | None = None) -> Iterator[crmsync.Record]:
         """One export's reviews, from its bytes or (a local file) its path."""
@@ -257,77 +257,29 @@ class ReviewsSource(crmsync.Source):
         if kind == "jsonl":
             count, ends_in_newline = crmsync.count_lines(data)
             self.expect((self.expected or 0) + count + (0 if ends_in_newline else 1))
-            preset = None
-            for n, ended in enumerate(self._lines(ref, data), 1):
-                line = ended.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                where = f"{ref}:{n}"
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError) as exc:
-                    yield self.reject(where, f"line {n} is not valid JSON: {exc}", line)
-                    continue
-                if preset is None:
-                    preset = self._preset(keys_of(record), "jsonl")
-                yield from self._review(where, record, preset, line.encode())
+            yield from self._entries(jsonl_entries(ref, self._lines(ref, data)), "jsonl")
             return
         if isinstance(data, Path):  # one JSON document: read whole
             data = data.read_bytes()
-        text = self._text(ref, data)
         try:
-            doc = json.loads(text)
+            fmt, entries = json_entries(ref, self._text(ref, data))
         except json.JSONDecodeError as exc:
-            if not exc.msg.startswith("Extra data"):
-                yield self.reject(ref, f"not valid JSON: {exc}", data)
-                return
-            # JSON Lines in a .json file, or objects one after another: read them one by one
-            yield from self._concatenated(ref, text)
+            yield self.reject(ref, f"not valid JSON: {exc}", data)
             return
-        records: Any = doc
-        if isinstance(doc, dict):
-            for p in PRESETS.values():
-                if p.records and isinstance(doc.get(p.records), list):
-                    records = doc[p.records]
-                    break
-            else:
-                records = next((v for v in doc.values() if isinstance(v, list)), [doc])
-        if not isinstance(records, list) or not records:
-            return
-        preset = self._preset(keys_of(records[0]), "json")
-        for n, record in enumerate(records, 1):
-            yield from self._review(f"{ref}:{n}", record, preset, json.dumps(record, ensure_ascii=False).encode())
+        yield from self._entries(entries, fmt)
 
-    def _concatenated(self, ref: str, text: str) -> Iterator[crmsync.Record]:
-        """Reviews written as JSON values one after another (JSON Lines, or objects with no
-        separator at all), each quarantined alone when it is not valid JSON."""
-        decoder = json.JSONDecoder()
-        pos, preset = 0, None
-        while True:
-            while pos < len(text) and text[pos] in " \t\r\n,":
-                pos += 1
-            if pos >= len(text):
-                return
-            line = text.count("\n", 0, pos) + 1
-            try:
-                value, end = decoder.raw_decode(text, pos)
-            except (ValueError, RecursionError) as exc:
-                nxt = text.find("\n", pos)  # go on with the next line
-                bad = text[pos : len(text) if nxt < 0 else nxt]
-                yield self.reject(f"{ref}:{line}", f"line {line} is not valid JSON: {exc}", bad)
-                if nxt < 0:
-                    return
-                pos = nxt + 1
+    def _entries(self, entries: Iterator[Entry], fmt: str) -> Iterator[crmsync.Record]:
+        """A JSON export's records as reviews (the preset from the first one's keys),
+        each quarantined alone when it is not one."""
+        preset = None
+        for entry in entries:
+            if entry.problem is not None:
+                yield self.reject(entry.where, entry.problem, entry.raw)
                 continue
-            raw = text[pos:end].encode()
-            pos = end
-            for record in value if isinstance(value, list) else [value]:
-                if not isinstance(record, dict):
-                    yield self.reject(f"{ref}:{line}", f"line {line} holds a JSON {type(record).__name__}, not a review object", raw)
-                    continue
-                if preset is None:
-                    preset = self._preset(keys_of(record), "jsonl")
-                yield from self.guard(f"{ref}:{line}", raw, self._review(f"{ref}:{line}", record, preset, raw))
+            if preset is None:
+                preset = self._preset(keys_of(entry.record), fmt)
+            raw = entry.raw.encode()
+            yield from self.guard(entry.where, raw, self._review(entry.where, entry.record, preset, raw))
 
     def _scale(self, record: Any, preset: Preset, mapping: dict[str, str]) -> tuple[float, float]:
         spec = get_path(record, mapping.get("scale"))
