@@ -105,7 +105,7 @@ def load_uci(folder: Path) -> list[tuple[str, int, str]]:
     return rows
 
 
-def load_goemotions(path: Path) -> list[tuple[str, int, str]]:
+def load_goemotions_sentiment(path: Path) -> list[tuple[str, int, str]]:
     from bench_sentiment import goemotions_rows
 
     rows = []
@@ -232,13 +232,13 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(BENCH))
     held_out = {_norm(line.split("\t")[2]) for line in (args.hutto / f"{HELD_OUT}_GroundTruth.txt").read_text(encoding="utf-8", errors="replace").splitlines() if line.count("\t") >= 2}
-    rows = load_hutto(args.hutto) + load_uci(args.uci) + load_goemotions(args.goemotions / "train.tsv")
+    rows = load_hutto(args.hutto) + load_uci(args.uci) + load_goemotions_sentiment(args.goemotions / "train.tsv")
     kept = [r for r in rows if _norm(r[0]) not in held_out]
     print(f"{len(kept)} training texts ({len(rows) - len(kept)} left out: also in the held-out test)", flush=True)
     model = train(kept)
-    from bench_sentiment import load_goemotions as goemotions_tagged
+    from bench_sentiment import load_goemotions
 
-    model["emotions"] = train_emotions(goemotions_tagged(args.goemotions / "train.tsv"), goemotions_tagged(args.goemotions / "dev.tsv"))
+    model["emotions"] = train_emotions(load_goemotions(args.goemotions / "train.tsv"), load_goemotions(args.goemotions / "dev.tsv"))
     raw = json.dumps(model, ensure_ascii=False, separators=(",", ":")).encode()
     args.out.write_bytes(gzip.compress(raw, mtime=0))
     emotions = ", ".join(f"{e} {len(m['weights'])} (dev F1 {m['dev_f1']})" for e, m in model["emotions"].items())

@@ -12,6 +12,7 @@ from typing import Any
 import crmsync
 
 from .lexicon import EMOTION_WORDS, NEGATIVE_EMOTIONS, NRC_MAP, POSITIVE_EMOTIONS
+from .model import features
 
 
 # Models are loaded once per process and shared by every instance (and thread): a
@@ -146,8 +147,6 @@ class SentimentEnricher(crmsync.Enricher):
             method = "vader+cs"
         found = None
         if self.model is not None and english:
-            from .model import features
-
             found = set(features(text))
             score = self.model.score(found, score)
             method += "+model"
